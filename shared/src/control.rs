@@ -1,0 +1,346 @@
+//! Control messages between the parent (client) and the enclave (server).
+//!
+//! The parent sends [`Request`]s, each with an id it chose. The enclave answers each with a
+//! [`Response`] that echoes the id, in any order, and may send [`Event`]s (log lines, progress) at
+//! any time. Both directions use the frame format of [`crate::frame`].
+
+use crate::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A request id, chosen by the parent, unique among its requests in flight.
+pub type RequestId = u64;
+
+/// One request from the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: RequestId,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// The requests the enclave serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RequestBody {
+    /// Liveness and counters.
+    Health,
+    /// What the enclave is: versions, mode, trust anchors.
+    Describe,
+    /// Make one real call to STS in `region` through the relay, over TLS, to prove the outbound
+    /// path. The enclave uses no credentials it holds: the call is `GetCallerIdentity` signed
+    /// with a fixed, worthless probe key, so AWS answers with an error and the simulator with an
+    /// identity. Either proves the path.
+    ProbeAws {
+        /// AWS region whose STS endpoint is called.
+        region: String,
+    },
+}
+
+/// Everything the enclave sends on the control connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnclaveMessage {
+    /// The answer to one request.
+    Response(Response),
+    /// Something the enclave reports unasked.
+    Event(Event),
+}
+
+/// The answer to the request with the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id.
+    pub id: RequestId,
+    /// The result.
+    pub body: ResponseBody,
+}
+
+/// A result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ResponseBody {
+    /// Answer to [`RequestBody::Health`].
+    Health(HealthReport),
+    /// Answer to [`RequestBody::Describe`].
+    Describe(Description),
+    /// Answer to [`RequestBody::ProbeAws`].
+    ProbeAws(ProbeReport),
+    /// The request failed.
+    Error(ControlError),
+}
+
+/// Whether the enclave runs on Nitro hardware or in the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeMode {
+    /// In a Nitro Enclave, with `/dev/nsm` and vsock.
+    Production,
+    /// An ordinary process with a simulated NSM and Unix sockets.
+    Simulator,
+}
+
+/// Liveness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Milliseconds since the enclave program started.
+    pub uptime_ms: u64,
+    /// Control requests served so far.
+    pub requests_served: u64,
+    /// Outbound tunnels opened through the relay so far.
+    pub tunnels_opened: u64,
+}
+
+/// Which roots the enclave trusts for TLS to AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsTrust {
+    /// The web PKI roots compiled into the enclave binary.
+    WebPki {
+        /// Number of roots.
+        roots: u32,
+    },
+    /// Only the simulator's CA (simulator mode).
+    SimulatorCa {
+        /// SHA-256 of the CA certificate's DER, hex.
+        sha256: String,
+    },
+}
+
+/// What the enclave is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    /// [`crate::PROTOCOL_VERSION`] of the enclave build.
+    pub protocol_version: u32,
+    /// The enclave crate's version.
+    pub enclave_version: String,
+    /// Production or simulator.
+    pub mode: RuntimeMode,
+    /// Trust anchors for TLS to AWS.
+    pub tls_trust: TlsTrust,
+}
+
+/// The outcome of [`RequestBody::ProbeAws`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// The STS host called.
+    pub host: String,
+    /// True when a TLS-authenticated HTTP response came back, whatever its status.
+    pub reached: bool,
+    /// The account id STS returned, when the call succeeded (simulator).
+    pub account: Option<String>,
+    /// The AWS error code, when AWS answered with an error (real AWS, worthless key).
+    pub aws_error: Option<String>,
+    /// What failed, when nothing came back.
+    pub failure: Option<String>,
+    /// Milliseconds the call took, handshake included.
+    pub elapsed_ms: u64,
+}
+
+/// A failed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlError {
+    /// The product error code.
+    pub code: ErrorCode,
+    /// What went wrong, for a person. Never contains a variable value or key material.
+    pub message: String,
+}
+
+/// Severity of an [`Event::Log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something is wrong but work goes on.
+    Warn,
+    /// Normal operation.
+    Info,
+    /// Detail for diagnosis.
+    Debug,
+}
+
+/// An unsolicited message from the enclave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Event {
+    /// A log line. The enclave's logs leave it only this way, so nothing secret goes in here.
+    Log {
+        /// Severity.
+        level: LogLevel,
+        /// The module that logged.
+        target: String,
+        /// The message.
+        message: String,
+        /// Structured fields, already rendered.
+        fields: BTreeMap<String, String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{self, Decoded, FrameDecoder};
+    use proptest::prelude::*;
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        let body = prop_oneof![
+            Just(RequestBody::Health),
+            Just(RequestBody::Describe),
+            "[a-z0-9-]{0,20}".prop_map(|region| RequestBody::ProbeAws { region }),
+        ];
+        (any::<u64>(), body).prop_map(|(id, body)| Request { id, body })
+    }
+
+    fn arb_message() -> impl Strategy<Value = EnclaveMessage> {
+        let health = (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c)| {
+            ResponseBody::Health(HealthReport {
+                uptime_ms: a,
+                requests_served: b,
+                tunnels_opened: c,
+            })
+        });
+        let describe = (any::<u32>(), ".{0,12}", any::<bool>(), any::<u32>()).prop_map(
+            |(protocol_version, enclave_version, sim, roots)| {
+                ResponseBody::Describe(Description {
+                    protocol_version,
+                    enclave_version,
+                    mode: if sim {
+                        RuntimeMode::Simulator
+                    } else {
+                        RuntimeMode::Production
+                    },
+                    tls_trust: if sim {
+                        TlsTrust::SimulatorCa {
+                            sha256: "ab".repeat(32),
+                        }
+                    } else {
+                        TlsTrust::WebPki { roots }
+                    },
+                })
+            },
+        );
+        let probe = (
+            ".{0,30}",
+            any::<bool>(),
+            proptest::option::of("[0-9]{12}"),
+            proptest::option::of(".{0,20}"),
+            any::<u64>(),
+        )
+            .prop_map(|(host, reached, account, aws_error, elapsed_ms)| {
+                ResponseBody::ProbeAws(ProbeReport {
+                    host,
+                    reached,
+                    account,
+                    aws_error,
+                    failure: None,
+                    elapsed_ms,
+                })
+            });
+        let error = (0..ErrorCode::ALL.len(), ".{0,40}").prop_map(|(i, message)| {
+            ResponseBody::Error(ControlError {
+                code: ErrorCode::ALL[i],
+                message,
+            })
+        });
+        let response = (any::<u64>(), prop_oneof![health, describe, probe, error])
+            .prop_map(|(id, body)| EnclaveMessage::Response(Response { id, body }));
+        let log = (
+            0..4usize,
+            "[a-z:_]{0,20}",
+            ".{0,60}",
+            proptest::collection::btree_map("[a-z_]{1,8}", ".{0,16}", 0..4),
+        )
+            .prop_map(|(l, target, message, fields)| {
+                EnclaveMessage::Event(Event::Log {
+                    level: [
+                        LogLevel::Error,
+                        LogLevel::Warn,
+                        LogLevel::Info,
+                        LogLevel::Debug,
+                    ][l],
+                    target,
+                    message,
+                    fields,
+                })
+            });
+        prop_oneof![response, log]
+    }
+
+    /// Encodes a sequence of messages into one byte stream, then decodes it after splitting the
+    /// stream at arbitrary points, as a socket would deliver it.
+    fn round_trip_stream<T>(msgs: &[T], cuts: &[usize]) -> Vec<T>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let mut stream = Vec::new();
+        for m in msgs {
+            frame::encode_into(m, &mut stream).unwrap();
+        }
+        let decoder = FrameDecoder::default();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        cuts.push(stream.len());
+        cuts.sort_unstable();
+        for cut in cuts {
+            buf.extend_from_slice(&stream[pos..cut.max(pos)]);
+            pos = cut.max(pos);
+            while let Decoded::Frame { payload, consumed } = decoder.decode(&buf).unwrap() {
+                out.push(frame::decode_payload(payload).unwrap());
+                buf.drain(..consumed);
+            }
+        }
+        decoder.finish(&buf).unwrap();
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn requests_round_trip(msgs in proptest::collection::vec(arb_request(), 0..8), cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            prop_assert_eq!(round_trip_stream(&msgs, &cuts), msgs);
+        }
+
+        #[test]
+        fn enclave_messages_round_trip(msgs in proptest::collection::vec(arb_message(), 0..8), cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+            prop_assert_eq!(round_trip_stream(&msgs, &cuts), msgs);
+        }
+
+        #[test]
+        fn tunnel_messages_round_trip(host in "[a-z0-9.-]{1,40}", port in any::<u16>(), refused in any::<bool>(), detail in ".{0,40}", r in 0..5usize) {
+            let connect = crate::tunnel::Connect { host, port };
+            prop_assert_eq!(round_trip_stream(std::slice::from_ref(&connect), &[]), vec![connect]);
+            let reply = if refused {
+                crate::tunnel::ConnectReply::Refused { reason: crate::tunnel::RefusalReason::ALL[r], detail }
+            } else {
+                crate::tunnel::ConnectReply::Connected
+            };
+            prop_assert_eq!(round_trip_stream(std::slice::from_ref(&reply), &[]), vec![reply]);
+        }
+
+        /// Arbitrary bytes never panic the decoder: they are a frame, too short, or an error.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let decoder = FrameDecoder::default();
+            if let Ok(Decoded::Frame { payload, .. }) = decoder.decode(&bytes) {
+                let _ = frame::decode_payload::<Request>(payload);
+                let _ = frame::decode_payload::<EnclaveMessage>(payload);
+                let _ = frame::decode_payload::<crate::tunnel::Connect>(payload);
+            }
+            let _ = frame::decode_payload::<Request>(&bytes);
+            let _ = frame::decode_payload::<EnclaveMessage>(&bytes);
+            let _ = frame::decode_payload::<crate::tunnel::ConnectReply>(&bytes);
+            let _ = decoder.finish(&bytes);
+        }
+
+        /// A valid frame with any single byte flipped decodes to an error or to some message,
+        /// never a panic.
+        #[test]
+        fn bit_flips_never_panic(msg in arb_message(), at in any::<usize>(), bit in 0..8u8) {
+            let mut bytes = frame::encode(&msg).unwrap();
+            let i = at % bytes.len();
+            bytes[i] ^= 1 << bit;
+            if let Ok(Decoded::Frame { payload, .. }) = FrameDecoder::default().decode(&bytes) {
+                let _ = frame::decode_payload::<EnclaveMessage>(payload);
+            }
+        }
+    }
+}

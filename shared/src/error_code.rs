@@ -1,0 +1,155 @@
+//! The product's error codes (DESIGN §8), shared by the enclave's reports, the parent's store and
+//! the CLI.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A sync outcome's error code. The first eight are the codes of the model integration; the rest
+/// are nitrosync's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The assumed role may not perform a Secrets Manager action on this secret.
+    AccessDenied,
+    /// STS refused to issue credentials for the SAML assertion.
+    AssumeRoleError,
+    /// AWS failed, or could not be reached, after the retry budget.
+    InternalServiceError,
+    /// The KMS key is missing, invalid, or not usable by the role.
+    KmsKeyError,
+    /// An AWS limit or throttle, after the retry budget.
+    LimitExceeded,
+    /// The rendered JSON is larger than 65,536 bytes.
+    MaximumSecretSizeExceeded,
+    /// The role's trust policy does not pin `saml:sub`.
+    MissingSamlSubject,
+    /// A secret with the target name exists and is not owned by this destination.
+    SecretNameConflict,
+    /// A bundle failed verification or decryption.
+    InvalidBundle,
+    /// A bundle's version is not newer than the one already written.
+    StaleVersion,
+    /// The destination configuration is invalid.
+    InvalidConfig,
+    /// The parent's relay refused an outbound connection.
+    RelayRefused,
+    /// The enclave could not be reached.
+    EnclaveUnavailable,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of DESIGN §8.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::AccessDenied,
+        ErrorCode::AssumeRoleError,
+        ErrorCode::InternalServiceError,
+        ErrorCode::KmsKeyError,
+        ErrorCode::LimitExceeded,
+        ErrorCode::MaximumSecretSizeExceeded,
+        ErrorCode::MissingSamlSubject,
+        ErrorCode::SecretNameConflict,
+        ErrorCode::InvalidBundle,
+        ErrorCode::StaleVersion,
+        ErrorCode::InvalidConfig,
+        ErrorCode::RelayRefused,
+        ErrorCode::EnclaveUnavailable,
+    ];
+
+    /// The code as users and scripts see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AccessDenied => "AccessDenied",
+            ErrorCode::AssumeRoleError => "AssumeRoleError",
+            ErrorCode::InternalServiceError => "InternalServiceError",
+            ErrorCode::KmsKeyError => "KmsKeyError",
+            ErrorCode::LimitExceeded => "LimitExceeded",
+            ErrorCode::MaximumSecretSizeExceeded => "MaximumSecretSizeExceeded",
+            ErrorCode::MissingSamlSubject => "MissingSamlSubject",
+            ErrorCode::SecretNameConflict => "SecretNameConflict",
+            ErrorCode::InvalidBundle => "InvalidBundle",
+            ErrorCode::StaleVersion => "StaleVersion",
+            ErrorCode::InvalidConfig => "InvalidConfig",
+            ErrorCode::RelayRefused => "RelayRefused",
+            ErrorCode::EnclaveUnavailable => "EnclaveUnavailable",
+        }
+    }
+
+    /// Whether the scheduler should retry on its own. Terminal codes wait for a change by a
+    /// person: a new bundle, a fixed policy, an explicit retry.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::InternalServiceError
+                | ErrorCode::LimitExceeded
+                | ErrorCode::RelayRefused
+                | ErrorCode::EnclaveUnavailable
+        )
+    }
+
+    /// What the user can do about it, in one sentence.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            ErrorCode::AccessDenied => {
+                "Allow the role the Secrets Manager actions on this secret (see `nitrosync iam template`)."
+            }
+            ErrorCode::AssumeRoleError => {
+                "Check that the role trusts the SAML provider and pins this destination's SAML subject, and that the provider holds the current metadata."
+            }
+            ErrorCode::InternalServiceError => {
+                "AWS did not answer successfully; the sync will be retried. If it persists, check the AWS Health Dashboard."
+            }
+            ErrorCode::KmsKeyError => {
+                "Check the KMS key id and allow the role kms:Encrypt, kms:Decrypt and kms:GenerateDataKey on it."
+            }
+            ErrorCode::LimitExceeded => {
+                "The account's Secrets Manager rate or quota was exceeded; the sync will be retried with backoff."
+            }
+            ErrorCode::MaximumSecretSizeExceeded => {
+                "Reduce the environment: its JSON must be at most 65,536 bytes."
+            }
+            ErrorCode::MissingSamlSubject => {
+                "Add a StringEquals condition on saml:sub for this destination's subject to the role's trust policy."
+            }
+            ErrorCode::SecretNameConflict => {
+                "Choose another secret name, or delete or rename the existing secret that nitrosync does not own."
+            }
+            ErrorCode::InvalidBundle => {
+                "Seal the bundle again for this enclave's attested key with the tenant key."
+            }
+            ErrorCode::StaleVersion => {
+                "Submit a bundle with a version higher than the one already written."
+            }
+            ErrorCode::InvalidConfig => "Fix the destination configuration named in the message.",
+            ErrorCode::RelayRefused => {
+                "Allow the AWS endpoint in the parent's relay policy (regions or allow list)."
+            }
+            ErrorCode::EnclaveUnavailable => {
+                "Check that the enclave is running and that the parent can reach its control endpoint."
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_round_trip_through_cbor() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()));
+            assert!(!code.remedy().is_empty());
+            let bytes = crate::frame::encode(&code).unwrap();
+            let back: ErrorCode = crate::frame::decode_payload(&bytes[4..]).unwrap();
+            assert_eq!(back, code);
+            assert_eq!(format!("{code:?}"), code.as_str());
+        }
+    }
+}
