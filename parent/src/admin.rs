@@ -1,0 +1,255 @@
+//! The admin API: HTTP/1.1 + JSON on a Unix socket (mode 0600), for the `nitrosync` CLI and for
+//! automation.
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /v1/status` | [`Status`]: parent, control connection, enclave health, relay counters |
+//! | `GET /v1/enclave/describe` | the enclave's `Description` |
+//! | `POST /v1/enclave/probe` with `{"region": "us-east-1"}` | a `ProbeReport`: one STS call made by the enclave through the relay |
+//!
+//! Errors are `{"error": {"code": "...", "message": "..."}}` with 400 (bad request), 404 (no such
+//! route) or 503 (enclave unavailable).
+
+use crate::control::{ControlState, EnclaveClient};
+use crate::relay::{RelayStats, RelayStatsSnapshot};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::control::{ControlError, HealthReport, RequestBody, ResponseBody};
+use nitrosync_transport::Listener;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+/// Largest admin request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What `GET /v1/status` returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// The daemon itself.
+    pub parent: ParentStatus,
+    /// The control connection.
+    pub control: ControlState,
+    /// The enclave's health, when it answered.
+    pub enclave: Option<HealthReport>,
+    /// Why there is no health report.
+    pub enclave_error: Option<ControlError>,
+    /// The relay.
+    pub relay: RelayStatus,
+}
+
+/// The daemon's own facts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParentStatus {
+    /// Crate version.
+    pub version: String,
+    /// Milliseconds since start.
+    pub uptime_ms: u64,
+}
+
+/// The relay's settings summary and counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RelayStatus {
+    /// Where tunnels arrive.
+    pub listen: String,
+    /// Regions allowed.
+    pub regions: Vec<String>,
+    /// Counters.
+    pub stats: RelayStatsSnapshot,
+}
+
+/// Body of `POST /v1/enclave/probe`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRequest {
+    /// The region whose STS endpoint is called.
+    pub region: String,
+}
+
+/// The error body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ApiError,
+}
+
+/// One error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A product error code, or `BadRequest` / `NotFound`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What the admin handlers need.
+#[derive(Debug)]
+pub struct AdminState {
+    /// The control connection.
+    pub client: EnclaveClient,
+    /// Relay counters.
+    pub relay_stats: Arc<RelayStats>,
+    /// Relay listen endpoint, for display.
+    pub relay_listen: String,
+    /// Allowed regions, for display.
+    pub regions: Vec<String>,
+    /// Start time.
+    pub started: Instant,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
+    json(
+        status,
+        &ErrorBody {
+            error: ApiError {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        },
+    )
+}
+
+fn control_error(e: ControlError) -> Reply {
+    let status = if e.code == ErrorCode::EnclaveUnavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    error(status, e.code.as_str(), e.message)
+}
+
+fn unexpected(body: &ResponseBody) -> Reply {
+    warn!(?body, "unexpected control response");
+    error(
+        StatusCode::BAD_GATEWAY,
+        "EnclaveUnavailable",
+        "the enclave answered with the wrong response type",
+    )
+}
+
+async fn status(state: &AdminState) -> Status {
+    let (enclave, enclave_error) = match state.client.request(RequestBody::Health).await {
+        Ok(ResponseBody::Health(h)) => (Some(h), None),
+        Ok(other) => (
+            None,
+            Some(ControlError {
+                code: ErrorCode::EnclaveUnavailable,
+                message: format!("unexpected answer to Health: {other:?}"),
+            }),
+        ),
+        Err(e) => (None, Some(e)),
+    };
+    Status {
+        parent: ParentStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        },
+        control: state.client.state(),
+        enclave,
+        enclave_error,
+        relay: RelayStatus {
+            listen: state.relay_listen.clone(),
+            regions: state.regions.clone(),
+            stats: state.relay_stats.snapshot(),
+        },
+    }
+}
+
+async fn route(state: &AdminState, req: Request<Incoming>) -> Reply {
+    let (parts, body) = req.into_parts();
+    match (&parts.method, parts.uri.path()) {
+        (&Method::GET, "/v1/status") => json(StatusCode::OK, &status(state).await),
+        (&Method::GET, "/v1/enclave/describe") => {
+            match state.client.request(RequestBody::Describe).await {
+                Ok(ResponseBody::Describe(d)) => json(StatusCode::OK, &d),
+                Ok(other) => unexpected(&other),
+                Err(e) => control_error(e),
+            }
+        }
+        (&Method::POST, "/v1/enclave/probe") => {
+            let bytes = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
+            };
+            let probe: ProbeRequest = match serde_json::from_slice(&bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, "BadRequest", format!("body: {e}"));
+                }
+            };
+            if !crate::relay::is_region(&probe.region) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("{:?} is not an AWS region name", probe.region),
+                );
+            }
+            let req = RequestBody::ProbeAws {
+                region: probe.region,
+            };
+            match state.client.request(req).await {
+                Ok(ResponseBody::ProbeAws(r)) => json(StatusCode::OK, &r),
+                Ok(other) => unexpected(&other),
+                Err(e) => control_error(e),
+            }
+        }
+        (_, path) => error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route {} {path}", parts.method),
+        ),
+    }
+}
+
+/// Serves the admin API on `listener` until `shutdown`.
+pub async fn serve(listener: Listener, state: Arc<AdminState>, shutdown: CancellationToken) {
+    let tasks = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = listener.accept() => s,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&state, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r { debug!(error = %e, "admin connection ended") },
+                _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}

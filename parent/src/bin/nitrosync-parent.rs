@@ -1,0 +1,81 @@
+//! `nitrosync-parent`: the daemon on the EC2 host. It relays the enclave's outbound TLS, keeps the
+//! control connection to the enclave, and serves the admin API.
+
+use anyhow::Context;
+use clap::Parser;
+use nitrosync_parent::config::{Overrides, RawConfig};
+use nitrosync_parent::{daemon, env, logging};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// The nitrosync parent daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nitrosync-parent",
+    version,
+    after_help = "Settings come from the flags, then the environment, then the config file.\n\nExample (simulator):\n  nitrosync-parent --control unix:run/enclave-5000.sock --relay-listen unix:run/relay-8000.sock \\\n    --admin-socket run/admin.sock --region us-east-1 --simulator-upstream 127.0.0.1:4566"
+)]
+struct Args {
+    /// TOML config file (every key is documented in the README).
+    #[arg(long, env = env::CONFIG)]
+    config: Option<PathBuf>,
+    /// The enclave's control endpoint, vsock:CID:PORT or unix:PATH.
+    #[arg(long, env = env::CONTROL)]
+    control: Option<String>,
+    /// Where the relay listens for the enclave's tunnels.
+    #[arg(long, env = env::RELAY_LISTEN)]
+    relay_listen: Option<String>,
+    /// The admin API's Unix socket.
+    #[arg(long, env = env::ADMIN_SOCKET)]
+    admin_socket: Option<PathBuf>,
+    /// Allow this region's STS, Secrets Manager and KMS endpoints (repeatable).
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// Allow this exact host:port (repeatable).
+    #[arg(long)]
+    allow: Vec<String>,
+    /// Simulator only: dial allowed AWS endpoints at this host:port instead.
+    #[arg(long)]
+    simulator_upstream: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = env::LOG_FORMAT)]
+    log_format: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let raw = match &args.config {
+        Some(path) => RawConfig::load(path)?,
+        None => RawConfig::default(),
+    };
+    let cfg = raw.resolve(Overrides {
+        control: args.control,
+        relay_listen: args.relay_listen,
+        admin_socket: args.admin_socket,
+        regions: args.regions,
+        allow: args.allow,
+        simulator_upstream: args.simulator_upstream,
+        log_format: args.log_format,
+    })?;
+    logging::init(cfg.log_format, "info");
+    let shutdown = CancellationToken::new();
+    let handle = daemon::start(cfg, shutdown.clone())
+        .await
+        .context("cannot start nitrosync-parent")?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    handle.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Configuration of `nitrosync-parent`: a TOML file, then environment variables, then flags.
+//!
+//! Two steps, as everywhere in nitrosync: [`RawConfig`] mirrors the file with
+//! `deny_unknown_fields`, so a misspelt key is an error naming it, and [`ParentConfig`] is the
+//! validated result the daemon runs on.
+//!
+//! ```toml
+//! [enclave]
+//! control = "vsock:16:5000"       # where the parent dials the enclave's control port
+//! request_timeout_ms = 30000      # how long one control request may take
+//! max_backoff_ms = 5000           # reconnect backoff ceiling
+//!
+//! [relay]
+//! listen = "vsock:any:8000"       # where the enclave's tunnels arrive
+//! regions = ["us-east-1"]         # allows sts., secretsmanager., kms.<region>.amazonaws.com:443
+//! allow = []                      # extra "host:port" entries, exact match
+//! max_connections = 4096          # tunnels open at once; more wait for a slot
+//! buffer_bytes = 65536            # copy buffer per direction per tunnel
+//! preface_timeout_ms = 5000       # time for the enclave to send its Connect frame
+//! connect_timeout_ms = 10000      # DNS resolution plus TCP connect
+//! idle_timeout_ms = 300000        # a tunnel with no bytes either way for this long is closed
+//! # simulator_upstream = "127.0.0.1:4566"  # simulator only: dial allowed AWS hosts here
+//!
+//! [admin]
+//! socket = "/run/nitrosync/admin.sock"
+//!
+//! [log]
+//! format = "text"                 # or "json"
+//! ```
+
+use crate::ParentError;
+use crate::relay::RelayPolicy;
+use nitrosync_shared::Endpoint;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file as written. Every section and key is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[enclave]`
+    #[serde(default)]
+    pub enclave: RawEnclave,
+    /// `[relay]`
+    #[serde(default)]
+    pub relay: RawRelay,
+    /// `[admin]`
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// `[log]`
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[enclave]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawEnclave {
+    pub control: Option<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+}
+
+/// `[relay]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawRelay {
+    pub listen: Option<String>,
+    pub regions: Option<Vec<String>>,
+    pub allow: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+    pub buffer_bytes: Option<usize>,
+    pub preface_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub simulator_upstream: Option<String>,
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawAdmin {
+    pub socket: Option<PathBuf>,
+}
+
+/// `[log]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawLog {
+    pub format: Option<String>,
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Default, Clone)]
+#[allow(missing_docs)]
+pub struct Overrides {
+    pub control: Option<String>,
+    pub relay_listen: Option<String>,
+    pub admin_socket: Option<PathBuf>,
+    pub regions: Vec<String>,
+    pub allow: Vec<String>,
+    pub simulator_upstream: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "log format must be \"text\" or \"json\", not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Validated settings of the relay.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Where tunnels arrive.
+    pub listen: Endpoint,
+    /// What may be dialled.
+    pub policy: RelayPolicy,
+    /// Tunnels open at once.
+    pub max_connections: usize,
+    /// Copy buffer per direction.
+    pub buffer_bytes: usize,
+    /// Time allowed for the `Connect` frame.
+    pub preface_timeout: Duration,
+    /// Time allowed for resolution plus TCP connect.
+    pub connect_timeout: Duration,
+    /// Idle time after which a tunnel is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Validated daemon configuration.
+#[derive(Debug, Clone)]
+pub struct ParentConfig {
+    /// The enclave's control endpoint.
+    pub control: Endpoint,
+    /// Timeout of one control request.
+    pub request_timeout: Duration,
+    /// Reconnect backoff ceiling.
+    pub max_backoff: Duration,
+    /// The relay.
+    pub relay: RelaySettings,
+    /// The admin socket path.
+    pub admin_socket: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Default admin socket path.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nitrosync/admin.sock";
+
+impl RawConfig {
+    /// Parses TOML text. `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<RawConfig, ParentError> {
+        toml::from_str(text)
+            .map_err(|e| ParentError::Config(format!("{}: {}", origin.display(), e.message())))
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<RawConfig, ParentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ParentError::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Applies overrides and validates.
+    pub fn resolve(self, o: Overrides) -> Result<ParentConfig, ParentError> {
+        let bad = |key: &str, e: &dyn std::fmt::Display| ParentError::Config(format!("{key}: {e}"));
+        let control = o
+            .control
+            .or(self.enclave.control)
+            .unwrap_or_else(|| "vsock:16:5000".to_owned());
+        let control: Endpoint = control.parse().map_err(|e| bad("enclave.control", &e))?;
+        let listen = o
+            .relay_listen
+            .or(self.relay.listen)
+            .unwrap_or_else(|| format!("vsock:any:{}", nitrosync_shared::RELAY_VSOCK_PORT));
+        let listen: Endpoint = listen.parse().map_err(|e| bad("relay.listen", &e))?;
+
+        let mut regions = self.relay.regions.unwrap_or_default();
+        regions.extend(o.regions);
+        let mut allow = self.relay.allow.unwrap_or_default();
+        allow.extend(o.allow);
+        let upstream = o.simulator_upstream.or(self.relay.simulator_upstream);
+        let policy = RelayPolicy::new(&regions, &allow, upstream.as_deref())
+            .map_err(|e| bad("relay", &e))?;
+
+        let max_connections = self.relay.max_connections.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(bad("relay.max_connections", &"must be 1 to 1000000"));
+        }
+        let buffer_bytes = self.relay.buffer_bytes.unwrap_or(64 * 1024);
+        if !(4096..=16 * 1024 * 1024).contains(&buffer_bytes) {
+            return Err(bad("relay.buffer_bytes", &"must be 4096 to 16777216"));
+        }
+        let ms = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ParentError> {
+            match v.unwrap_or(default) {
+                0 => Err(bad(key, &"must be greater than 0")),
+                n => Ok(Duration::from_millis(n)),
+            }
+        };
+        let log_format = o
+            .log_format
+            .or(self.log.format)
+            .unwrap_or_else(|| "text".to_owned())
+            .parse::<LogFormat>()
+            .map_err(|e| bad("log.format", &e))?;
+        Ok(ParentConfig {
+            control,
+            request_timeout: ms(
+                "enclave.request_timeout_ms",
+                self.enclave.request_timeout_ms,
+                30_000,
+            )?,
+            max_backoff: ms("enclave.max_backoff_ms", self.enclave.max_backoff_ms, 5_000)?,
+            relay: RelaySettings {
+                listen,
+                policy,
+                max_connections,
+                buffer_bytes,
+                preface_timeout: ms(
+                    "relay.preface_timeout_ms",
+                    self.relay.preface_timeout_ms,
+                    5_000,
+                )?,
+                connect_timeout: ms(
+                    "relay.connect_timeout_ms",
+                    self.relay.connect_timeout_ms,
+                    10_000,
+                )?,
+                idle_timeout: ms("relay.idle_timeout_ms", self.relay.idle_timeout_ms, 300_000)?,
+            },
+            admin_socket: o
+                .admin_socket
+                .or(self.admin.socket)
+                .unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.into()),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = RawConfig::parse("[relay]\nregion = [\"us-east-1\"]\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("region"), "{err}");
+        assert!(err.contains("p.toml"), "{err}");
+        let err = RawConfig::parse("[relays]\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relays"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let raw = RawConfig::parse(
+            "[enclave]\ncontrol = \"unix:/a\"\n[relay]\nregions = [\"eu-west-1\"]\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let cfg = raw
+            .resolve(Overrides {
+                control: Some("unix:/b".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(cfg.control, "unix:/b".parse().unwrap());
+        assert!(cfg.relay.policy.allows("sts.eu-west-1.amazonaws.com", 443));
+        assert_eq!(cfg.relay.buffer_bytes, 65536);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (toml, key) in [
+            ("[relay]\nmax_connections = 0\n", "relay.max_connections"),
+            ("[relay]\nlisten = \"tcp:1\"\n", "relay.listen"),
+            ("[relay]\nidle_timeout_ms = 0\n", "relay.idle_timeout_ms"),
+            ("[relay]\nregions = [\"Mars-1\"]\n", "region"),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+        ] {
+            let err = RawConfig::parse(toml, Path::new("p.toml"))
+                .unwrap()
+                .resolve(Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+}

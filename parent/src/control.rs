@@ -1,0 +1,262 @@
+//! The parent's control connection to the enclave.
+//!
+//! The parent dials the enclave's control endpoint, sends [`Request`]s with ids it chooses, and
+//! matches [`Response`]s by id. Unsolicited events (the enclave's log lines) are re-emitted as
+//! `tracing` events under the target `enclave`. If the connection drops, requests in flight fail
+//! with `EnclaveUnavailable` and a supervisor reconnects with capped exponential backoff.
+
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::control::{
+    ControlError, EnclaveMessage, Event, LogLevel, Request, RequestBody, RequestId, Response,
+    ResponseBody,
+};
+use nitrosync_transport::{FrameReader, write_frame};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<ResponseBody>>>>;
+
+/// The state of the control connection, for status output.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ControlState {
+    /// The endpoint dialled.
+    pub endpoint: String,
+    /// Whether a connection is up now.
+    pub connected: bool,
+    /// Successful connections so far (1 after the first connect).
+    pub connects: u64,
+    /// The last connection error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<ControlState>,
+    outbox: Mutex<Option<mpsc::Sender<Request>>>,
+    pending: Pending,
+    next_id: AtomicU64,
+}
+
+/// A handle for making control requests; cheap to clone.
+#[derive(Clone)]
+pub struct EnclaveClient {
+    shared: Arc<Shared>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for EnclaveClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnclaveClient")
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> ControlError {
+    ControlError {
+        code: ErrorCode::EnclaveUnavailable,
+        message: message.into(),
+    }
+}
+
+impl EnclaveClient {
+    /// Starts the supervisor that keeps a connection to `endpoint` until `shutdown`.
+    pub fn start(
+        endpoint: nitrosync_shared::Endpoint,
+        request_timeout: Duration,
+        max_backoff: Duration,
+        shutdown: CancellationToken,
+    ) -> (EnclaveClient, tokio::task::JoinHandle<()>) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(ControlState {
+                endpoint: endpoint.to_string(),
+                connected: false,
+                connects: 0,
+                last_error: None,
+            }),
+            outbox: Mutex::new(None),
+            pending: Arc::default(),
+            next_id: AtomicU64::new(1),
+        });
+        let task = tokio::spawn(supervise(endpoint, shared.clone(), max_backoff, shutdown));
+        (
+            EnclaveClient {
+                shared,
+                timeout: request_timeout,
+            },
+            task,
+        )
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ControlState {
+        lock(&self.shared.state).clone()
+    }
+
+    /// Sends one request and waits for its response, at most the request timeout.
+    pub async fn request(&self, body: RequestBody) -> Result<ResponseBody, ControlError> {
+        let outbox = lock(&self.shared.outbox)
+            .clone()
+            .ok_or_else(|| unavailable("the enclave is not connected"))?;
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.pending).insert(id, tx);
+        let forget = || {
+            lock(&self.shared.pending).remove(&id);
+        };
+        if outbox.send(Request { id, body }).await.is_err() {
+            forget();
+            return Err(unavailable("the control connection closed"));
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(ResponseBody::Error(e))) => Err(e),
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) => Err(unavailable(
+                "the control connection closed during the request",
+            )),
+            Err(_) => {
+                forget();
+                Err(unavailable(format!(
+                    "the enclave did not answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn supervise(
+    endpoint: nitrosync_shared::Endpoint,
+    shared: Arc<Shared>,
+    max_backoff: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = nitrosync_transport::connect(&endpoint) => r,
+        };
+        match attempt {
+            Ok(stream) => {
+                backoff = Duration::from_millis(50);
+                {
+                    let mut st = lock(&shared.state);
+                    st.connected = true;
+                    st.connects += 1;
+                    st.last_error = None;
+                }
+                info!(%endpoint, "control connection up");
+                let reason = run_connection(stream, &shared, &shutdown).await;
+                lock(&shared.outbox).take();
+                // Fail everything in flight: those answers will never come.
+                lock(&shared.pending).clear();
+                {
+                    let mut st = lock(&shared.state);
+                    st.connected = false;
+                    st.last_error = Some(reason.clone());
+                }
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                warn!(%endpoint, %reason, "control connection lost; reconnecting");
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let changed = lock(&shared.state).last_error.as_deref() != Some(&msg);
+                if changed {
+                    debug!(%endpoint, error = %msg, "enclave not reachable yet");
+                }
+                lock(&shared.state).last_error = Some(msg);
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(max_backoff);
+    }
+}
+
+async fn run_connection(
+    stream: nitrosync_transport::Stream,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) -> String {
+    let (read, mut write) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Request>(256);
+    *lock(&shared.outbox) = Some(tx);
+    let writer = async {
+        while let Some(req) = rx.recv().await {
+            if let Err(e) = write_frame(&mut write, &req).await {
+                return format!("write failed: {e}");
+            }
+        }
+        "outbox closed".to_owned()
+    };
+    let reader = async {
+        let mut frames = FrameReader::new(read);
+        loop {
+            match frames.next::<EnclaveMessage>().await {
+                Ok(Some(EnclaveMessage::Response(Response { id, body }))) => {
+                    match lock(&shared.pending).remove(&id) {
+                        Some(waiter) => {
+                            let _ = waiter.send(body);
+                        }
+                        None => debug!(id, "response for a request no longer waited for"),
+                    }
+                }
+                Ok(Some(EnclaveMessage::Event(event))) => relay_event(event),
+                Ok(None) => return "the enclave closed the connection".to_owned(),
+                Err(e) => return format!("{e}"),
+            }
+        }
+    };
+    tokio::select! {
+        r = writer => r,
+        r = reader => r,
+        _ = shutdown.cancelled() => "shutting down".to_owned(),
+    }
+}
+
+fn relay_event(event: Event) {
+    match event {
+        Event::Log {
+            level,
+            target,
+            message,
+            fields,
+        } => {
+            let fields = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            match level {
+                LogLevel::Error => {
+                    tracing::error!(target: "enclave", module = %target, %fields, "{message}")
+                }
+                LogLevel::Warn => {
+                    tracing::warn!(target: "enclave", module = %target, %fields, "{message}")
+                }
+                LogLevel::Info => {
+                    tracing::info!(target: "enclave", module = %target, %fields, "{message}")
+                }
+                LogLevel::Debug => {
+                    tracing::debug!(target: "enclave", module = %target, %fields, "{message}")
+                }
+            }
+        }
+        other => debug!(?other, "unhandled enclave event"),
+    }
+}

@@ -1,0 +1,581 @@
+//! The outbound relay: allowlisted TCP for the enclave.
+//!
+//! Each tunnel starts with one `Connect { host, port }` frame from the enclave. The relay checks
+//! it against the [`RelayPolicy`], resolves the name asynchronously, dials with a timeout, answers
+//! `Connected` or `Refused { reason }`, and then copies raw bytes both ways until both sides have
+//! closed, or the tunnel has been idle too long, or the daemon shuts down. Half-close is passed
+//! through: EOF from one side becomes a write shutdown on the other.
+//!
+//! Concurrency is bounded by a semaphore, not a worker pool: a tunnel takes a slot before it is
+//! accepted and gives it back when it ends.
+
+use crate::config::RelaySettings;
+use nitrosync_shared::tunnel::{Connect, ConnectReply, RefusalReason};
+use nitrosync_transport::{Listener, Stream, TransportError, read_one_frame, write_frame};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// The AWS services the enclave may reach in each configured region.
+const AWS_SERVICES: [&str; 3] = ["sts", "secretsmanager", "kms"];
+
+/// What the relay may dial.
+#[derive(Debug, Clone, Default)]
+pub struct RelayPolicy {
+    regions: Vec<String>,
+    aws: HashSet<(String, u16)>,
+    extra: HashSet<(String, u16)>,
+    simulator_upstream: Option<(String, u16)>,
+}
+
+/// Why a policy could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Not an AWS region name.
+    #[error("{0:?} is not an AWS region name (like us-east-1)")]
+    Region(String),
+    /// An allow entry that is not `host:port`.
+    #[error("allow entry {0:?} must be host:port")]
+    Allow(String),
+    /// A simulator upstream that is not `host:port`.
+    #[error("simulator_upstream {0:?} must be host:port")]
+    Upstream(String),
+}
+
+/// Checks the shape of an AWS region name: `us-east-1`, `us-gov-west-1`, `cn-north-1`, ...
+pub fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1]
+            .parse::<u8>()
+            .is_ok_and(|n| n > 0 && !parts[parts.len() - 1].starts_with('0'))
+}
+
+fn aws_suffix(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+fn host_port(entry: &str) -> Option<(String, u16)> {
+    let (host, port) = entry.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok()?;
+    let canonical = Connect {
+        host: host.to_owned(),
+        port,
+    }
+    .canonical_host()
+    .ok()?;
+    Some((canonical, port))
+}
+
+impl RelayPolicy {
+    /// A policy allowing the AWS endpoints of `regions` on 443 and the exact `allow` entries.
+    /// With `simulator_upstream`, allowed AWS hosts are dialled at that address instead of their
+    /// own (simulator mode: the enclave still speaks TLS for the real host name).
+    pub fn new(
+        regions: &[String],
+        allow: &[String],
+        simulator_upstream: Option<&str>,
+    ) -> Result<Self, PolicyError> {
+        let mut policy = RelayPolicy::default();
+        for region in regions {
+            if !is_region(region) {
+                return Err(PolicyError::Region(region.clone()));
+            }
+            if !policy.regions.contains(region) {
+                policy.regions.push(region.clone());
+            }
+            for service in AWS_SERVICES {
+                policy
+                    .aws
+                    .insert((format!("{service}.{region}.{}", aws_suffix(region)), 443));
+            }
+        }
+        for entry in allow {
+            let hp = host_port(entry).ok_or_else(|| PolicyError::Allow(entry.clone()))?;
+            policy.extra.insert(hp);
+        }
+        if let Some(up) = simulator_upstream {
+            policy.simulator_upstream =
+                Some(host_port(up).ok_or_else(|| PolicyError::Upstream(up.to_owned()))?);
+        }
+        Ok(policy)
+    }
+
+    /// Whether `host:port` (canonical form) may be dialled.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let key = (host.to_owned(), port);
+        self.aws.contains(&key) || self.extra.contains(&key)
+    }
+
+    /// The regions whose endpoints are allowed.
+    pub fn regions(&self) -> &[String] {
+        &self.regions
+    }
+
+    /// Decides a request: the address to dial, or a refusal.
+    pub fn decide(&self, req: &Connect) -> Result<(String, u16), (RefusalReason, String)> {
+        let host = req
+            .canonical_host()
+            .map_err(|e| (RefusalReason::BadPreface, e.to_string()))?;
+        let key = (host, req.port);
+        if self.extra.contains(&key) {
+            return Ok(key);
+        }
+        if self.aws.contains(&key) {
+            return Ok(self.simulator_upstream.clone().unwrap_or(key));
+        }
+        Err((
+            RefusalReason::NotAllowed,
+            format!(
+                "{}:{} is not in the relay allowlist (regions: {})",
+                key.0,
+                key.1,
+                if self.regions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.regions.join(", ")
+                }
+            ),
+        ))
+    }
+}
+
+/// Relay counters, shared with the admin API.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    connected: AtomicU64,
+    bytes_to_upstream: AtomicU64,
+    bytes_to_enclave: AtomicU64,
+    refused: [AtomicU64; RefusalReason::ALL.len()],
+}
+
+/// A point-in-time copy of [`RelayStats`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RelayStatsSnapshot {
+    /// Connections accepted from the enclave.
+    pub accepted: u64,
+    /// Tunnels open now (accepted and not yet ended).
+    pub active: u64,
+    /// Tunnels that reached `Connected`.
+    pub connected: u64,
+    /// Bytes copied from the enclave to upstream.
+    pub bytes_to_upstream: u64,
+    /// Bytes copied from upstream to the enclave.
+    pub bytes_to_enclave: u64,
+    /// Refusals by reason.
+    pub refused: std::collections::BTreeMap<String, u64>,
+}
+
+impl RelayStats {
+    fn refuse(&self, reason: RefusalReason) {
+        if let Some(i) = RefusalReason::ALL.iter().position(|r| *r == reason) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> RelayStatsSnapshot {
+        RelayStatsSnapshot {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            bytes_to_upstream: self.bytes_to_upstream.load(Ordering::Relaxed),
+            bytes_to_enclave: self.bytes_to_enclave.load(Ordering::Relaxed),
+            refused: RefusalReason::ALL
+                .iter()
+                .zip(&self.refused)
+                .map(|(r, c)| (r.as_str().to_owned(), c.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
+}
+
+struct ActiveGuard<'a>(&'a RelayStats);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts tunnels on `listener` until `shutdown` is cancelled, then closes open tunnels and
+/// returns once every tunnel task has ended.
+pub async fn serve(
+    listener: Listener,
+    settings: Arc<RelaySettings>,
+    stats: Arc<RelayStats>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let tasks = TaskTracker::new();
+    info!(listen = %settings.listen, max_connections = settings.max_connections, "relay listening");
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = listener.accept() => s,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(error = %e, "relay accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        let (settings, stats, shutdown) = (settings.clone(), stats.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let _active = ActiveGuard(&stats);
+            tunnel(stream, &settings, &stats, &shutdown).await;
+            drop(permit);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+    info!("relay stopped");
+}
+
+async fn refuse(stream: &mut Stream, stats: &RelayStats, reason: RefusalReason, detail: String) {
+    stats.refuse(reason);
+    let reply = ConnectReply::Refused { reason, detail };
+    let _ = write_frame(stream, &reply).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn tunnel(
+    mut stream: Stream,
+    settings: &RelaySettings,
+    stats: &RelayStats,
+    shutdown: &CancellationToken,
+) {
+    let preface = tokio::time::timeout(
+        settings.preface_timeout,
+        read_one_frame::<_, Connect>(&mut stream),
+    )
+    .await;
+    let req = match preface {
+        Ok(Ok(Some(req))) => req,
+        Ok(Ok(None)) => return debug!("tunnel closed before its preface"),
+        Ok(Err(e)) => {
+            warn!(error = %e, "relay refused a tunnel: bad preface");
+            let detail = e.to_string();
+            return refuse(&mut stream, stats, RefusalReason::BadPreface, detail).await;
+        }
+        Err(_) => {
+            warn!("relay refused a tunnel: no preface in time");
+            let detail = "no Connect frame within the preface timeout".to_owned();
+            return refuse(&mut stream, stats, RefusalReason::Timeout, detail).await;
+        }
+    };
+    let (dial_host, dial_port) = match settings.policy.decide(&req) {
+        Ok(target) => target,
+        Err((reason, detail)) => {
+            warn!(host = ?truncated(&req.host), port = req.port, %reason, "relay refused a tunnel");
+            return refuse(&mut stream, stats, reason, detail).await;
+        }
+    };
+    let started = Instant::now();
+    let upstream =
+        match tokio::time::timeout(settings.connect_timeout, dial(&dial_host, dial_port)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err((reason, detail))) => {
+                warn!(host = %req.host, port = req.port, %reason, %detail, "relay could not dial");
+                return refuse(&mut stream, stats, reason, detail).await;
+            }
+            Err(_) => {
+                warn!(host = %req.host, port = req.port, "relay dial timed out");
+                let detail = format!("no connection to {}:{} in time", req.host, req.port);
+                return refuse(&mut stream, stats, RefusalReason::Timeout, detail).await;
+            }
+        };
+    if write_frame(&mut stream, &ConnectReply::Connected)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    debug!(host = %req.host, port = req.port, dial_ms = started.elapsed().as_millis(), "tunnel open");
+    let (up, down) = pump(stream, upstream, settings, stats, shutdown).await;
+    debug!(host = %req.host, port = req.port, up, down, "tunnel closed");
+}
+
+fn truncated(host: &str) -> &str {
+    let mut end = host.len().min(64);
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    &host[..end]
+}
+
+async fn dial(host: &str, port: u16) -> Result<TcpStream, (RefusalReason, String)> {
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| (RefusalReason::ResolveFailed, format!("{host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err((
+            RefusalReason::ResolveFailed,
+            format!("{host}: no addresses"),
+        ));
+    }
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err((RefusalReason::DialFailed, last.unwrap_or_default()))
+}
+
+/// Milliseconds of the last byte seen in either direction, relative to `epoch`.
+struct Activity {
+    epoch: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
+async fn copy_one_way<R, W>(
+    mut from: R,
+    mut to: W,
+    buffer: usize,
+    counter: &AtomicU64,
+    activity: &Activity,
+) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; buffer];
+    let mut total = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            // Pass the half-close on; the other direction keeps flowing.
+            to.shutdown().await?;
+            return Ok(total);
+        }
+        activity.touch();
+        to.write_all(&buf[..n]).await?;
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        total += n;
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+async fn pump(
+    enclave: Stream,
+    upstream: TcpStream,
+    settings: &RelaySettings,
+    stats: &RelayStats,
+    shutdown: &CancellationToken,
+) -> (u64, u64) {
+    let activity = Activity {
+        epoch: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let (er, ew) = tokio::io::split(enclave);
+    let (ur, uw) = upstream.into_split();
+    let up = copy_one_way(
+        er,
+        uw,
+        settings.buffer_bytes,
+        &stats.bytes_to_upstream,
+        &activity,
+    );
+    let down = copy_one_way(
+        ur,
+        ew,
+        settings.buffer_bytes,
+        &stats.bytes_to_enclave,
+        &activity,
+    );
+    let idle = async {
+        loop {
+            let idle_for = activity.idle_for();
+            if idle_for >= settings.idle_timeout {
+                return;
+            }
+            tokio::time::sleep(settings.idle_timeout - idle_for).await;
+        }
+    };
+    tokio::select! {
+        r = async { tokio::try_join!(up, down) } => match r {
+            Ok(totals) => totals,
+            Err(e) => {
+                debug!(error = %e, "tunnel ended with an error");
+                (0, 0)
+            }
+        },
+        _ = idle => {
+            info!(idle_ms = settings.idle_timeout.as_millis(), "tunnel closed for idleness");
+            (0, 0)
+        }
+        _ = shutdown.cancelled() => (0, 0),
+    }
+}
+
+/// A relay bound and running in the background.
+#[derive(Debug)]
+pub struct RelayHandle {
+    /// Counters.
+    pub stats: Arc<RelayStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// Waits for the relay to stop (after its shutdown token is cancelled).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the relay's listener and serves it in the background.
+pub async fn start(
+    settings: RelaySettings,
+    shutdown: CancellationToken,
+) -> Result<RelayHandle, TransportError> {
+    let listener = Listener::bind(&settings.listen).await?;
+    let stats = Arc::new(RelayStats::default());
+    let task = tokio::spawn(serve(listener, Arc::new(settings), stats.clone(), shutdown));
+    Ok(RelayHandle { stats, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(host: &str, port: u16) -> Connect {
+        Connect {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "ap-southeast-4",
+        ] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us-east-01",
+            "u-east-1",
+            "us--1",
+            "us-east-1x",
+            "a-b-c-d-1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn policy_allows_regional_aws_hosts_on_443_only() {
+        let p = RelayPolicy::new(&["us-east-1".into(), "cn-north-1".into()], &[], None).unwrap();
+        assert_eq!(
+            p.decide(&c("STS.us-east-1.amazonaws.com.", 443)),
+            Ok(("sts.us-east-1.amazonaws.com".into(), 443))
+        );
+        assert!(
+            p.decide(&c("secretsmanager.cn-north-1.amazonaws.com.cn", 443))
+                .is_ok()
+        );
+        for (h, port) in [
+            ("sts.us-east-1.amazonaws.com", 80),
+            ("sts.us-west-2.amazonaws.com", 443),
+            ("s3.us-east-1.amazonaws.com", 443),
+            ("evil.example", 443),
+            ("127.0.0.1", 443),
+        ] {
+            let (reason, detail) = p.decide(&c(h, port)).unwrap_err();
+            assert_eq!(reason, RefusalReason::NotAllowed, "{h}:{port}");
+            assert!(detail.contains("allowlist"), "{detail}");
+        }
+        let (reason, _) = p.decide(&c("bad host", 443)).unwrap_err();
+        assert_eq!(reason, RefusalReason::BadPreface);
+    }
+
+    #[test]
+    fn simulator_upstream_redirects_only_aws_hosts() {
+        let p = RelayPolicy::new(
+            &["us-east-1".into()],
+            &["localhost:9443".into()],
+            Some("127.0.0.1:4566"),
+        )
+        .unwrap();
+        assert_eq!(
+            p.decide(&c("sts.us-east-1.amazonaws.com", 443)),
+            Ok(("127.0.0.1".into(), 4566))
+        );
+        assert_eq!(
+            p.decide(&c("localhost", 9443)),
+            Ok(("localhost".into(), 9443))
+        );
+        assert!(p.decide(&c("127.0.0.1", 4566)).is_err());
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        assert_eq!(
+            RelayPolicy::new(&[], &["nope".into()], None).unwrap_err(),
+            PolicyError::Allow("nope".into())
+        );
+        assert_eq!(
+            RelayPolicy::new(&["mars".into()], &[], None).unwrap_err(),
+            PolicyError::Region("mars".into())
+        );
+    }
+}
