@@ -1,0 +1,227 @@
+//! The enclave's control server: the parent connects, sends requests, and reads responses and
+//! log events.
+//!
+//! Each request is handled in its own task, so a slow AWS call does not hold up a health check;
+//! responses go back in completion order, matched by id. Every frame from the parent is hostile
+//! until decoded: a malformed frame ends that connection, never the enclave.
+
+use crate::EnclaveError;
+use crate::config::{EnclaveConfig, Mode};
+use crate::https::{AwsHttpClient, RelayConnector, tls_config};
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::control::{
+    ControlError, Description, EnclaveMessage, Event, HealthReport, Request, RequestBody, Response,
+    ResponseBody, RuntimeMode,
+};
+use nitrosync_transport::{FrameReader, Listener, Stream, write_frame};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// What request handlers share.
+#[derive(Debug)]
+pub struct EnclaveState {
+    started: Instant,
+    requests_served: AtomicU64,
+    description: Description,
+    http: AwsHttpClient,
+}
+
+impl EnclaveState {
+    /// Builds the state from the configuration: TLS trust and the relay client.
+    pub fn new(cfg: &EnclaveConfig) -> Result<Self, EnclaveError> {
+        let (tls, trust) = tls_config(&cfg.mode)?;
+        let http = AwsHttpClient::new(
+            RelayConnector::new(cfg.relay.clone(), cfg.tunnel_timeout),
+            tls,
+        );
+        Ok(Self {
+            started: Instant::now(),
+            requests_served: AtomicU64::new(0),
+            description: Description {
+                protocol_version: nitrosync_shared::PROTOCOL_VERSION,
+                enclave_version: env!("CARGO_PKG_VERSION").to_owned(),
+                mode: match cfg.mode {
+                    Mode::Production => RuntimeMode::Production,
+                    Mode::Simulator { .. } => RuntimeMode::Simulator,
+                },
+                tls_trust: trust,
+            },
+            http,
+        })
+    }
+
+    /// The HTTPS client over the relay.
+    pub fn http(&self) -> &AwsHttpClient {
+        &self.http
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, body: RequestBody) -> ResponseBody {
+        let answer = match body {
+            RequestBody::Health => ResponseBody::Health(HealthReport {
+                uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                requests_served: self.requests_served.load(Ordering::Relaxed),
+                tunnels_opened: self.http.tunnels_opened(),
+            }),
+            RequestBody::Describe => ResponseBody::Describe(self.description.clone()),
+            RequestBody::ProbeAws { region } => {
+                if !is_plausible_region(&region) {
+                    ResponseBody::Error(ControlError {
+                        code: ErrorCode::InvalidConfig,
+                        message: format!("{region:?} is not an AWS region name"),
+                    })
+                } else {
+                    let report = crate::probe::probe_sts(&self.http, &region).await;
+                    info!(host = %report.host, reached = report.reached, elapsed_ms = report.elapsed_ms, "STS probe done");
+                    ResponseBody::ProbeAws(report)
+                }
+            }
+            other => ResponseBody::Error(ControlError {
+                code: ErrorCode::InvalidConfig,
+                message: format!("request not supported by this enclave build: {other:?}"),
+            }),
+        };
+        self.requests_served.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+}
+
+/// Region names go into a host name, so only `[a-z0-9-]` of a sane length passes.
+fn is_plausible_region(r: &str) -> bool {
+    (4..=32).contains(&r.len())
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
+}
+
+/// A running control server.
+#[derive(Debug)]
+pub struct Handle {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Handle {
+    /// Waits until the server has stopped (after the shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds the control endpoint and serves it in the background.
+pub async fn start(
+    cfg: &EnclaveConfig,
+    logs: broadcast::Sender<Event>,
+    shutdown: CancellationToken,
+) -> Result<Handle, EnclaveError> {
+    let state = Arc::new(EnclaveState::new(cfg)?);
+    let listener = Listener::bind(&cfg.control).await?;
+    info!(control = %cfg.control, relay = %cfg.relay, mode = ?state.description.mode, "enclave listening");
+    let task = tokio::spawn(serve(
+        listener,
+        state,
+        logs,
+        cfg.max_parent_connections,
+        shutdown,
+    ));
+    Ok(Handle { task })
+}
+
+/// Accepts parent connections until `shutdown`.
+pub async fn serve(
+    listener: Listener,
+    state: Arc<EnclaveState>,
+    logs: broadcast::Sender<Event>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let tasks = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = listener.accept() => s,
+        };
+        match stream {
+            Ok(stream) => {
+                let (state, rx, shutdown) = (state.clone(), logs.subscribe(), shutdown.clone());
+                tasks.spawn(async move {
+                    info!("parent connected");
+                    let why = connection(stream, state, rx, shutdown).await;
+                    info!(reason = %why, "parent disconnected");
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "control accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+async fn connection(
+    stream: Stream,
+    state: Arc<EnclaveState>,
+    mut logs: broadcast::Receiver<Event>,
+    shutdown: CancellationToken,
+) -> String {
+    let (read, mut write) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<EnclaveMessage>(256);
+    let handlers = TaskTracker::new();
+    let reader = async {
+        let mut frames = FrameReader::new(read);
+        loop {
+            match frames.next::<Request>().await {
+                Ok(Some(Request { id, body })) => {
+                    debug!(id, "control request");
+                    let (state, tx) = (state.clone(), tx.clone());
+                    handlers.spawn(async move {
+                        let body = state.handle(body).await;
+                        let _ = tx
+                            .send(EnclaveMessage::Response(Response { id, body }))
+                            .await;
+                    });
+                }
+                Ok(None) => return "the parent closed the connection".to_owned(),
+                Err(e) => {
+                    warn!(error = %e, "bad frame from the parent; closing the connection");
+                    return format!("bad frame: {e}");
+                }
+            }
+        }
+    };
+    let writer = async {
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => return "no more responses".to_owned() },
+                e = logs.recv() => match e {
+                    Ok(ev) => EnclaveMessage::Event(ev),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return "log channel closed".to_owned(),
+                },
+            };
+            if let Err(e) = write_frame(&mut write, &msg).await {
+                return format!("write failed: {e}");
+            }
+        }
+    };
+    let why = tokio::select! {
+        r = reader => r,
+        r = writer => r,
+        _ = shutdown.cancelled() => "shutting down".to_owned(),
+    };
+    handlers.close();
+    why
+}

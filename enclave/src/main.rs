@@ -1,0 +1,66 @@
+//! `nitrosync-enclave`: the program inside the Nitro Enclave (or, with `--simulator`, an ordinary
+//! process standing in for it).
+
+use clap::Parser;
+use nitrosync_enclave::config::EnclaveConfig;
+use nitrosync_enclave::{control, logs::ParentLogLayer};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::prelude::*;
+
+/// The nitrosync enclave program.
+#[derive(Debug, Parser)]
+#[command(name = "nitrosync-enclave", version)]
+struct Args {
+    /// Where to listen for the parent's control connection.
+    #[arg(long, default_value = "vsock:any:5000")]
+    control: String,
+    /// The parent's relay endpoint for outbound tunnels.
+    #[arg(long, default_value = "vsock:3:8000")]
+    relay: String,
+    /// Run as a simulator: Unix sockets allowed, TLS trusts only --sim-ca.
+    #[arg(long)]
+    simulator: bool,
+    /// The simulator CA (PEM), the only TLS root trusted in simulator mode.
+    #[arg(long)]
+    sim_ca: Option<PathBuf>,
+    /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
+    #[arg(long, value_parser = ["text", "json"])]
+    log_stderr: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg = EnclaveConfig::new(&args.control, &args.relay, args.simulator, args.sim_ca)?;
+    let (parent_layer, logs) = ParentLogLayer::new();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = args.log_stderr.as_deref().map(|format| {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false);
+        if format == "json" {
+            layer.json().boxed()
+        } else {
+            layer.boxed()
+        }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(parent_layer)
+        .with(stderr)
+        .init();
+    let shutdown = CancellationToken::new();
+    let handle = control::start(&cfg, logs, shutdown.clone()).await?;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("enclave shutting down");
+    shutdown.cancel();
+    handle.wait().await;
+    Ok(())
+}
