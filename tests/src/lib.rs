@@ -1,0 +1,362 @@
+//! Harness for nitrosync's end-to-end tests, the `nitrosync-sim` launcher and the benchmarks.
+//!
+//! It starts the real programs (`nitrosync-parent`, `nitrosync-enclave`, the Python AWS
+//! simulator) as child processes in one run directory, over Unix sockets, and stops them when
+//! dropped. The binaries are found next to the running executable in Cargo's target directory;
+//! `make test` builds them first.
+
+#![warn(missing_docs)]
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+/// The repository root (this crate's parent directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The path of one of the workspace's binaries, built for the same profile as the caller.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // A test runs from target/<profile>/deps, a binary from target/<profile>.
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "binary {name} not found next to {}: build the workspace's binaries first (`cargo build --workspace --bins`, which `make test` does)",
+        exe.display()
+    );
+}
+
+/// The Python interpreter of the repository's virtualenv (`NITROSYNC_PYTHON` overrides it).
+pub fn python() -> PathBuf {
+    std::env::var_os("NITROSYNC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    /// What it is, for messages.
+    pub name: String,
+    child: Child,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with its output in `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Proc> {
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited, quoting the end of its log.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited ({status}); its log ends:\n{}",
+                self.name,
+                self.log_tail(20)
+            );
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for a clean exit; kills it after that.
+    pub async fn stop(&mut self, grace: Duration) -> Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(r) => Ok(r?),
+            Err(_) => {
+                self.child.kill().await?;
+                bail!("{} did not stop within {grace:?} of SIGTERM", self.name)
+            }
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or fails after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The running AWS simulator.
+#[derive(Debug)]
+pub struct AwsSim {
+    /// The process.
+    pub proc: Proc,
+    /// Its loopback port.
+    pub port: u16,
+    /// Its CA certificate (PEM).
+    pub ca: PathBuf,
+}
+
+impl AwsSim {
+    /// Starts the simulator with its state under `dir/aws-sim` and waits until it listens.
+    pub async fn start(dir: &Path, regions: &[&str]) -> Result<AwsSim> {
+        let state = dir.join("aws-sim");
+        let script = repo_root().join("tests/aws-sim/aws_sim.py");
+        let py = python();
+        if !py.exists() {
+            bail!(
+                "{} not found: run `make setup` to create the virtualenv",
+                py.display()
+            );
+        }
+        let mut cmd = Command::new(py);
+        cmd.arg(script).arg("--state-dir").arg(&state).args([
+            "--port",
+            "0",
+            "--regions",
+            &regions.join(","),
+        ]);
+        let mut proc = Proc::spawn("aws-sim", cmd, dir.join("aws-sim.log"))?;
+        let ready = state.join("ready.json");
+        let info: serde_json::Value =
+            loop_until_ready(&mut proc, &ready, Duration::from_secs(60)).await?;
+        let port = info["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .context("ready.json has no port")?;
+        let ca = PathBuf::from(info["ca"].as_str().context("ready.json has no ca")?);
+        Ok(AwsSim { proc, port, ca })
+    }
+}
+
+async fn loop_until_ready(
+    proc: &mut Proc,
+    ready: &Path,
+    timeout: Duration,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        proc.check_alive()?;
+        if let Ok(text) = std::fs::read_to_string(ready) {
+            if let Ok(v) = serde_json::from_str(&text) {
+                return Ok(v);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} not ready after {timeout:?}:\n{}",
+                proc.name,
+                proc.log_tail(20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Socket paths of a simulator stack in one run directory.
+#[derive(Debug, Clone)]
+pub struct Sockets {
+    /// The enclave's control socket.
+    pub control: PathBuf,
+    /// The parent relay's socket.
+    pub relay: PathBuf,
+    /// The admin API socket.
+    pub admin: PathBuf,
+}
+
+impl Sockets {
+    /// The standard layout under `dir`.
+    pub fn in_dir(dir: &Path) -> Sockets {
+        Sockets {
+            control: dir.join("enclave-5000.sock"),
+            relay: dir.join("relay-8000.sock"),
+            admin: dir.join("admin.sock"),
+        }
+    }
+}
+
+/// Starts `nitrosync-enclave --simulator`.
+pub fn start_enclave(dir: &Path, s: &Sockets, ca: &Path, log_name: &str) -> Result<Proc> {
+    let mut cmd = Command::new(bin("nitrosync-enclave"));
+    cmd.arg("--simulator")
+        .arg("--sim-ca")
+        .arg(ca)
+        .arg("--control")
+        .arg(format!("unix:{}", s.control.display()))
+        .arg("--relay")
+        .arg(format!("unix:{}", s.relay.display()))
+        .args(["--log-stderr", "text"])
+        .env("RUST_LOG", "info");
+    Proc::spawn("nitrosync-enclave", cmd, dir.join(log_name))
+}
+
+/// Starts `nitrosync-parent` with the given extra arguments.
+pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -> Result<Proc> {
+    let mut cmd = Command::new(bin("nitrosync-parent"));
+    cmd.arg("--control")
+        .arg(format!("unix:{}", s.control.display()))
+        .arg("--relay-listen")
+        .arg(format!("unix:{}", s.relay.display()))
+        .arg("--admin-socket")
+        .arg(&s.admin)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env_remove("NITROSYNC_CONFIG");
+    Proc::spawn("nitrosync-parent", cmd, dir.join(log_name))
+}
+
+/// Output of one CLI run.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the `nitrosync` CLI against `admin`.
+pub async fn cli(admin: &Path, args: &[&str]) -> Result<CliOutput> {
+    let out = Command::new(bin("nitrosync"))
+        .args(args)
+        .env("NITROSYNC_ADMIN_SOCKET", admin)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    Ok(CliOutput {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// The whole simulator stack: AWS simulator, enclave and parent.
+#[derive(Debug)]
+pub struct SimStack {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Socket paths.
+    pub sockets: Sockets,
+    /// The AWS simulator.
+    pub aws: AwsSim,
+    /// The enclave.
+    pub enclave: Proc,
+    /// The parent.
+    pub parent: Proc,
+}
+
+impl SimStack {
+    /// Starts everything in `dir` and waits until the parent reports a healthy enclave.
+    pub async fn start(dir: &Path, region: &str) -> Result<SimStack> {
+        std::fs::create_dir_all(dir)?;
+        let sockets = Sockets::in_dir(dir);
+        let aws = AwsSim::start(dir, &[region]).await?;
+        let enclave = start_enclave(dir, &sockets, &aws.ca, "enclave.log")?;
+        let parent = start_parent(
+            dir,
+            &sockets,
+            &[
+                "--region".into(),
+                region.into(),
+                "--simulator-upstream".into(),
+                format!("127.0.0.1:{}", aws.port),
+            ],
+            "parent.log",
+        )?;
+        let mut stack = SimStack {
+            dir: dir.to_owned(),
+            sockets,
+            aws,
+            enclave,
+            parent,
+        };
+        stack.wait_healthy(Duration::from_secs(30)).await?;
+        Ok(stack)
+    }
+
+    /// Waits until `nitrosync status` exits 0 (daemon up, enclave healthy).
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.enclave.check_alive()?;
+            self.parent.check_alive()?;
+            let out = cli(&self.sockets.admin, &["status", "--json"]).await?;
+            if out.code == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "stack not healthy after {timeout:?}: {}\nparent log:\n{}\nenclave log:\n{}",
+                    out.stderr.trim(),
+                    self.parent.log_tail(15),
+                    self.enclave.log_tail(15)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every process with SIGTERM and checks each exited cleanly.
+    pub async fn stop(mut self) -> Result<()> {
+        let grace = Duration::from_secs(5);
+        let p = self.parent.stop(grace).await?;
+        let e = self.enclave.stop(grace).await?;
+        let a = self.aws.proc.stop(grace).await?;
+        if !(p.success() && e.success() && a.success()) {
+            bail!("unclean exit: parent {p}, enclave {e}, aws-sim {a}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `nitrosync-parent`, `nitrosync-enclave` and `nitrosync` binaries,
+//! and the Python AWS simulator, in temporary directories over Unix sockets.
+//!
+//! One test binary, as the house style asks; each test gets its own directory and processes.
+
+mod relay;
+mod stack;
+mod support;
