@@ -409,8 +409,8 @@ where
 }
 
 async fn pump(
-    enclave: Stream,
-    upstream: TcpStream,
+    mut enclave: Stream,
+    mut upstream: TcpStream,
     settings: &RelaySettings,
     stats: &RelayStats,
     shutdown: &CancellationToken,
@@ -419,8 +419,8 @@ async fn pump(
         epoch: Instant::now(),
         last_ms: AtomicU64::new(0),
     };
-    let (er, ew) = tokio::io::split(enclave);
-    let (ur, uw) = upstream.into_split();
+    let (er, ew) = enclave.split();
+    let (ur, uw) = upstream.split();
     let up = copy_one_way(
         er,
         uw,

@@ -188,10 +188,10 @@ async fn loop_until_ready(
     let deadline = Instant::now() + timeout;
     loop {
         proc.check_alive()?;
-        if let Ok(text) = std::fs::read_to_string(ready) {
-            if let Ok(v) = serde_json::from_str(&text) {
-                return Ok(v);
-            }
+        if let Ok(text) = std::fs::read_to_string(ready)
+            && let Ok(v) = serde_json::from_str(&text)
+        {
+            return Ok(v);
         }
         if Instant::now() >= deadline {
             bail!(

@@ -15,7 +15,7 @@ mod framed;
 mod stream;
 
 pub use framed::{FrameReader, read_one_frame, write_frame};
-pub use stream::{Listener, Stream, connect};
+pub use stream::{Listener, Stream, StreamRead, StreamWrite, connect};
 
 use nitrosync_shared::FrameError;
 

@@ -19,7 +19,40 @@ pub enum Stream {
     Vsock(VsockStream),
 }
 
+/// The read half of a [`Stream`], borrowed without locking.
+#[derive(Debug)]
+pub enum StreamRead<'a> {
+    /// Unix.
+    Unix(tokio::net::unix::ReadHalf<'a>),
+    /// Vsock.
+    Vsock(tokio_vsock::ReadHalf<'a>),
+}
+
+/// The write half of a [`Stream`], borrowed without locking.
+#[derive(Debug)]
+pub enum StreamWrite<'a> {
+    /// Unix.
+    Unix(tokio::net::unix::WriteHalf<'a>),
+    /// Vsock.
+    Vsock(tokio_vsock::WriteHalf<'a>),
+}
+
 impl Stream {
+    /// Splits into halves that can be used concurrently (for example, one copy loop each).
+    /// Unlike `tokio::io::split`, this takes no lock per operation.
+    pub fn split(&mut self) -> (StreamRead<'_>, StreamWrite<'_>) {
+        match self {
+            Stream::Unix(s) => {
+                let (r, w) = s.split();
+                (StreamRead::Unix(r), StreamWrite::Unix(w))
+            }
+            Stream::Vsock(s) => {
+                let (r, w) = s.split();
+                (StreamRead::Vsock(r), StreamWrite::Vsock(w))
+            }
+        }
+    }
+
     /// Closes the write half, so the peer reads EOF while we can still read.
     pub async fn shutdown_write(&mut self) -> io::Result<()> {
         // Both types implement `poll_shutdown` as shutdown(SHUT_WR).
@@ -169,6 +202,46 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Unix(s) => s.is_write_vectored(),
             Stream::Vsock(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+impl AsyncRead for StreamRead<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamRead::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            StreamRead::Vsock(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for StreamWrite<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            StreamWrite::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            StreamWrite::Vsock(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamWrite::Unix(s) => Pin::new(s).poll_flush(cx),
+            StreamWrite::Vsock(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamWrite::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            StreamWrite::Vsock(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
