@@ -78,10 +78,11 @@ sim-check: setup build
 lint: setup-apt
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p nitrosync-attestation --all-targets --features nsm -- -D warnings
 
 ## fuzz-smoke: cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain take them.
 fuzz-smoke: setup-fuzz
-	for t in frame_stream control_messages; do \
+	for t in frame_stream control_messages attestation_doc; do \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 2>&1 | tail -n 2; \
 	done
 

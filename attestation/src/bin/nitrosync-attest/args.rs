@@ -1,0 +1,79 @@
+//! Command-line arguments, parsed and validated by clap.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Verify or inspect AWS Nitro Enclaves attestation documents.
+#[derive(Debug, Parser)]
+#[command(name = "nitrosync-attest", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify a document: signature, chain to the root, PCRs, nonce, age. Exit 0 only if all pass.
+    Verify(VerifyArgs),
+    /// Show a document without verifying anything.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The document: raw CBOR, hex or base64 (auto-detected); `-` reads standard input.
+    pub doc: PathBuf,
+    /// Trusted root certificate, PEM or DER [default: the built-in AWS Nitro Enclaves Root G1].
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+    /// Expected PCR value; repeatable.
+    #[arg(long = "pcr", value_name = "N=HEX", value_parser = parse_pcr)]
+    pub pcrs: Vec<(u16, Vec<u8>)>,
+    /// Required nonce.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub nonce: Option<Hex>,
+    /// Verify as of this UTC time (RFC 3339, e.g. 2024-12-13T07:38:00Z) [default: now].
+    #[arg(long, value_name = "RFC3339", value_parser = humantime::parse_rfc3339_weak)]
+    pub at: Option<SystemTime>,
+    /// Reject documents older than this (e.g. 30s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_age: Option<Duration>,
+    /// Accept debug-mode enclaves (PCR0, PCR1 and PCR2 all zero).
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Print the result as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The document: raw CBOR, hex or base64 (auto-detected); `-` reads standard input.
+    pub doc: PathBuf,
+    /// Print the document as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Bytes given in hex on the command line.
+#[derive(Debug, Clone)]
+pub struct Hex(pub Vec<u8>);
+
+fn parse_hex(s: &str) -> Result<Hex, String> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
+}
+
+fn parse_pcr(s: &str) -> Result<(u16, Vec<u8>), String> {
+    let (index, value) = s.split_once('=').ok_or("expected N=HEX")?;
+    let index: u16 = index
+        .trim_start_matches("PCR")
+        .parse()
+        .map_err(|_| format!("PCR index {index:?} is not a number"))?;
+    if usize::from(index) >= nitrosync_attestation::MAX_PCRS {
+        return Err(format!("PCR index {index} is out of range"));
+    }
+    Ok((index, parse_hex(value)?.0))
+}

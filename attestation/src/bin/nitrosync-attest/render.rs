@@ -1,0 +1,199 @@
+//! Text and JSON renderings of verified, rejected and inspected documents.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use nitrosync_attestation::{
+    AttestationDocument, CertificateSummary, Policy, TrustRoot, VerifiedDocument, VerifyError,
+};
+use serde_json::{Value, json};
+
+/// What the verification was run against, to say what was checked.
+pub struct Checks<'a> {
+    pub root: &'a TrustRoot,
+    pub root_label: &'a str,
+    pub policy: &'a Policy,
+    pub now: SystemTime,
+}
+
+fn time(t: SystemTime) -> String {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < 253_402_300_800 => humantime::format_rfc3339_millis(t).to_string(),
+        _ => "(out of range)".into(),
+    }
+}
+
+fn opt_hex(v: Option<&Vec<u8>>) -> Value {
+    v.map_or(Value::Null, |b| Value::String(hex::encode(b)))
+}
+
+fn pcrs_json(pcrs: &BTreeMap<u16, Vec<u8>>) -> Value {
+    pcrs.iter()
+        .map(|(i, v)| (i.to_string(), Value::String(hex::encode(v))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn age(c: &Checks<'_>, timestamp: SystemTime) -> String {
+    let age = c.now.duration_since(timestamp).unwrap_or_default();
+    let age = humantime::format_duration(std::time::Duration::from_secs(age.as_secs()));
+    match c.policy.max_age {
+        Some(max) => format!("{age} (maximum {})", humantime::format_duration(max)),
+        None => format!("{age} (no maximum set)"),
+    }
+}
+
+pub fn verified_text(v: &VerifiedDocument, c: &Checks<'_>) -> String {
+    let mut out = String::from("OK: attestation document verified\n");
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(out, "  {k:<11} {v}");
+    };
+    line(
+        "signature",
+        "COSE_Sign1 ES384 over the payload, by the leaf certificate's P-384 key".into(),
+    );
+    line(
+        "root",
+        format!(
+            "{} (sha256 {})",
+            c.root_label,
+            hex::encode(c.root.sha256_fingerprint())
+        ),
+    );
+    line(
+        "chain",
+        format!(
+            "valid at {}; leaf valid until {}",
+            time(c.now),
+            time(v.not_after)
+        ),
+    );
+    line("digest", v.digest.clone());
+    let pcrs = if c.policy.pcrs.is_empty() {
+        "no expected values given".to_string()
+    } else {
+        let idx: Vec<String> = c.policy.pcrs.keys().map(|i| format!("PCR{i}")).collect();
+        format!("{} match", idx.join(", "))
+    };
+    line("pcrs", pcrs);
+    line(
+        "debug",
+        if v.debug {
+            "debug-mode enclave (allowed by --allow-debug)"
+        } else {
+            "no"
+        }
+        .into(),
+    );
+    line(
+        "nonce",
+        if c.policy.nonce.is_some() {
+            "matches"
+        } else {
+            "not required"
+        }
+        .into(),
+    );
+    line("age", age(c, v.timestamp));
+    let _ = writeln!(out, "module_id   {}", v.module_id);
+    let _ = writeln!(out, "timestamp   {}", time(v.timestamp));
+    for (i, pcr) in &v.pcrs {
+        let _ = writeln!(out, "PCR{i:<8} {}", hex::encode(pcr));
+    }
+    for (k, val) in [
+        ("public_key", &v.public_key),
+        ("user_data", &v.user_data),
+        ("nonce", &v.nonce),
+    ] {
+        let shown = val.as_ref().map_or_else(|| "(none)".into(), hex::encode);
+        let _ = writeln!(out, "{k:<11} {shown}");
+    }
+    out
+}
+
+pub fn verified_json(v: &VerifiedDocument, c: &Checks<'_>) -> Value {
+    json!({
+        "ok": true,
+        "root_sha256": hex::encode(c.root.sha256_fingerprint()),
+        "verified_at": time(c.now),
+        "module_id": v.module_id,
+        "timestamp": time(v.timestamp),
+        "digest": v.digest,
+        "pcrs": pcrs_json(&v.pcrs),
+        "checked_pcrs": c.policy.pcrs.keys().collect::<Vec<_>>(),
+        "debug": v.debug,
+        "nonce_checked": c.policy.nonce.is_some(),
+        "max_age_seconds": c.policy.max_age.map(|d| d.as_secs()),
+        "leaf_not_after": time(v.not_after),
+        "certificate": hex::encode(&v.certificate),
+        "public_key": opt_hex(v.public_key.as_ref()),
+        "user_data": opt_hex(v.user_data.as_ref()),
+        "nonce": opt_hex(v.nonce.as_ref()),
+    })
+}
+
+pub fn rejected_json(e: &VerifyError) -> Value {
+    json!({ "ok": false, "error": e.code(), "reason": e.to_string() })
+}
+
+fn cert_line(der: &[u8]) -> String {
+    match CertificateSummary::parse(der) {
+        Ok(s) => format!(
+            "{} (issuer {}; {} .. {})",
+            s.subject,
+            s.issuer,
+            time(s.not_before),
+            time(s.not_after)
+        ),
+        Err(e) => format!("unparseable: {e}"),
+    }
+}
+
+pub fn inspected_text(d: &AttestationDocument) -> String {
+    let mut out = String::from("NOT VERIFIED: contents as the document claims them\n");
+    let _ = writeln!(out, "alg         {}", d.alg);
+    let _ = writeln!(out, "module_id   {}", d.module_id);
+    let _ = writeln!(out, "digest      {}", d.digest);
+    let _ = writeln!(
+        out,
+        "timestamp   {} ({} ms)",
+        time(d.timestamp()),
+        d.timestamp_ms
+    );
+    for (i, pcr) in &d.pcrs {
+        let _ = writeln!(out, "PCR{i:<8} {}", hex::encode(pcr));
+    }
+    let _ = writeln!(out, "certificate {}", cert_line(&d.certificate));
+    for (i, c) in d.cabundle.iter().enumerate() {
+        let _ = writeln!(out, "cabundle[{i}] {}", cert_line(c));
+    }
+    for (k, val) in [
+        ("public_key", &d.public_key),
+        ("user_data", &d.user_data),
+        ("nonce", &d.nonce),
+    ] {
+        let shown = val.as_ref().map_or_else(|| "(none)".into(), hex::encode);
+        let _ = writeln!(out, "{k:<11} {shown}");
+    }
+    let _ = writeln!(out, "signature   {} bytes", d.signature.len());
+    out
+}
+
+pub fn inspected_json(d: &AttestationDocument) -> Value {
+    json!({
+        "verified": false,
+        "alg": d.alg,
+        "module_id": d.module_id,
+        "digest": d.digest,
+        "timestamp_ms": d.timestamp_ms,
+        "timestamp": time(d.timestamp()),
+        "pcrs": pcrs_json(&d.pcrs),
+        "certificate": hex::encode(&d.certificate),
+        "cabundle": d.cabundle.iter().map(hex::encode).collect::<Vec<_>>(),
+        "public_key": opt_hex(d.public_key.as_ref()),
+        "user_data": opt_hex(d.user_data.as_ref()),
+        "nonce": opt_hex(d.nonce.as_ref()),
+        "signature": hex::encode(&d.signature),
+    })
+}
