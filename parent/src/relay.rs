@@ -51,19 +51,7 @@ pub enum PolicyError {
     Upstream(String),
 }
 
-/// Checks the shape of an AWS region name: `us-east-1`, `us-gov-west-1`, `cn-north-1`, ...
-pub fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.len() <= 4
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .is_ok_and(|n| n > 0 && !parts[parts.len() - 1].starts_with('0'))
-}
+pub use nitrosync_shared::names::is_region;
 
 fn aws_suffix(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -494,31 +482,6 @@ mod tests {
         Connect {
             host: host.into(),
             port,
-        }
-    }
-
-    #[test]
-    fn regions() {
-        for ok in [
-            "us-east-1",
-            "eu-central-2",
-            "us-gov-west-1",
-            "cn-north-1",
-            "ap-southeast-4",
-        ] {
-            assert!(is_region(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "us-east",
-            "US-EAST-1",
-            "us-east-01",
-            "u-east-1",
-            "us--1",
-            "us-east-1x",
-            "a-b-c-d-1",
-        ] {
-            assert!(!is_region(bad), "{bad}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! any time. Both directions use the frame format of [`crate::frame`].
 
 use crate::ErrorCode;
+use crate::bundle::SealedBundle;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -36,6 +37,89 @@ pub enum RequestBody {
         /// AWS region whose STS endpoint is called.
         region: String,
     },
+    /// Open a sealed bundle and act on its destination.
+    Sync {
+        /// The tenant's sealed bundle.
+        bundle: Box<SealedBundle>,
+        /// What to do.
+        mode: SyncMode,
+    },
+}
+
+/// What a `Sync` request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SyncMode {
+    /// Make the secret equal to the bundle's variables.
+    Write,
+    /// Check the set-up without touching the real secret: create and force-delete a placeholder,
+    /// then check that the role's trust policy pins the SAML subject.
+    TestConnection,
+    /// Apply the destination's delete policy to its secret.
+    Delete,
+}
+
+/// The result of a `Sync` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Destination id (from the verified header; empty when the bundle did not verify).
+    pub destination: String,
+    /// Bundle version.
+    pub version: u64,
+    /// What was asked.
+    pub mode: SyncMode,
+    /// What happened.
+    pub outcome: SyncOutcome,
+    /// Why it failed, when it did.
+    pub error: Option<SyncError>,
+    /// The secret's ARN, when known.
+    pub secret_arn: Option<String>,
+    /// The AWS version id written, when a write happened.
+    pub aws_version_id: Option<String>,
+    /// Where the time went.
+    pub timings: SyncTimings,
+}
+
+/// The outcome of a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SyncOutcome {
+    /// The secret was created.
+    Created,
+    /// A new secret version was written.
+    Updated,
+    /// The secret already held this content and version: nothing was written.
+    Unchanged,
+    /// The connection test passed.
+    Tested,
+    /// The secret was deleted or scheduled for deletion.
+    Deleted,
+    /// The delete policy is Retain: the secret was left in place.
+    Retained,
+    /// The sync failed; see `error`.
+    Failed,
+}
+
+/// A failed sync: a product code, and what the user can do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncError {
+    /// The product error code.
+    pub code: ErrorCode,
+    /// What happened. Never contains a variable value.
+    pub message: String,
+    /// Whether the scheduler should retry by itself.
+    pub retryable: bool,
+}
+
+/// Timings and costs of a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncTimings {
+    /// Wall time inside the enclave, microseconds.
+    pub total_us: u64,
+    /// Time spent waiting for AWS, microseconds.
+    pub aws_us: u64,
+    /// AWS calls made (retries included).
+    pub aws_calls: u32,
+    /// Whether a SAML assertion was signed (a credential refresh).
+    pub signed_assertion: bool,
 }
 
 /// Everything the enclave sends on the control connection.
@@ -66,6 +150,8 @@ pub enum ResponseBody {
     Describe(Description),
     /// Answer to [`RequestBody::ProbeAws`].
     ProbeAws(ProbeReport),
+    /// Answer to [`RequestBody::Sync`].
+    Sync(SyncReport),
     /// The request failed.
     Error(ControlError),
 }

@@ -11,10 +11,12 @@
 
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod control;
 pub mod endpoint;
 pub mod error_code;
 pub mod frame;
+pub mod names;
 pub mod tunnel;
 
 pub use endpoint::{Endpoint, EndpointError};
