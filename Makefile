@@ -13,7 +13,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := socat pkg-config libxml2-dev libxmlsec1-dev libclang-dev xmlsec1
+APT_PACKAGES := socat pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1
 FUZZ_SECONDS ?= 20
 export CARGO_TERM_COLOR ?= never
 
