@@ -37,6 +37,12 @@ pub enum RequestBody {
         /// AWS region whose STS endpoint is called.
         region: String,
     },
+    /// A fresh attestation document from the enclave's NSM, binding its keys, with `nonce`.
+    Attest {
+        /// A caller-chosen nonce (at most 512 bytes), echoed in the document.
+        #[serde(with = "serde_bytes")]
+        nonce: Vec<u8>,
+    },
     /// Open a sealed bundle and act on its destination.
     Sync {
         /// The tenant's sealed bundle.
@@ -152,6 +158,12 @@ pub enum ResponseBody {
     ProbeAws(ProbeReport),
     /// Answer to [`RequestBody::Sync`].
     Sync(SyncReport),
+    /// Answer to [`RequestBody::Attest`].
+    Attestation {
+        /// The COSE_Sign1 attestation document, as the NSM produced it.
+        #[serde(with = "serde_bytes")]
+        document: Vec<u8>,
+    },
     /// The request failed.
     Error(ControlError),
 }
@@ -202,6 +214,15 @@ pub struct Description {
     pub mode: RuntimeMode,
     /// Trust anchors for TLS to AWS.
     pub tls_trust: TlsTrust,
+    /// The X25519 key bundles are sealed to (also the attestation document's `public_key`).
+    #[serde(with = "serde_bytes")]
+    pub bundle_key: [u8; 32],
+    /// The SAML identity provider's entity id.
+    pub saml_entity_id: String,
+    /// The SAML metadata XML to register as an IAM SAML provider.
+    pub saml_metadata: String,
+    /// SHA-256 of the SAML signing certificate (DER), hex; bound by the attestation document.
+    pub saml_cert_sha256: String,
 }
 
 /// The outcome of [`RequestBody::ProbeAws`].
@@ -271,6 +292,7 @@ mod tests {
             Just(RequestBody::Health),
             Just(RequestBody::Describe),
             "[a-z0-9-]{0,20}".prop_map(|region| RequestBody::ProbeAws { region }),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|nonce| RequestBody::Attest { nonce }),
         ];
         (any::<u64>(), body).prop_map(|(id, body)| Request { id, body })
     }
@@ -300,6 +322,10 @@ mod tests {
                     } else {
                         TlsTrust::WebPki { roots }
                     },
+                    bundle_key: [7; 32],
+                    saml_entity_id: "urn:nitrosync:enclave".into(),
+                    saml_metadata: "<EntityDescriptor/>".into(),
+                    saml_cert_sha256: "cd".repeat(32),
                 })
             },
         );

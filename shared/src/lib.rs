@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod binding;
 pub mod bundle;
 pub mod control;
 pub mod endpoint;

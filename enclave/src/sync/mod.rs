@@ -1,0 +1,433 @@
+//! The sync engine: a sealed bundle in, a [`SyncReport`] out.
+//!
+//! `Write` opens the bundle, renders the environment as deterministic JSON, and makes the
+//! destination's secret equal to it:
+//! 1. the JSON must fit AWS's 65,536 bytes, checked before any AWS call;
+//! 2. credentials come from the [`session::SessionCache`] or one `AssumeRoleWithSAML`;
+//! 3. `DescribeSecret` decides: absent → `CreateSecret` with the ownership tags; present but not
+//!    owned by this destination, or pending deletion → `SecretNameConflict`; an older or equal
+//!    version with other content → `StaleVersion`; the same content (HMAC tag) → no write;
+//!    otherwise `PutSecretValue`, then `TagResource` with the new version and MAC.
+//!
+//! The value is written before the tags, so a failure in between leaves a newer value under
+//! the old version tag; the retry writes the same value again with the same `ClientRequestToken`,
+//! which AWS treats as the same version. Tags are never ahead of the value.
+
+pub mod errors;
+pub mod session;
+
+use crate::https::{AwsHttpClient, hex};
+use aws_sdk_secretsmanager::types::Tag;
+use errors::{Failure, Service, classify};
+use hmac::{Hmac, Mac};
+use nitrosync_bundle::{EnclaveBundleKey, OpenedBundle, open, render_json};
+use nitrosync_saml::SamlSigner;
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle};
+use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
+use session::{AwsSettings, Session, SessionCache};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::info;
+use zeroize::Zeroizing;
+
+/// The largest secret value AWS accepts.
+pub const MAX_SECRET_BYTES: usize = 65_536;
+
+/// Tag: who manages the secret.
+pub const TAG_MANAGED_BY: &str = "nitrosync:managed-by";
+/// Tag: which destination owns it.
+pub const TAG_DESTINATION: &str = "nitrosync:destination";
+/// Tag: the bundle version written.
+pub const TAG_VERSION: &str = "nitrosync:version";
+/// Tag: HMAC of the JSON written.
+pub const TAG_MAC: &str = "nitrosync:mac";
+
+/// Everything a sync needs; shared by all syncs.
+#[derive(Debug)]
+pub struct SyncEngine {
+    aws: AwsSettings,
+    signer: SamlSigner,
+    bundle_key: EnclaveBundleKey,
+    mac_key: Zeroizing<[u8; 32]>,
+    sessions: SessionCache,
+}
+
+/// What one sync cost.
+#[derive(Debug, Default)]
+struct Costs {
+    aws: Duration,
+    calls: u32,
+    signed: bool,
+}
+
+/// Time one AWS call.
+async fn timed<T>(costs: &mut Costs, f: impl std::future::Future<Output = T>) -> T {
+    let t = Instant::now();
+    let r = f.await;
+    costs.aws += t.elapsed();
+    costs.calls += 1;
+    r
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+/// A `ClientRequestToken` stable for (destination, version, content): a retried write never
+/// makes a second version. 64 hex characters (AWS allows 32–64).
+pub fn client_request_token(destination: &str, version: u64, mac: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"nitrosync/client-request-token/v1\0");
+    h.update(destination.as_bytes());
+    h.update(b"\0");
+    h.update(version.to_be_bytes());
+    h.update(mac.as_bytes());
+    hex(&h.finalize())
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no entropy: {e}"));
+    hex(&b)
+}
+
+impl SyncEngine {
+    /// An engine with fresh keys. (Persistence across restarts is sealed by KMS in production;
+    /// until then a restart means new keys, new SAML metadata and one rewrite per destination.)
+    pub fn new(
+        http: AwsHttpClient,
+        signer: SamlSigner,
+        bundle_key: EnclaveBundleKey,
+        mac_key: Zeroizing<[u8; 32]>,
+        retry: aws_smithy_types::retry::RetryConfig,
+    ) -> Self {
+        let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(15))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
+        Self {
+            aws: AwsSettings {
+                http,
+                retry,
+                timeouts,
+            },
+            signer,
+            bundle_key,
+            mac_key,
+            sessions: SessionCache::default(),
+        }
+    }
+
+    /// The SAML signer (for metadata).
+    pub fn signer(&self) -> &SamlSigner {
+        &self.signer
+    }
+
+    /// The bundle key's public half.
+    pub fn bundle_public_key(&self) -> [u8; 32] {
+        self.bundle_key.public()
+    }
+
+    /// Sessions cached now.
+    pub fn cached_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn mac(&self, json: &[u8]) -> String {
+        // HMAC accepts any key length.
+        let mut m = <Hmac<Sha256>>::new_from_slice(&*self.mac_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        m.update(json);
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// Runs one sync and reports it. Never panics on hostile input; never puts a value in the
+    /// report.
+    pub async fn sync(&self, bundle: &SealedBundle, mode: SyncMode) -> SyncReport {
+        let started = Instant::now();
+        let mut costs = Costs::default();
+        let mut report = SyncReport {
+            destination: String::new(),
+            version: 0,
+            mode,
+            outcome: SyncOutcome::Failed,
+            error: None,
+            secret_arn: None,
+            aws_version_id: None,
+            timings: SyncTimings::default(),
+        };
+        let result = match open(bundle, &self.bundle_key) {
+            Err(e) => Err(Failure::new(ErrorCode::InvalidBundle, format!("the bundle was rejected: {e}."))),
+            Ok(opened) => {
+                report.destination = opened.header.destination.id.clone();
+                report.version = opened.header.version;
+                match mode {
+                    SyncMode::Write => self.write(&opened, &mut costs, &mut report).await,
+                    SyncMode::TestConnection => self.test_connection(&opened, &mut costs).await,
+                    SyncMode::Delete => self.delete(&opened, &mut costs, &mut report).await,
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => report.outcome = outcome,
+            Err(f) => {
+                report.outcome = SyncOutcome::Failed;
+                report.error = Some(f.into_sync_error());
+            }
+        }
+        report.timings = SyncTimings {
+            total_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            aws_us: u64::try_from(costs.aws.as_micros()).unwrap_or(u64::MAX),
+            aws_calls: costs.calls,
+            signed_assertion: costs.signed,
+        };
+        let code = report.error.as_ref().map(|e: &SyncError| e.code.as_str()).unwrap_or("-");
+        info!(
+            destination = %report.destination,
+            version = report.version,
+            mode = ?mode,
+            outcome = ?report.outcome,
+            code,
+            aws_calls = costs.calls,
+            signed = costs.signed,
+            total_us = report.timings.total_us,
+            "sync done"
+        );
+        report
+    }
+
+    async fn session(&self, opened: &OpenedBundle, costs: &mut Costs) -> Result<Session, Failure> {
+        let t = Instant::now();
+        let (s, signed) = self
+            .sessions
+            .get(&self.aws, &self.signer, &opened.header.destination, &opened.subject, SystemTime::now())
+            .await?;
+        if signed {
+            costs.signed = true;
+            costs.calls += 1;
+            costs.aws += t.elapsed();
+        }
+        Ok(s)
+    }
+
+    async fn write(&self, opened: &OpenedBundle, costs: &mut Costs, report: &mut SyncReport) -> Result<SyncOutcome, Failure> {
+        let dest = &opened.header.destination;
+        let version = opened.header.version;
+        let json = render_json(&opened.variables);
+        if json.len() > MAX_SECRET_BYTES {
+            return Err(Failure::new(
+                ErrorCode::MaximumSecretSizeExceeded,
+                format!("the environment renders to {} bytes of JSON; Secrets Manager takes at most {MAX_SECRET_BYTES}.", json.len()),
+            ));
+        }
+        let mac = self.mac(&json);
+        let token = client_request_token(&dest.id, version, &mac);
+        // The SDK takes an owned String; it is dropped (not zeroized) inside the SDK.
+        let value = Zeroizing::new(String::from_utf8_lossy(&json).into_owned());
+        let session = self.session(opened, costs).await?;
+        let sm = &session.client;
+
+        let described = timed(costs, sm.describe_secret().secret_id(&dest.secret_name).send()).await;
+        let described = match described {
+            Ok(d) => Some(d),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => None,
+            Err(e) => return Err(classify(Service::SecretsManager, "secretsmanager:DescribeSecret", &e)),
+        };
+        let Some(d) = described else {
+            let mut tags: Vec<Tag> = dest.tags.iter().map(|(k, v)| tag(k, v)).collect();
+            tags.extend(managed_tags(dest, version, &mac));
+            let created = timed(
+                costs,
+                sm.create_secret()
+                    .name(&dest.secret_name)
+                    .secret_string(value.as_str())
+                    .set_kms_key_id(dest.kms_key_id.clone())
+                    .set_tags(Some(tags))
+                    .client_request_token(&token)
+                    .description(format!("Managed by nitrosync (destination {}). Do not edit by hand.", dest.id))
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:CreateSecret", &e))?;
+            report.secret_arn = created.arn().map(str::to_owned);
+            report.aws_version_id = created.version_id().map(str::to_owned);
+            return Ok(SyncOutcome::Created);
+        };
+        let arn = d.arn().unwrap_or(&dest.secret_name).to_owned();
+        report.secret_arn = Some(arn.clone());
+        check_owner(dest, d.tags(), d.deleted_date().is_some())?;
+        let current: u64 = tag_value(d.tags(), TAG_VERSION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let same_content = tag_value(d.tags(), TAG_MAC) == Some(mac.as_str());
+        if version < current || (version == current && !same_content) {
+            return Err(Failure::new(
+                ErrorCode::StaleVersion,
+                format!("bundle version {version} is not newer than version {current} already in the secret."),
+            ));
+        }
+        if same_content && version == current {
+            return Ok(SyncOutcome::Unchanged);
+        }
+        if !same_content {
+            let put = timed(
+                costs,
+                sm.put_secret_value()
+                    .secret_id(&arn)
+                    .secret_string(value.as_str())
+                    .client_request_token(&token)
+                    .send(),
+            )
+            .await
+            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:PutSecretValue", &e))?;
+            report.aws_version_id = put.version_id().map(str::to_owned);
+        }
+        // The version tag moves forward even when the content is unchanged, so an older bundle
+        // can never be replayed over it.
+        let mut tags: Vec<Tag> = dest
+            .tags
+            .iter()
+            .filter(|(k, v)| tag_value(d.tags(), k) != Some(v.as_str()))
+            .map(|(k, v)| tag(k, v))
+            .collect();
+        tags.push(tag(TAG_VERSION, &version.to_string()));
+        tags.push(tag(TAG_MAC, &mac));
+        timed(costs, sm.tag_resource().secret_id(&arn).set_tags(Some(tags)).send())
+            .await
+            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:TagResource", &e))?;
+        Ok(if same_content { SyncOutcome::Unchanged } else { SyncOutcome::Updated })
+    }
+
+    async fn test_connection(&self, opened: &OpenedBundle, costs: &mut Costs) -> Result<SyncOutcome, Failure> {
+        let dest = &opened.header.destination;
+        let session = self.session(opened, costs).await?;
+        let sm = &session.client;
+        let name = format!("{}-nitrosync-test-{}", dest.secret_name, random_suffix());
+        let mut tags = vec![tag(TAG_MANAGED_BY, "nitrosync"), tag(TAG_DESTINATION, &dest.id)];
+        tags.extend(dest.tags.iter().map(|(k, v)| tag(k, v)));
+        let created = timed(
+            costs,
+            sm.create_secret()
+                .name(&name)
+                .secret_string("nitrosync connection test placeholder")
+                .set_kms_key_id(dest.kms_key_id.clone())
+                .set_tags(Some(tags))
+                .send(),
+        )
+        .await
+        .map_err(|e| classify(Service::SecretsManager, "secretsmanager:CreateSecret (test placeholder)", &e))?;
+        let arn = created.arn().unwrap_or(&name).to_owned();
+        timed(costs, sm.delete_secret().secret_id(&arn).force_delete_without_recovery(true).send())
+            .await
+            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:DeleteSecret (test placeholder)", &e))?;
+
+        // The trust-policy probe: a subject that was never issued must be refused.
+        let mut probe_subject = String::from("ns1-probe");
+        probe_subject.push_str(&random_suffix());
+        probe_subject.push_str(&random_suffix());
+        costs.signed = true;
+        let t = Instant::now();
+        let probe = session::assume_role(&self.aws, &self.signer, dest, &probe_subject, SystemTime::now()).await;
+        costs.aws += t.elapsed();
+        costs.calls += 1;
+        match probe {
+            Ok(_) => Err(Failure::new(
+                ErrorCode::MissingSamlSubject,
+                format!(
+                    "the role accepted a SAML subject that was never issued ({probe_subject}): its trust policy does not pin saml:sub, so any tenant of this worker could assume it. Pin saml:sub to {}.",
+                    opened.subject
+                ),
+            )),
+            Err(f) if f.code == ErrorCode::AssumeRoleError => Ok(SyncOutcome::Tested),
+            Err(f) => Err(f),
+        }
+    }
+
+    async fn delete(&self, opened: &OpenedBundle, costs: &mut Costs, report: &mut SyncReport) -> Result<SyncOutcome, Failure> {
+        let dest = &opened.header.destination;
+        let DeletePolicy::Delete { recovery_days } = dest.delete_policy else {
+            return Ok(SyncOutcome::Retained);
+        };
+        let session = self.session(opened, costs).await?;
+        let sm = &session.client;
+        let d = match timed(costs, sm.describe_secret().secret_id(&dest.secret_name).send()).await {
+            Ok(d) => d,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Ok(SyncOutcome::Deleted);
+            }
+            Err(e) => return Err(classify(Service::SecretsManager, "secretsmanager:DescribeSecret", &e)),
+        };
+        check_owner(dest, d.tags(), false)?;
+        if d.deleted_date().is_some() {
+            return Ok(SyncOutcome::Deleted);
+        }
+        let current: u64 = tag_value(d.tags(), TAG_VERSION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if opened.header.version < current {
+            return Err(Failure::new(
+                ErrorCode::StaleVersion,
+                format!("delete bundle version {} is older than version {current} in the secret.", opened.header.version),
+            ));
+        }
+        let arn = d.arn().unwrap_or(&dest.secret_name).to_owned();
+        report.secret_arn = Some(arn.clone());
+        let replicas: Vec<String> = d.replication_status().iter().filter_map(|r| r.region().map(str::to_owned)).collect();
+        if !replicas.is_empty() {
+            timed(costs, sm.remove_regions_from_replication().secret_id(&arn).set_remove_replica_regions(Some(replicas)).send())
+                .await
+                .map_err(|e| classify(Service::SecretsManager, "secretsmanager:RemoveRegionsFromReplication", &e))?;
+        }
+        let req = sm.delete_secret().secret_id(&arn);
+        let req = match recovery_days {
+            Some(days) => req.recovery_window_in_days(i64::from(days)),
+            None => req.force_delete_without_recovery(true),
+        };
+        timed(costs, req.send())
+            .await
+            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:DeleteSecret", &e))?;
+        Ok(SyncOutcome::Deleted)
+    }
+}
+
+fn managed_tags(dest: &DestinationConfig, version: u64, mac: &str) -> [Tag; 4] {
+    [
+        tag(TAG_MANAGED_BY, "nitrosync"),
+        tag(TAG_DESTINATION, &dest.id),
+        tag(TAG_VERSION, &version.to_string()),
+        tag(TAG_MAC, mac),
+    ]
+}
+
+fn check_owner(dest: &DestinationConfig, tags: &[Tag], pending_deletion: bool) -> Result<(), Failure> {
+    let owned = tag_value(tags, TAG_MANAGED_BY) == Some("nitrosync") && tag_value(tags, TAG_DESTINATION) == Some(dest.id.as_str());
+    if !owned {
+        return Err(Failure::new(
+            ErrorCode::SecretNameConflict,
+            format!("a secret named {:?} exists and is not managed by this destination; nitrosync never overwrites it.", dest.secret_name),
+        ));
+    }
+    if pending_deletion {
+        return Err(Failure::new(
+            ErrorCode::SecretNameConflict,
+            format!("the secret {:?} is scheduled for deletion; restore it or choose another name.", dest.secret_name),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_tokens_are_stable_and_distinct() {
+        let a = client_request_token("d", 1, "m");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, client_request_token("d", 1, "m"));
+        assert_ne!(a, client_request_token("d", 2, "m"));
+        assert_ne!(a, client_request_token("d", 1, "n"));
+        assert_ne!(a, client_request_token("e", 1, "m"));
+    }
+}

@@ -1,0 +1,202 @@
+//! STS `AssumeRoleWithSAML` and the credential cache.
+//!
+//! Credentials are cached per (role ARN, SAML subject) until five minutes before they expire,
+//! so a sync of a destination whose role was assumed recently signs nothing and calls STS not at
+//! all (DESIGN §7 and §11: one RSA signature per role per credential lifetime). Concurrent syncs
+//! for the same key wait for one refresh instead of each signing.
+
+use super::errors::{Failure, Service, classify};
+use crate::https::AwsHttpClient;
+use aws_credential_types::Credentials;
+use aws_sdk_sts::config::{BehaviorVersion, Region};
+use nitrosync_saml::{AssertionRequest, SamlSigner};
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::bundle::DestinationConfig;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Mutex;
+
+/// Credentials are refreshed this long before they expire.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Session duration asked of STS.
+pub const SESSION_SECONDS: i32 = 3600;
+
+/// A Secrets Manager client holding one role's temporary credentials.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The client.
+    pub client: aws_sdk_secretsmanager::Client,
+    /// When the credentials expire.
+    pub expires: SystemTime,
+}
+
+type Slot = Arc<Mutex<Option<Session>>>;
+
+/// Cached sessions by (region, role ARN, subject).
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    slots: std::sync::Mutex<HashMap<(String, String, String), Slot>>,
+}
+
+/// What building a Secrets Manager client needs.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// The HTTPS client over the relay.
+    pub http: AwsHttpClient,
+    /// Retries (full-jitter exponential backoff, attempts, budget).
+    pub retry: aws_smithy_types::retry::RetryConfig,
+    /// Timeouts per attempt and per operation.
+    pub timeouts: aws_smithy_types::timeout::TimeoutConfig,
+}
+
+/// The recipient URL AWS expects for a region.
+pub fn recipient(_region: &str) -> String {
+    // The global endpoint is accepted for every commercial region; regional sign-in endpoints
+    // are an option for later (DESIGN §7).
+    "https://signin.aws.amazon.com/saml".to_owned()
+}
+
+fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    // getrandom failing means the enclave has no entropy: nothing sensible can continue.
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("no entropy: {e}"));
+    format!("{prefix}{}", crate::https::hex(&bytes))
+}
+
+/// A role session name AWS accepts: 2–64 of `[A-Za-z0-9_+=,.@-]`.
+pub fn session_name(destination_id: &str) -> String {
+    let cleaned: String = destination_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '_' })
+        .collect();
+    let mut name = format!("nitrosync-{cleaned}");
+    name.truncate(64);
+    name
+}
+
+/// Signs an assertion for `subject` and exchanges it for credentials.
+pub async fn assume_role(
+    aws: &AwsSettings,
+    signer: &SamlSigner,
+    dest: &DestinationConfig,
+    subject: &str,
+    now: SystemTime,
+) -> Result<Credentials, Failure> {
+    let signed = signer
+        .sign_response(&AssertionRequest {
+            subject: subject.to_owned(),
+            role_arn: dest.role_arn.clone(),
+            provider_arn: dest.saml_provider_arn.clone(),
+            session_name: session_name(&dest.id),
+            session_duration: None,
+            recipient: recipient(&dest.region),
+            now,
+            response_id: random_id("_r"),
+            assertion_id: random_id("_a"),
+        })
+        .map_err(|e| Failure::new(ErrorCode::InvalidConfig, format!("cannot sign the SAML assertion: {e}.")))?;
+    let conf = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(dest.region.clone()))
+        .http_client(aws.http.clone())
+        .retry_config(aws.retry.clone())
+        .timeout_config(aws.timeouts.clone())
+        .build();
+    let out = aws_sdk_sts::Client::from_conf(conf)
+        .assume_role_with_saml()
+        .role_arn(&dest.role_arn)
+        .principal_arn(&dest.saml_provider_arn)
+        .saml_assertion(signed.base64)
+        .duration_seconds(SESSION_SECONDS)
+        .send()
+        .await
+        .map_err(|e| classify(Service::Sts, "sts:AssumeRoleWithSAML", &e))?;
+    let c = out.credentials().ok_or_else(|| {
+        Failure::new(ErrorCode::AssumeRoleError, "STS answered without credentials.")
+    })?;
+    let expires = SystemTime::try_from(*c.expiration()).unwrap_or(now);
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        Some(expires),
+        "nitrosync-assume-role-with-saml",
+    ))
+}
+
+/// A Secrets Manager client for these credentials.
+pub fn secrets_client(aws: &AwsSettings, region: &str, creds: Credentials) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new(region.to_owned()))
+        .http_client(aws.http.clone())
+        .credentials_provider(creds)
+        .retry_config(aws.retry.clone())
+        .timeout_config(aws.timeouts.clone())
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+impl SessionCache {
+    /// A session for the destination's role and `subject`: cached, or a fresh `AssumeRoleWithSAML`.
+    /// The boolean is true when an assertion was signed.
+    pub async fn get(
+        &self,
+        aws: &AwsSettings,
+        signer: &SamlSigner,
+        dest: &DestinationConfig,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<(Session, bool), Failure> {
+        let key = (dest.region.clone(), dest.role_arn.clone(), subject.to_owned());
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(key).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some(s) = guard.as_ref()
+            && s.expires.duration_since(now).is_ok_and(|left| left > REFRESH_MARGIN)
+        {
+            return Ok((s.clone(), false));
+        }
+        let creds = assume_role(aws, signer, dest, subject, now).await?;
+        let expires = creds.expiry().unwrap_or(now);
+        let session = Session {
+            client: secrets_client(aws, &dest.region, creds),
+            expires,
+        };
+        *guard = Some(session.clone());
+        Ok((session, true))
+    }
+
+    /// Forgets a cached session (after AWS said its credentials expired).
+    pub fn forget(&self, dest: &DestinationConfig, subject: &str) {
+        let key = (dest.region.clone(), dest.role_arn.clone(), subject.to_owned());
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    }
+
+    /// Sessions cached now.
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_valid() {
+        assert_eq!(session_name("prod-api"), "nitrosync-prod-api");
+        let long = session_name(&"x".repeat(100));
+        assert_eq!(long.len(), 64);
+        assert!(session_name("a/b c").chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)));
+    }
+}
