@@ -10,8 +10,10 @@ Layers, outermost first:
     in the connection's own thread; request bodies are read whole and responses are buffered and
     sent with Content-Length, so a connection always stays in sync.
   * ``StrictFront``: WSGI middleware. Logs every request, serves the control API
-    (``/_sim/...`` or host ``sim.nitrosync.local``) and runs a list of checks (hooks) that may
-    answer a request themselves (later: SAML validation, Secrets Manager limits, faults).
+    (``/_sim/...`` or host ``sim.nitrosync.local``), runs fault injection, then the checks that make
+    the simulator answer like AWS (wired in ``wiring.py``: ``saml_check.py`` for AssumeRoleWithSAML,
+    ``auth.py`` + ``iam_eval.py`` for SigV4 and IAM policies, ``sm_limits.py`` for Secrets Manager
+    limits/state/KMS, ``faults.py``), then moto, then after-hooks that fix moto's answers.
   * ``HostDispatcher``: moto's ``DomainDispatcherApplication``, but picking the backend from the
     Host header first, as AWS does, and falling back to moto's own inference.
 """
@@ -222,6 +224,7 @@ class SimRequest:
     region: str
     action: str  # X-Amz-Target operation or form/query Action ("" if none)
     signed: bool
+    ctx: dict = field(default_factory=dict)  # state shared by checks and after-hooks of one request
     _form: Optional[dict] = field(default=None, repr=False)
 
     @property
@@ -236,6 +239,15 @@ class SimRequest:
 
     def json(self) -> Any:
         return json.loads(self.body or b"{}")
+
+    def replace_body(self, body: bytes, content_type: Optional[str] = None) -> None:
+        """Changes what moto will see (e.g. a normalised SAML assertion)."""
+        self.body = body
+        self._form = None
+        self.environ["wsgi.input"] = io.BytesIO(body)
+        self.environ["CONTENT_LENGTH"] = str(len(body))
+        if content_type:
+            self.environ["CONTENT_TYPE"] = self.headers["content-type"] = content_type
 
 
 @dataclass
@@ -284,11 +296,42 @@ def parse_host(host: str) -> tuple[str, str]:
     return service, region
 
 
+def infer_service(req: "SimRequest", target: str) -> tuple[str, str]:
+    """Service and region of a request whose Host is not an AWS name (e.g. boto3 with
+    endpoint_url=https://127.0.0.1:PORT): from the SigV4 credential scope, else the X-Amz-Target
+    prefix, else the unsigned STS federation actions; ("", "") if none (the checks then skip it)."""
+    m = re.search(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request", req.headers.get("authorization", ""))
+    if m:
+        return m.group(2), m.group(1)
+    prefix = target.split(".", 1)[0].lower()
+    if prefix in ("secretsmanager", "trentservice"):
+        return ("secretsmanager" if prefix == "secretsmanager" else "kms"), "us-east-1"
+    if req.action in ("AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"):
+        return "sts", "us-east-1"
+    return "", ""
+
+
 class StrictFront:
+    """WSGI middleware in front of moto.
+
+    Per AWS request: count it; run `pre_checks` (fault injection: may sleep, answer, or drop) outside
+    any lock; then, serialised by `self.serial` so that moto's check-then-write sequences (e.g.
+    ClientRequestToken idempotency) cannot interleave, run `checks` in order, call moto, and pass
+    its answer through the `after` hooks `(req, status, body) -> (status, body)`. A request marked
+    `req.ctx["drop_after"]` is processed and then its connection dropped. `on_write(req, outcome)`
+    sees every Secrets Manager request for the write log; `on_reset` hooks run after moto's reset.
+    """
+
     def __init__(self, app: Any, checks: Optional[list] = None):
         self.app = app
+        self.pre_checks: list = []
         self.checks: list = list(checks or [])
+        self.after: list = []
+        self.on_write: Optional[Callable] = None
+        self.on_reset: list = []
+        self.control_routes: dict = {}  # first path segment -> handler(req, rest) -> SimResponse
         self.lock = threading.Lock()
+        self.serial = threading.RLock()
         self.counts: dict[str, int] = {}
         self.total = 0
         self.started = time.time()
@@ -314,6 +357,8 @@ class StrictFront:
             req.action = target.rsplit(".", 1)[-1]
         else:
             req.action = req.form.get("Action", "")
+        if not req.service and not req.path.startswith("/moto-api"):
+            req.service, req.region = infer_service(req, target)
         return req
 
     # -- WSGI --------------------------------------------------------------------------------
@@ -321,32 +366,77 @@ class StrictFront:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         t0 = time.monotonic()
         req = self.make_request(environ)
-        status_holder: list = []
-
-        def sr(status: str, headers: list, exc_info: Any = None) -> Any:
-            status_holder[:] = [status]
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
-
+        outcome = "500"
         label = "moto-api" if req.path.startswith("/moto-api") else f"{req.service or '-'}:{req.action or '-'}"
+        is_aws = False
         try:
             if req.host == CONTROL_HOST or req.path.startswith(CONTROL_PREFIX):
                 label = "control"
-                return self.respond(self.control(req), sr)
+                resp = self.control(req)
+                outcome = str(resp.status)
+                return self.respond(resp, start_response)
+            is_aws = label != "moto-api"
             with self.lock:
                 self.total += 1
                 self.counts[label] = self.counts.get(label, 0) + 1
-            for check in self.checks:
-                resp = check(req)
-                if resp is not None:
-                    return self.respond(resp, sr)
-            return self.app(environ, sr)
+            resp = self.run_checks(self.pre_checks, req) if is_aws else None
+            if resp is None:
+                with self.serial:
+                    resp = (self.run_checks(self.checks, req) if is_aws else None) or self.call_app(req)
+                    if req.path.rstrip("/") == "/moto-api/reset":
+                        for hook in self.on_reset:
+                            hook()
+            outcome = str(resp.status)
+            if resp.status >= 400:
+                outcome += " " + error_code(resp)
+            if req.ctx.get("drop_after"):
+                outcome = f"dropped_after {outcome}"
+                raise DropConnection()
+            return self.respond(resp, start_response)
         except DropConnection:
-            status_holder[:] = ["dropped"]
+            if not outcome.startswith("dropped_after"):
+                outcome = "dropped_before"
             raise
         finally:
-            status = status_holder[0].split(" ", 1)[0] if status_holder else "500"
+            if is_aws and self.on_write is not None:
+                try:
+                    self.on_write(req, outcome)
+                except Exception:
+                    log("write log failed:\n" + traceback.format_exc())
             log(f"{req.method} {req.host or '-'}{req.path if req.path != '/' else ''} {label} "
-                f"{status} {1000 * (time.monotonic() - t0):.1f}ms")
+                f"{outcome} {1000 * (time.monotonic() - t0):.1f}ms")
+
+    @staticmethod
+    def run_checks(checks: list, req: SimRequest) -> Optional[SimResponse]:
+        for check in checks:
+            resp = check(req)
+            if resp is not None:
+                return resp
+        return None
+
+    def call_app(self, req: SimRequest) -> SimResponse:
+        captured: dict = {}
+
+        def sr(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: captured.setdefault("written", []).append(data)
+
+        it = self.app(req.environ, sr)
+        try:
+            body = b"".join(list(captured.get("written", [])) + [bytes(c) for c in it])
+        finally:
+            if hasattr(it, "close"):
+                it.close()
+        status = int(captured.get("status", "500").split(" ", 1)[0])
+        for hook in self.after:
+            status, body = hook(req, status, body)
+        ctype, headers = "application/octet-stream", []
+        for k, v in captured.get("headers", []):
+            if k.lower() == "content-type":
+                ctype = v
+            elif k.lower() != "content-length":
+                headers.append((k, v))
+        return SimResponse(status, body, ctype, headers)
 
     @staticmethod
     def respond(resp: SimResponse, start_response: Callable) -> list[bytes]:
@@ -358,7 +448,8 @@ class StrictFront:
             reason = "Unknown"
         headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body)))]
         headers += resp.headers
-        headers.append(("x-amzn-RequestId", os.urandom(16).hex()))
+        if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
+            headers.append(("x-amzn-RequestId", os.urandom(16).hex()))
         start_response(f"{resp.status} {reason}", headers)
         return [resp.body]
 
@@ -372,12 +463,31 @@ class StrictFront:
         if path == "/requests":
             with self.lock:
                 if req.method == "GET":
-                    return json_response({"total": self.total, "by_action": dict(self.counts)})
-                if req.method == "DELETE":
+                    out = {"total": self.total, "by_action": dict(self.counts)}
+                elif req.method == "DELETE":
                     self.total, self.counts = 0, {}
-                    return json_response({"ok": True})
-            return json_response({"error": "method not allowed"}, 405)
+                    out = {"ok": True}
+                else:
+                    return json_response({"error": "method not allowed"}, 405)
+            extra = self.control_routes.get("requests")
+            if extra is not None:
+                out.update(extra(req, ""))
+            return json_response(out)
+        head, _, rest = path[1:].partition("/")
+        handler = self.control_routes.get(head)
+        if handler is not None and head != "requests":
+            return handler(req, rest)
         return json_response({"error": f"no control endpoint {path}"}, 404)
+
+
+def error_code(resp: SimResponse) -> str:
+    """The AWS error code of an error answer (JSON __type or query <Code>), for logs."""
+    try:
+        t = json.loads(resp.body).get("__type", "")
+        return str(t).rsplit("#", 1)[-1]
+    except (ValueError, AttributeError):
+        m = re.search(rb"<Code>([^<]*)</Code>", resp.body)
+        return m.group(1).decode("utf-8", "replace") if m else ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,7 +703,9 @@ def main(argv: Optional[list] = None) -> int:
     del key_pem
     write_atomic(ca_path, ca_pem)
 
-    front = StrictFront(make_moto_app())
+    import wiring
+
+    front = wiring.build_front(make_moto_app(), sys.modules[__name__])
     server = SimServer((args.host, args.port), front, ssl_ctx)
     host, port = server.server_address[:2]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},

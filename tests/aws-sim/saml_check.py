@@ -312,10 +312,10 @@ class SamlChecks:
 
     # -- after moto answered ---------------------------------------------------------------------
 
-    def after(self, req: Any, status: int, body: bytes) -> bytes:
+    def after(self, req: Any, status: int, body: bytes) -> tuple[int, bytes]:
         info = req.ctx.get("saml")
         if info is None or status != 200:
-            return body
+            return status, body
         text = body.decode("utf-8")
 
         def field(name: str) -> str:
@@ -335,4 +335,4 @@ class SamlChecks:
                             ("NameQualifier", info["name_qualifier"])):
             text = re.sub(f"<{name}>.*?</{name}>", lambda _m: f"<{name}>{escape(value)}</{name}>", text,
                           count=1, flags=re.S)
-        return text.encode("utf-8")
+        return status, text.encode("utf-8")

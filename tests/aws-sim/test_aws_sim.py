@@ -1,86 +1,37 @@
 """Tests of the AWS simulator process (run: .venv/bin/python -m pytest tests/aws-sim -q)."""
 
 import base64
-import http.client
 import json
-import os
 import signal
-import socket
 import ssl
-import subprocess
-import sys
 import time
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CREDS = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+from simlib import HostConnection, sign, start_sim
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    state = tmp_path_factory.mktemp("aws-sim")
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "aws_sim.py"), "--state-dir", str(state), "--port", "0",
-         "--regions", "us-east-1,eu-west-1"],
-        stdout=subprocess.DEVNULL, stderr=open(state / "sim.log", "wb"),
-    )
-    ready = state / "ready.json"
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("simulator did not start:\n" + (state / "sim.log").read_text())
-        time.sleep(0.05)
-    info = json.loads(ready.read_text())
-    info["proc"], info["state"] = proc, state
+    # Its own process: the last test stops it with SIGTERM.
+    info = start_sim(tmp_path_factory.mktemp("aws-sim"))
     yield info
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-class HostConnection(http.client.HTTPSConnection):
-    """TCP to the simulator's loopback port, TLS and HTTP as if talking to `hostname`."""
-
-    def __init__(self, sim, hostname, context=None):
-        ctx = context or ssl.create_default_context(cafile=sim["ca"])
-        super().__init__(sim["host"], sim["port"], context=ctx, timeout=10)
-        self.hostname = hostname
-
-    def connect(self):
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.hostname)
-
-    def call(self, method, path, body=b"", headers=None):
-        headers = dict(headers or {})
-        headers["Host"] = self.hostname
-        self.request(method, path, body=body, headers=headers)
-        resp = self.getresponse()
-        return resp.status, resp.read(), resp
-
-
-def signed(hostname, service, region, body, headers):
-    req = AWSRequest(method="POST", url=f"https://{hostname}/", data=body,
-                     headers=dict(headers, Host=hostname))
-    SigV4Auth(CREDS, service, region).add_auth(req)
-    return dict(req.headers.items())
+    if info["proc"].poll() is None:
+        info["proc"].kill()
+        info["proc"].wait()
 
 
 def sts_call(conn, action, region="us-east-1"):
     body = f"Action={action}&Version=2011-06-15".encode()
-    h = signed(conn.hostname, "sts", region, body,
-               {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    h = sign(conn.hostname, "sts", region, body,
+             {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     return conn.call("POST", "/", body, h)
 
 
 def sm_call(conn, op, payload, region="us-east-1"):
     body = json.dumps(payload).encode()
-    h = signed(conn.hostname, "secretsmanager", region, body,
-               {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"secretsmanager.{op}"})
+    h = sign(conn.hostname, "secretsmanager", region, body,
+             {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"secretsmanager.{op}"})
     return conn.call("POST", "/", body, h)
 
 
@@ -104,7 +55,7 @@ def test_sts_get_caller_identity(sim):
     assert b"<Account>123456789012</Account>" in body
 
 
-def test_unsigned_assume_role_with_saml_reaches_sts(sim):
+def test_unsigned_assume_role_with_saml_reaches_the_strict_front(sim):
     saml = f"""<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"
         xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Assertion><saml:AttributeStatement>
       <saml:Attribute Name="https://aws.amazon.com/SAML/Attributes/Role"><saml:AttributeValue
@@ -121,8 +72,9 @@ def test_unsigned_assume_role_with_saml_reaches_sts(sim):
     }).encode()
     conn = HostConnection(sim, "sts.eu-west-1.amazonaws.com")
     status, resp, _ = conn.call("POST", "/", body, {"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 200, resp
-    assert b"<AssumeRoleWithSAMLResponse" in resp and b"<AccessKeyId>" in resp
+    # Routed to STS (not S3) and checked: the provider was never created, so AWS's answer.
+    assert status == 400, resp
+    assert b"<Code>InvalidIdentityToken</Code>" in resp and b"Specified provider doesn't exist" in resp
 
 
 def test_secrets_manager_round_trip(sim):
@@ -139,8 +91,8 @@ def test_secrets_manager_round_trip(sim):
     assert status == 200, body
     assert json.loads(body)["SecretString"] == '{"password":"hunter2"}'
     status, body, _ = sm_call(conn, "GetSecretValue", {"SecretId": "nope"})
-    # AWS answers 400 here; moto 5.2.5 answers 404. The front may normalise it later.
-    assert status in (400, 404) and json.loads(body)["__type"] == "ResourceNotFoundException"
+    # moto 5.2.5 answers 404; the front turns it into AWS's 400.
+    assert status == 400 and json.loads(body)["__type"] == "ResourceNotFoundException"
     # Regions are separate.
     conn_eu = HostConnection(sim, "secretsmanager.eu-west-1.amazonaws.com")
     status, body, _ = sm_call(conn_eu, "GetSecretValue", {"SecretId": "app/db"}, region="eu-west-1")

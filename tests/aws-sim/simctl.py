@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""simctl: the AWS-side set-up and inspection steps of nitrosync's end-to-end tests and demo.
+
+It calls the AWS simulator (tests/aws-sim/aws_sim.py) as an account administrator would, with
+boto3 and the simulator's CA, and prints one JSON object. It is the stand-in for the customer's
+console or Terraform; the product itself never uses it.
+
+    simctl.py --sim-dir RUN/aws-sim [--region us-east-1] COMMAND [ARGS]
+
+Commands:
+    setup-role --metadata FILE --provider-name N --role-name R --secret-name S
+               [--subject SUB | --no-subject-pin] [--deny-put] [--kms-key-arn ARN]
+        CreateSAMLProvider (or update it), CreateRole trusting it (saml:aud pinned, and
+        saml:sub pinned to SUB unless --no-subject-pin), and an inline policy allowing the
+        Secrets Manager actions on S and its test placeholders (without PutSecretValue when
+        --deny-put; with kms:GenerateDataKey/Decrypt/Encrypt on ARN when given).
+    create-key                      KMS CreateKey; prints the key ARN.
+    create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
+    delete-secret --name N [--recovery-days D]
+    get-secret --name N             value (the test's own plaintext), tags, version count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+ADMIN_KEY = "AKIAIOSFODNN7EXAMPLE"
+ADMIN_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ACS = "https://signin.aws.amazon.com/saml"
+
+
+def client(service: str, args: argparse.Namespace):
+    ready = json.loads((Path(args.sim_dir) / "ready.json").read_text())
+    return boto3.client(
+        service,
+        region_name=args.region,
+        endpoint_url=f"https://127.0.0.1:{ready['port']}",
+        verify=ready["ca"],
+        aws_access_key_id=ADMIN_KEY,
+        aws_secret_access_key=ADMIN_SECRET,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def account(args) -> str:
+    return client("sts", args).get_caller_identity()["Account"]
+
+
+def setup_role(args) -> dict:
+    iam = client("iam", args)
+    metadata = Path(args.metadata).read_text()
+    acct = account(args)
+    provider_arn = f"arn:aws:iam::{acct}:saml-provider/{args.provider_name}"
+    try:
+        provider_arn = iam.create_saml_provider(SAMLMetadataDocument=metadata, Name=args.provider_name)["SAMLProviderArn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_saml_provider(SAMLMetadataDocument=metadata, SAMLProviderArn=provider_arn)
+    condition = {"StringEquals": {"saml:aud": ACS}}
+    if not args.no_subject_pin:
+        condition["StringEquals"]["saml:sub"] = args.subject
+        condition["StringEquals"]["saml:sub_type"] = "persistent"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithSAML",
+            "Condition": condition,
+        }],
+    }
+    role = iam.create_role(RoleName=args.role_name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=3600)
+    actions = [
+        "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret",
+        "secretsmanager:RemoveRegionsFromReplication",
+    ]
+    if args.deny_put:
+        actions.remove("secretsmanager:PutSecretValue")
+    base = f"arn:aws:secretsmanager:{args.region}:{acct}:secret:{args.secret_name}"
+    statements = [{
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": [f"{base}-??????", f"{base}-nitrosync-test-*"],
+    }]
+    if args.kms_key_arn:
+        statements.append({
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"],
+            "Resource": args.kms_key_arn,
+        })
+    iam.put_role_policy(
+        RoleName=args.role_name,
+        PolicyName="nitrosync-secret",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+    return {"role_arn": role["Role"]["Arn"], "saml_provider_arn": provider_arn, "account": acct}
+
+
+def create_key(args) -> dict:
+    key = client("kms", args).create_key(Description="nitrosync test key")["KeyMetadata"]
+    return {"key_arn": key["Arn"], "key_id": key["KeyId"]}
+
+
+def create_secret(args) -> dict:
+    tags = [{"Key": k, "Value": v} for k, v in (t.split("=", 1) for t in args.tag)]
+    out = client("secretsmanager", args).create_secret(Name=args.name, SecretString=args.value, Tags=tags)
+    return {"arn": out["ARN"]}
+
+
+def delete_secret(args) -> dict:
+    sm = client("secretsmanager", args)
+    if args.recovery_days:
+        sm.delete_secret(SecretId=args.name, RecoveryWindowInDays=args.recovery_days)
+    else:
+        sm.delete_secret(SecretId=args.name, ForceDeleteWithoutRecovery=True)
+    return {"deleted": args.name}
+
+
+def get_secret(args) -> dict:
+    sm = client("secretsmanager", args)
+    try:
+        desc = sm.describe_secret(SecretId=args.name)
+    except sm.exceptions.ResourceNotFoundException:
+        return {"exists": False}
+    out = {
+        "exists": True,
+        "arn": desc["ARN"],
+        "deleted": "DeletedDate" in desc,
+        "tags": {t["Key"]: t["Value"] for t in desc.get("Tags", [])},
+        "versions": len(desc.get("VersionIdsToStages", {})),
+        "kms_key_id": desc.get("KmsKeyId"),
+    }
+    if not out["deleted"]:
+        out["value"] = sm.get_secret_value(SecretId=args.name)["SecretString"]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sim-dir", required=True)
+    ap.add_argument("--region", default="us-east-1")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("setup-role")
+    p.add_argument("--metadata", required=True)
+    p.add_argument("--provider-name", required=True)
+    p.add_argument("--role-name", required=True)
+    p.add_argument("--secret-name", required=True)
+    p.add_argument("--subject")
+    p.add_argument("--no-subject-pin", action="store_true")
+    p.add_argument("--deny-put", action="store_true")
+    p.add_argument("--kms-key-arn")
+    sub.add_parser("create-key")
+    p = sub.add_parser("create-secret")
+    p.add_argument("--name", required=True)
+    p.add_argument("--value", required=True)
+    p.add_argument("--tag", action="append", default=[])
+    p = sub.add_parser("delete-secret")
+    p.add_argument("--name", required=True)
+    p.add_argument("--recovery-days", type=int)
+    p = sub.add_parser("get-secret")
+    p.add_argument("--name", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
+        ap.error("setup-role needs --subject or --no-subject-pin")
+    fn = {"setup-role": setup_role, "create-key": create_key, "create-secret": create_secret,
+          "delete-secret": delete_secret, "get-secret": get_secret}[args.cmd]
+    json.dump(fn(args), sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
