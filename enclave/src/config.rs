@@ -13,10 +13,13 @@ use std::time::Duration;
 pub enum Mode {
     /// On Nitro hardware: web PKI roots for TLS.
     Production,
-    /// As an ordinary process: TLS trusts only the simulator's CA.
+    /// As an ordinary process: TLS trusts only the simulator's CA, and attestation documents
+    /// come from a simulated NSM whose root lives in `nsm_dir`.
     Simulator {
         /// PEM file of the simulator CA.
         ca: PathBuf,
+        /// Directory of the simulated NSM's root (created on first start).
+        nsm_dir: PathBuf,
     },
 }
 
@@ -33,7 +36,16 @@ pub struct EnclaveConfig {
     pub tunnel_timeout: Duration,
     /// Parent connections served at once.
     pub max_parent_connections: usize,
+    /// The SAML identity provider's entity id (the Issuer of every assertion).
+    pub saml_entity_id: String,
+    /// Attempts per AWS call, the first included (full-jitter exponential backoff between).
+    pub aws_max_attempts: u32,
+    /// First retry backoff ceiling; doubles per attempt up to 5 s.
+    pub aws_initial_backoff: Duration,
 }
+
+/// Default SAML entity id.
+pub const DEFAULT_SAML_ENTITY_ID: &str = "https://saml.nitrosync.invalid/enclave";
 
 impl EnclaveConfig {
     /// Validates raw settings. Simulator mode requires a CA; production forbids one, and
@@ -43,6 +55,7 @@ impl EnclaveConfig {
         relay: &str,
         simulator: bool,
         sim_ca: Option<PathBuf>,
+        sim_nsm_dir: Option<PathBuf>,
     ) -> Result<Self, EnclaveError> {
         let control: Endpoint = control
             .parse()
@@ -50,20 +63,24 @@ impl EnclaveConfig {
         let relay: Endpoint = relay
             .parse()
             .map_err(|e| EnclaveError::Config(format!("--relay: {e}")))?;
-        let mode = match (simulator, sim_ca) {
-            (true, Some(ca)) => Mode::Simulator { ca },
-            (true, None) => {
+        let mode = match (simulator, sim_ca, sim_nsm_dir) {
+            (true, Some(ca), Some(nsm_dir)) => Mode::Simulator { ca, nsm_dir },
+            (true, None, _) => {
                 return Err(EnclaveError::Config(
                     "--simulator needs --sim-ca FILE: the simulator's CA is the only TLS root it trusts".into(),
                 ));
             }
-            (false, Some(_)) => {
+            (true, _, None) => {
                 return Err(EnclaveError::Config(
-                    "--sim-ca is only allowed with --simulator; production trusts the web PKI"
-                        .into(),
+                    "--simulator needs --sim-nsm-dir DIR for the simulated NSM's root".into(),
                 ));
             }
-            (false, None) => Mode::Production,
+            (false, Some(_), _) | (false, _, Some(_)) => {
+                return Err(EnclaveError::Config(
+                    "--sim-ca and --sim-nsm-dir are only allowed with --simulator; production trusts the web PKI and /dev/nsm".into(),
+                ));
+            }
+            (false, None, None) => Mode::Production,
         };
         if matches!(mode, Mode::Production) && (control.is_unix() || relay.is_unix()) {
             return Err(EnclaveError::Config(
@@ -76,6 +93,9 @@ impl EnclaveConfig {
             mode,
             tunnel_timeout: Duration::from_secs(10),
             max_parent_connections: 4,
+            saml_entity_id: DEFAULT_SAML_ENTITY_ID.to_owned(),
+            aws_max_attempts: 4,
+            aws_initial_backoff: Duration::from_millis(100),
         })
     }
 }
@@ -86,15 +106,35 @@ mod tests {
 
     #[test]
     fn trust_settings_are_consistent() {
-        assert!(EnclaveConfig::new("vsock:any:5000", "vsock:3:8000", false, None).is_ok());
-        let e = EnclaveConfig::new("unix:/a", "unix:/b", true, None).unwrap_err();
+        assert!(EnclaveConfig::new("vsock:any:5000", "vsock:3:8000", false, None, None).is_ok());
+        assert!(
+            EnclaveConfig::new(
+                "unix:/a",
+                "unix:/b",
+                true,
+                Some("/ca".into()),
+                Some("/n".into())
+            )
+            .is_ok()
+        );
+        let e =
+            EnclaveConfig::new("unix:/a", "unix:/b", true, None, Some("/n".into())).unwrap_err();
         assert!(e.to_string().contains("--sim-ca"));
-        let e = EnclaveConfig::new("vsock:any:5000", "vsock:3:8000", false, Some("/ca".into()))
-            .unwrap_err();
+        let e =
+            EnclaveConfig::new("unix:/a", "unix:/b", true, Some("/ca".into()), None).unwrap_err();
+        assert!(e.to_string().contains("--sim-nsm-dir"));
+        let e = EnclaveConfig::new(
+            "vsock:any:5000",
+            "vsock:3:8000",
+            false,
+            Some("/ca".into()),
+            None,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("only allowed with --simulator"));
-        let e = EnclaveConfig::new("unix:/a", "vsock:3:8000", false, None).unwrap_err();
+        let e = EnclaveConfig::new("unix:/a", "vsock:3:8000", false, None, None).unwrap_err();
         assert!(e.to_string().contains("production uses vsock"));
-        let e = EnclaveConfig::new("tcp:x", "vsock:3:8000", false, None).unwrap_err();
+        let e = EnclaveConfig::new("tcp:x", "vsock:3:8000", false, None, None).unwrap_err();
         assert!(e.to_string().contains("--control"));
     }
 }

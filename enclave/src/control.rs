@@ -7,8 +7,13 @@
 
 use crate::EnclaveError;
 use crate::config::{EnclaveConfig, Mode};
-use crate::https::{AwsHttpClient, RelayConnector, tls_config};
+use crate::https::{AwsHttpClient, RelayConnector, hex, tls_config};
+use crate::sync::SyncEngine;
+use nitrosync_attestation::{Nsm, SimulatedNsm};
+use nitrosync_bundle::EnclaveBundleKey;
+use nitrosync_saml::SamlSigner;
 use nitrosync_shared::ErrorCode;
+use nitrosync_shared::binding::{ATTESTED_KEYS_FORMAT, AttestedKeys};
 use nitrosync_shared::control::{
     ControlError, Description, EnclaveMessage, Event, HealthReport, Request, RequestBody, Response,
     ResponseBody, RuntimeMode,
@@ -17,47 +22,151 @@ use nitrosync_transport::{FrameReader, Listener, Stream, write_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
 
 /// What request handlers share.
-#[derive(Debug)]
 pub struct EnclaveState {
     started: Instant,
     requests_served: AtomicU64,
     description: Description,
     http: AwsHttpClient,
+    engine: SyncEngine,
+    nsm: Arc<dyn Nsm>,
+    attested_keys: Vec<u8>,
+}
+
+impl std::fmt::Debug for EnclaveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnclaveState")
+            .field("mode", &self.description.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest nonce accepted in an `Attest` request (the NSM's limit).
+pub const MAX_NONCE_LEN: usize = 512;
+
+fn open_nsm(cfg: &EnclaveConfig) -> Result<Arc<dyn Nsm>, EnclaveError> {
+    match &cfg.mode {
+        Mode::Simulator { nsm_dir, .. } => {
+            // PCR0 is the SHA-384 of this very binary: a rebuilt enclave has a new measurement.
+            let exe = std::env::current_exe()
+                .and_then(std::fs::read)
+                .map_err(|e| {
+                    EnclaveError::Config(format!(
+                        "cannot read the enclave binary to measure it: {e}"
+                    ))
+                })?;
+            let nsm = SimulatedNsm::open_or_create(nsm_dir, &exe).map_err(|e| {
+                EnclaveError::Config(format!("simulated NSM in {}: {e}", nsm_dir.display()))
+            })?;
+            Ok(Arc::new(nsm))
+        }
+        #[cfg(feature = "nsm")]
+        Mode::Production => Ok(Arc::new(
+            nitrosync_attestation::HardwareNsm::open()
+                .map_err(|e| EnclaveError::Config(format!("/dev/nsm: {e}")))?,
+        )),
+        #[cfg(not(feature = "nsm"))]
+        Mode::Production => Err(EnclaveError::Config(
+            "this build has no hardware NSM support (build with --features nsm)".into(),
+        )),
+    }
 }
 
 impl EnclaveState {
-    /// Builds the state from the configuration: TLS trust and the relay client.
+    /// Builds the state from the configuration: TLS trust, the relay client, fresh keys, the NSM.
     pub fn new(cfg: &EnclaveConfig) -> Result<Self, EnclaveError> {
         let (tls, trust) = tls_config(&cfg.mode)?;
         let http = AwsHttpClient::new(
             RelayConnector::new(cfg.relay.clone(), cfg.tunnel_timeout),
             tls,
         );
+        let nsm = open_nsm(cfg)?;
+        let signer = SamlSigner::generate(&cfg.saml_entity_id, SystemTime::now()).map_err(|e| {
+            EnclaveError::Config(format!("cannot create the SAML signing key: {e}"))
+        })?;
+        let bundle_key =
+            EnclaveBundleKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(mac_key.as_mut())
+            .map_err(|e| EnclaveError::Config(format!("no entropy: {e}")))?;
+        let retry = aws_smithy_types::retry::RetryConfig::standard()
+            .with_max_attempts(cfg.aws_max_attempts)
+            .with_initial_backoff(cfg.aws_initial_backoff)
+            .with_max_backoff(Duration::from_secs(5));
+        let saml_cert_sha256 = signer.cert_sha256();
+        let attested_keys = AttestedKeys {
+            format: ATTESTED_KEYS_FORMAT,
+            saml_cert_sha256,
+        }
+        .to_user_data();
+        let description = Description {
+            protocol_version: nitrosync_shared::PROTOCOL_VERSION,
+            enclave_version: env!("CARGO_PKG_VERSION").to_owned(),
+            mode: match cfg.mode {
+                Mode::Production => RuntimeMode::Production,
+                Mode::Simulator { .. } => RuntimeMode::Simulator,
+            },
+            tls_trust: trust,
+            bundle_key: bundle_key.public(),
+            saml_entity_id: signer.entity_id().to_owned(),
+            saml_metadata: signer.metadata_xml(),
+            saml_cert_sha256: hex(&saml_cert_sha256),
+        };
+        let engine = SyncEngine::new(http.clone(), signer, bundle_key, mac_key, retry);
         Ok(Self {
             started: Instant::now(),
             requests_served: AtomicU64::new(0),
-            description: Description {
-                protocol_version: nitrosync_shared::PROTOCOL_VERSION,
-                enclave_version: env!("CARGO_PKG_VERSION").to_owned(),
-                mode: match cfg.mode {
-                    Mode::Production => RuntimeMode::Production,
-                    Mode::Simulator { .. } => RuntimeMode::Simulator,
-                },
-                tls_trust: trust,
-            },
+            description,
             http,
+            engine,
+            nsm,
+            attested_keys,
         })
     }
 
     /// The HTTPS client over the relay.
     pub fn http(&self) -> &AwsHttpClient {
         &self.http
+    }
+
+    /// The sync engine.
+    pub fn engine(&self) -> &SyncEngine {
+        &self.engine
+    }
+
+    async fn attest(&self, nonce: Vec<u8>) -> ResponseBody {
+        if nonce.len() > MAX_NONCE_LEN {
+            return ResponseBody::Error(ControlError {
+                code: ErrorCode::InvalidConfig,
+                message: format!("nonce of {} bytes; at most {MAX_NONCE_LEN}", nonce.len()),
+            });
+        }
+        let nsm = self.nsm.clone();
+        let user_data = self.attested_keys.clone();
+        let public_key = self.description.bundle_key;
+        // The hardware NSM is an ioctl: keep it off the async workers.
+        let doc = tokio::task::spawn_blocking(move || {
+            nsm.attest(Some(&user_data), Some(&nonce), Some(&public_key))
+        })
+        .await;
+        match doc {
+            Ok(Ok(document)) => ResponseBody::Attestation { document },
+            Ok(Err(e)) => ResponseBody::Error(ControlError {
+                code: ErrorCode::EnclaveUnavailable,
+                message: format!("the NSM did not attest: {e}"),
+            }),
+            Err(e) => ResponseBody::Error(ControlError {
+                code: ErrorCode::EnclaveUnavailable,
+                message: format!("the NSM task failed: {e}"),
+            }),
+        }
     }
 
     /// Answers one request.
@@ -69,6 +178,10 @@ impl EnclaveState {
                 tunnels_opened: self.http.tunnels_opened(),
             }),
             RequestBody::Describe => ResponseBody::Describe(self.description.clone()),
+            RequestBody::Attest { nonce } => self.attest(nonce).await,
+            RequestBody::Sync { bundle, mode } => {
+                ResponseBody::Sync(self.engine.sync(&bundle, mode).await)
+            }
             RequestBody::ProbeAws { region } => {
                 if !is_plausible_region(&region) {
                     ResponseBody::Error(ControlError {

@@ -211,7 +211,7 @@ pub fn tls_config(mode: &Mode) -> Result<(rustls::ClientConfig, TlsTrust), Encla
                 roots: u32::try_from(roots.len()).unwrap_or(u32::MAX),
             }
         }
-        Mode::Simulator { ca } => {
+        Mode::Simulator { ca, .. } => {
             let bad = |reason: String| EnclaveError::SimulatorCa {
                 path: ca.clone(),
                 reason,

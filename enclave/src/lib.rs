@@ -16,6 +16,7 @@ pub mod control;
 pub mod https;
 pub mod logs;
 pub mod probe;
+pub mod sync;
 
 /// Errors of the enclave library.
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,9 @@ struct Args {
     /// The simulator CA (PEM), the only TLS root trusted in simulator mode.
     #[arg(long)]
     sim_ca: Option<PathBuf>,
+    /// Directory holding the simulated NSM's root (created on first start), simulator mode only.
+    #[arg(long)]
+    sim_nsm_dir: Option<PathBuf>,
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
@@ -32,7 +35,13 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = EnclaveConfig::new(&args.control, &args.relay, args.simulator, args.sim_ca)?;
+    let cfg = EnclaveConfig::new(
+        &args.control,
+        &args.relay,
+        args.simulator,
+        args.sim_ca,
+        args.sim_nsm_dir,
+    )?;
     let (parent_layer, logs) = ParentLogLayer::new();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -292,7 +292,8 @@ mod tests {
             Just(RequestBody::Health),
             Just(RequestBody::Describe),
             "[a-z0-9-]{0,20}".prop_map(|region| RequestBody::ProbeAws { region }),
-            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|nonce| RequestBody::Attest { nonce }),
+            proptest::collection::vec(any::<u8>(), 0..64)
+                .prop_map(|nonce| RequestBody::Attest { nonce }),
         ];
         (any::<u64>(), body).prop_map(|(id, body)| Request { id, body })
     }

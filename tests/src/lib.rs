@@ -236,6 +236,8 @@ pub fn start_enclave(dir: &Path, s: &Sockets, ca: &Path, log_name: &str) -> Resu
         .arg(format!("unix:{}", s.control.display()))
         .arg("--relay")
         .arg(format!("unix:{}", s.relay.display()))
+        .arg("--sim-nsm-dir")
+        .arg(dir.join("nsm"))
         .args(["--log-stderr", "text"])
         .env("RUST_LOG", "info");
     Proc::spawn("nitrosync-enclave", cmd, dir.join(log_name))

@@ -94,12 +94,15 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
 pub fn classify<E, R>(service: Service, operation: &str, err: &SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: HasStatus + std::fmt::Debug,
+    R: HasStatus + std::fmt::Debug + 'static,
 {
     if let Some(refusal) = find_refusal(err) {
         return Failure::new(
             ErrorCode::RelayRefused,
-            format!("{operation}: the parent's relay refused {}:{} ({}).", refusal.host, refusal.port, refusal.reason),
+            format!(
+                "{operation}: the parent's relay refused {}:{} ({}).",
+                refusal.host, refusal.port, refusal.reason
+            ),
         );
     }
     let i = info(err);
@@ -111,25 +114,56 @@ where
         format!("{operation} failed: {code}: {msg}")
     };
     let product = match (service, code) {
-        (_, "ThrottlingException" | "Throttling" | "TooManyRequestsException") => ErrorCode::LimitExceeded,
-        (_, "LimitExceededException") => ErrorCode::LimitExceeded,
-        (Service::Sts, "AccessDenied" | "InvalidIdentityToken" | "IDPRejectedClaim" | "ExpiredToken" | "RegionDisabledException" | "RegionDisabled" | "ValidationError" | "MalformedPolicyDocument" | "PackedPolicyTooLarge") => {
-            ErrorCode::AssumeRoleError
+        (_, "ThrottlingException" | "Throttling" | "TooManyRequestsException") => {
+            ErrorCode::LimitExceeded
         }
-        (Service::SecretsManager, "AccessDeniedException") if mentions_kms(msg) => ErrorCode::KmsKeyError,
-        (Service::SecretsManager, "AccessDeniedException") => ErrorCode::AccessDenied,
-        (Service::SecretsManager, "EncryptionFailure" | "DecryptionFailure" | "KMSInvalidStateException" | "KMSNotFoundException" | "KMSAccessDeniedException" | "KMSDisabledException") => {
+        (_, "LimitExceededException") => ErrorCode::LimitExceeded,
+        (
+            Service::Sts,
+            "AccessDenied"
+            | "InvalidIdentityToken"
+            | "IDPRejectedClaim"
+            | "ExpiredToken"
+            | "RegionDisabledException"
+            | "RegionDisabled"
+            | "ValidationError"
+            | "MalformedPolicyDocument"
+            | "PackedPolicyTooLarge",
+        ) => ErrorCode::AssumeRoleError,
+        (Service::SecretsManager, "AccessDeniedException") if mentions_kms(msg) => {
             ErrorCode::KmsKeyError
         }
-        (Service::SecretsManager, "InvalidRequestException") if msg.contains("scheduled for deletion") || msg.contains("marked for deletion") => {
+        (Service::SecretsManager, "AccessDeniedException") => ErrorCode::AccessDenied,
+        (
+            Service::SecretsManager,
+            "EncryptionFailure"
+            | "DecryptionFailure"
+            | "KMSInvalidStateException"
+            | "KMSNotFoundException"
+            | "KMSAccessDeniedException"
+            | "KMSDisabledException",
+        ) => ErrorCode::KmsKeyError,
+        (Service::SecretsManager, "InvalidRequestException")
+            if msg.contains("scheduled for deletion") || msg.contains("marked for deletion") =>
+        {
             ErrorCode::SecretNameConflict
         }
-        (Service::SecretsManager, "InvalidParameterException" | "ValidationException") if mentions_kms(msg) => ErrorCode::KmsKeyError,
-        (Service::SecretsManager, "InvalidParameterException" | "ValidationException" | "InvalidRequestException" | "MalformedPolicyDocumentException") => {
-            ErrorCode::InvalidConfig
+        (Service::SecretsManager, "InvalidParameterException" | "ValidationException")
+            if mentions_kms(msg) =>
+        {
+            ErrorCode::KmsKeyError
         }
+        (
+            Service::SecretsManager,
+            "InvalidParameterException"
+            | "ValidationException"
+            | "InvalidRequestException"
+            | "MalformedPolicyDocumentException",
+        ) => ErrorCode::InvalidConfig,
         _ if i.status.is_some_and(|s| s >= 500) => ErrorCode::InternalServiceError,
-        (_, "InternalServiceError" | "InternalFailure" | "ServiceUnavailable") => ErrorCode::InternalServiceError,
+        (_, "InternalServiceError" | "InternalFailure" | "ServiceUnavailable") => {
+            ErrorCode::InternalServiceError
+        }
         _ if i.status.is_none() => ErrorCode::InternalServiceError,
         (Service::Sts, _) => ErrorCode::AssumeRoleError,
         (Service::SecretsManager, _) => ErrorCode::InternalServiceError,

@@ -75,7 +75,9 @@ fn tag(k: &str, v: &str) -> Tag {
 }
 
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 /// A `ClientRequestToken` stable for (destination, version, content): a retried write never
@@ -162,7 +164,10 @@ impl SyncEngine {
             timings: SyncTimings::default(),
         };
         let result = match open(bundle, &self.bundle_key) {
-            Err(e) => Err(Failure::new(ErrorCode::InvalidBundle, format!("the bundle was rejected: {e}."))),
+            Err(e) => Err(Failure::new(
+                ErrorCode::InvalidBundle,
+                format!("the bundle was rejected: {e}."),
+            )),
             Ok(opened) => {
                 report.destination = opened.header.destination.id.clone();
                 report.version = opened.header.version;
@@ -186,7 +191,11 @@ impl SyncEngine {
             aws_calls: costs.calls,
             signed_assertion: costs.signed,
         };
-        let code = report.error.as_ref().map(|e: &SyncError| e.code.as_str()).unwrap_or("-");
+        let code = report
+            .error
+            .as_ref()
+            .map(|e: &SyncError| e.code.as_str())
+            .unwrap_or("-");
         info!(
             destination = %report.destination,
             version = report.version,
@@ -205,7 +214,13 @@ impl SyncEngine {
         let t = Instant::now();
         let (s, signed) = self
             .sessions
-            .get(&self.aws, &self.signer, &opened.header.destination, &opened.subject, SystemTime::now())
+            .get(
+                &self.aws,
+                &self.signer,
+                &opened.header.destination,
+                &opened.subject,
+                SystemTime::now(),
+            )
             .await?;
         if signed {
             costs.signed = true;
@@ -215,14 +230,22 @@ impl SyncEngine {
         Ok(s)
     }
 
-    async fn write(&self, opened: &OpenedBundle, costs: &mut Costs, report: &mut SyncReport) -> Result<SyncOutcome, Failure> {
+    async fn write(
+        &self,
+        opened: &OpenedBundle,
+        costs: &mut Costs,
+        report: &mut SyncReport,
+    ) -> Result<SyncOutcome, Failure> {
         let dest = &opened.header.destination;
         let version = opened.header.version;
         let json = render_json(&opened.variables);
         if json.len() > MAX_SECRET_BYTES {
             return Err(Failure::new(
                 ErrorCode::MaximumSecretSizeExceeded,
-                format!("the environment renders to {} bytes of JSON; Secrets Manager takes at most {MAX_SECRET_BYTES}.", json.len()),
+                format!(
+                    "the environment renders to {} bytes of JSON; Secrets Manager takes at most {MAX_SECRET_BYTES}.",
+                    json.len()
+                ),
             ));
         }
         let mac = self.mac(&json);
@@ -232,11 +255,26 @@ impl SyncEngine {
         let session = self.session(opened, costs).await?;
         let sm = &session.client;
 
-        let described = timed(costs, sm.describe_secret().secret_id(&dest.secret_name).send()).await;
+        let described = timed(
+            costs,
+            sm.describe_secret().secret_id(&dest.secret_name).send(),
+        )
+        .await;
         let described = match described {
             Ok(d) => Some(d),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => None,
-            Err(e) => return Err(classify(Service::SecretsManager, "secretsmanager:DescribeSecret", &e)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => {
+                return Err(classify(
+                    Service::SecretsManager,
+                    "secretsmanager:DescribeSecret",
+                    &e,
+                ));
+            }
         };
         let Some(d) = described else {
             let mut tags: Vec<Tag> = dest.tags.iter().map(|(k, v)| tag(k, v)).collect();
@@ -249,7 +287,10 @@ impl SyncEngine {
                     .set_kms_key_id(dest.kms_key_id.clone())
                     .set_tags(Some(tags))
                     .client_request_token(&token)
-                    .description(format!("Managed by nitrosync (destination {}). Do not edit by hand.", dest.id))
+                    .description(format!(
+                        "Managed by nitrosync (destination {}). Do not edit by hand.",
+                        dest.id
+                    ))
                     .send(),
             )
             .await
@@ -261,12 +302,16 @@ impl SyncEngine {
         let arn = d.arn().unwrap_or(&dest.secret_name).to_owned();
         report.secret_arn = Some(arn.clone());
         check_owner(dest, d.tags(), d.deleted_date().is_some())?;
-        let current: u64 = tag_value(d.tags(), TAG_VERSION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let current: u64 = tag_value(d.tags(), TAG_VERSION)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let same_content = tag_value(d.tags(), TAG_MAC) == Some(mac.as_str());
         if version < current || (version == current && !same_content) {
             return Err(Failure::new(
                 ErrorCode::StaleVersion,
-                format!("bundle version {version} is not newer than version {current} already in the secret."),
+                format!(
+                    "bundle version {version} is not newer than version {current} already in the secret."
+                ),
             ));
         }
         if same_content && version == current {
@@ -295,18 +340,35 @@ impl SyncEngine {
             .collect();
         tags.push(tag(TAG_VERSION, &version.to_string()));
         tags.push(tag(TAG_MAC, &mac));
-        timed(costs, sm.tag_resource().secret_id(&arn).set_tags(Some(tags)).send())
-            .await
-            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:TagResource", &e))?;
-        Ok(if same_content { SyncOutcome::Unchanged } else { SyncOutcome::Updated })
+        timed(
+            costs,
+            sm.tag_resource()
+                .secret_id(&arn)
+                .set_tags(Some(tags))
+                .send(),
+        )
+        .await
+        .map_err(|e| classify(Service::SecretsManager, "secretsmanager:TagResource", &e))?;
+        Ok(if same_content {
+            SyncOutcome::Unchanged
+        } else {
+            SyncOutcome::Updated
+        })
     }
 
-    async fn test_connection(&self, opened: &OpenedBundle, costs: &mut Costs) -> Result<SyncOutcome, Failure> {
+    async fn test_connection(
+        &self,
+        opened: &OpenedBundle,
+        costs: &mut Costs,
+    ) -> Result<SyncOutcome, Failure> {
         let dest = &opened.header.destination;
         let session = self.session(opened, costs).await?;
         let sm = &session.client;
         let name = format!("{}-nitrosync-test-{}", dest.secret_name, random_suffix());
-        let mut tags = vec![tag(TAG_MANAGED_BY, "nitrosync"), tag(TAG_DESTINATION, &dest.id)];
+        let mut tags = vec![
+            tag(TAG_MANAGED_BY, "nitrosync"),
+            tag(TAG_DESTINATION, &dest.id),
+        ];
         tags.extend(dest.tags.iter().map(|(k, v)| tag(k, v)));
         let created = timed(
             costs,
@@ -318,11 +380,29 @@ impl SyncEngine {
                 .send(),
         )
         .await
-        .map_err(|e| classify(Service::SecretsManager, "secretsmanager:CreateSecret (test placeholder)", &e))?;
+        .map_err(|e| {
+            classify(
+                Service::SecretsManager,
+                "secretsmanager:CreateSecret (test placeholder)",
+                &e,
+            )
+        })?;
         let arn = created.arn().unwrap_or(&name).to_owned();
-        timed(costs, sm.delete_secret().secret_id(&arn).force_delete_without_recovery(true).send())
-            .await
-            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:DeleteSecret (test placeholder)", &e))?;
+        timed(
+            costs,
+            sm.delete_secret()
+                .secret_id(&arn)
+                .force_delete_without_recovery(true)
+                .send(),
+        )
+        .await
+        .map_err(|e| {
+            classify(
+                Service::SecretsManager,
+                "secretsmanager:DeleteSecret (test placeholder)",
+                &e,
+            )
+        })?;
 
         // The trust-policy probe: a subject that was never issued must be refused.
         let mut probe_subject = String::from("ns1-probe");
@@ -330,7 +410,14 @@ impl SyncEngine {
         probe_subject.push_str(&random_suffix());
         costs.signed = true;
         let t = Instant::now();
-        let probe = session::assume_role(&self.aws, &self.signer, dest, &probe_subject, SystemTime::now()).await;
+        let probe = session::assume_role(
+            &self.aws,
+            &self.signer,
+            dest,
+            &probe_subject,
+            SystemTime::now(),
+        )
+        .await;
         costs.aws += t.elapsed();
         costs.calls += 1;
         match probe {
@@ -346,38 +433,78 @@ impl SyncEngine {
         }
     }
 
-    async fn delete(&self, opened: &OpenedBundle, costs: &mut Costs, report: &mut SyncReport) -> Result<SyncOutcome, Failure> {
+    async fn delete(
+        &self,
+        opened: &OpenedBundle,
+        costs: &mut Costs,
+        report: &mut SyncReport,
+    ) -> Result<SyncOutcome, Failure> {
         let dest = &opened.header.destination;
         let DeletePolicy::Delete { recovery_days } = dest.delete_policy else {
             return Ok(SyncOutcome::Retained);
         };
         let session = self.session(opened, costs).await?;
         let sm = &session.client;
-        let d = match timed(costs, sm.describe_secret().secret_id(&dest.secret_name).send()).await {
+        let d = match timed(
+            costs,
+            sm.describe_secret().secret_id(&dest.secret_name).send(),
+        )
+        .await
+        {
             Ok(d) => d,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 return Ok(SyncOutcome::Deleted);
             }
-            Err(e) => return Err(classify(Service::SecretsManager, "secretsmanager:DescribeSecret", &e)),
+            Err(e) => {
+                return Err(classify(
+                    Service::SecretsManager,
+                    "secretsmanager:DescribeSecret",
+                    &e,
+                ));
+            }
         };
         check_owner(dest, d.tags(), false)?;
         if d.deleted_date().is_some() {
             return Ok(SyncOutcome::Deleted);
         }
-        let current: u64 = tag_value(d.tags(), TAG_VERSION).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let current: u64 = tag_value(d.tags(), TAG_VERSION)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         if opened.header.version < current {
             return Err(Failure::new(
                 ErrorCode::StaleVersion,
-                format!("delete bundle version {} is older than version {current} in the secret.", opened.header.version),
+                format!(
+                    "delete bundle version {} is older than version {current} in the secret.",
+                    opened.header.version
+                ),
             ));
         }
         let arn = d.arn().unwrap_or(&dest.secret_name).to_owned();
         report.secret_arn = Some(arn.clone());
-        let replicas: Vec<String> = d.replication_status().iter().filter_map(|r| r.region().map(str::to_owned)).collect();
+        let replicas: Vec<String> = d
+            .replication_status()
+            .iter()
+            .filter_map(|r| r.region().map(str::to_owned))
+            .collect();
         if !replicas.is_empty() {
-            timed(costs, sm.remove_regions_from_replication().secret_id(&arn).set_remove_replica_regions(Some(replicas)).send())
-                .await
-                .map_err(|e| classify(Service::SecretsManager, "secretsmanager:RemoveRegionsFromReplication", &e))?;
+            timed(
+                costs,
+                sm.remove_regions_from_replication()
+                    .secret_id(&arn)
+                    .set_remove_replica_regions(Some(replicas))
+                    .send(),
+            )
+            .await
+            .map_err(|e| {
+                classify(
+                    Service::SecretsManager,
+                    "secretsmanager:RemoveRegionsFromReplication",
+                    &e,
+                )
+            })?;
         }
         let req = sm.delete_secret().secret_id(&arn);
         let req = match recovery_days {
@@ -400,18 +527,29 @@ fn managed_tags(dest: &DestinationConfig, version: u64, mac: &str) -> [Tag; 4] {
     ]
 }
 
-fn check_owner(dest: &DestinationConfig, tags: &[Tag], pending_deletion: bool) -> Result<(), Failure> {
-    let owned = tag_value(tags, TAG_MANAGED_BY) == Some("nitrosync") && tag_value(tags, TAG_DESTINATION) == Some(dest.id.as_str());
+fn check_owner(
+    dest: &DestinationConfig,
+    tags: &[Tag],
+    pending_deletion: bool,
+) -> Result<(), Failure> {
+    let owned = tag_value(tags, TAG_MANAGED_BY) == Some("nitrosync")
+        && tag_value(tags, TAG_DESTINATION) == Some(dest.id.as_str());
     if !owned {
         return Err(Failure::new(
             ErrorCode::SecretNameConflict,
-            format!("a secret named {:?} exists and is not managed by this destination; nitrosync never overwrites it.", dest.secret_name),
+            format!(
+                "a secret named {:?} exists and is not managed by this destination; nitrosync never overwrites it.",
+                dest.secret_name
+            ),
         ));
     }
     if pending_deletion {
         return Err(Failure::new(
             ErrorCode::SecretNameConflict,
-            format!("the secret {:?} is scheduled for deletion; restore it or choose another name.", dest.secret_name),
+            format!(
+                "the secret {:?} is scheduled for deletion; restore it or choose another name.",
+                dest.secret_name
+            ),
         ));
     }
     Ok(())

@@ -69,7 +69,13 @@ fn random_id(prefix: &str) -> String {
 pub fn session_name(destination_id: &str) -> String {
     let cleaned: String = destination_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut name = format!("nitrosync-{cleaned}");
     name.truncate(64);
@@ -96,7 +102,12 @@ pub async fn assume_role(
             response_id: random_id("_r"),
             assertion_id: random_id("_a"),
         })
-        .map_err(|e| Failure::new(ErrorCode::InvalidConfig, format!("cannot sign the SAML assertion: {e}.")))?;
+        .map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidConfig,
+                format!("cannot sign the SAML assertion: {e}."),
+            )
+        })?;
     let conf = aws_sdk_sts::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(dest.region.clone()))
@@ -114,7 +125,10 @@ pub async fn assume_role(
         .await
         .map_err(|e| classify(Service::Sts, "sts:AssumeRoleWithSAML", &e))?;
     let c = out.credentials().ok_or_else(|| {
-        Failure::new(ErrorCode::AssumeRoleError, "STS answered without credentials.")
+        Failure::new(
+            ErrorCode::AssumeRoleError,
+            "STS answered without credentials.",
+        )
     })?;
     let expires = SystemTime::try_from(*c.expiration()).unwrap_or(now);
     Ok(Credentials::new(
@@ -127,10 +141,16 @@ pub async fn assume_role(
 }
 
 /// A Secrets Manager client for these credentials.
-pub fn secrets_client(aws: &AwsSettings, region: &str, creds: Credentials) -> aws_sdk_secretsmanager::Client {
+pub fn secrets_client(
+    aws: &AwsSettings,
+    region: &str,
+    creds: Credentials,
+) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .region(aws_sdk_secretsmanager::config::Region::new(region.to_owned()))
+        .region(aws_sdk_secretsmanager::config::Region::new(
+            region.to_owned(),
+        ))
         .http_client(aws.http.clone())
         .credentials_provider(creds)
         .retry_config(aws.retry.clone())
@@ -150,14 +170,20 @@ impl SessionCache {
         subject: &str,
         now: SystemTime,
     ) -> Result<(Session, bool), Failure> {
-        let key = (dest.region.clone(), dest.role_arn.clone(), subject.to_owned());
+        let key = (
+            dest.region.clone(),
+            dest.role_arn.clone(),
+            subject.to_owned(),
+        );
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(key).or_default().clone()
         };
         let mut guard = slot.lock().await;
         if let Some(s) = guard.as_ref()
-            && s.expires.duration_since(now).is_ok_and(|left| left > REFRESH_MARGIN)
+            && s.expires
+                .duration_since(now)
+                .is_ok_and(|left| left > REFRESH_MARGIN)
         {
             return Ok((s.clone(), false));
         }
@@ -173,8 +199,15 @@ impl SessionCache {
 
     /// Forgets a cached session (after AWS said its credentials expired).
     pub fn forget(&self, dest: &DestinationConfig, subject: &str) {
-        let key = (dest.region.clone(), dest.role_arn.clone(), subject.to_owned());
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        let key = (
+            dest.region.clone(),
+            dest.role_arn.clone(),
+            subject.to_owned(),
+        );
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
     }
 
     /// Sessions cached now.
@@ -197,6 +230,10 @@ mod tests {
         assert_eq!(session_name("prod-api"), "nitrosync-prod-api");
         let long = session_name(&"x".repeat(100));
         assert_eq!(long.len(), 64);
-        assert!(session_name("a/b c").chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)));
+        assert!(
+            session_name("a/b c")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+        );
     }
 }
