@@ -18,6 +18,8 @@ Commands:
     create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
     delete-secret --name N [--recovery-days D]
     get-secret --name N             value (the test's own plaintext), tags, version count.
+    fault --action A --kind K [--count N] [--latency-ms M]   POST /_sim/faults
+    sim GET|DELETE PATH             any control API call, e.g. `sim GET requests`
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import ssl
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -141,6 +146,30 @@ def get_secret(args) -> dict:
     return out
 
 
+def control(args, method: str, path: str, body: dict | None = None) -> dict:
+    ready = json.loads((Path(args.sim_dir) / "ready.json").read_text())
+    ctx = ssl.create_default_context(cafile=ready["ca"])
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{ready['port']}/_sim/{path}", data=data, method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        text = resp.read().decode()
+    return json.loads(text) if text.strip() else {}
+
+
+def fault(args) -> dict:
+    body = {"action": args.action, "kind": args.kind, "count": args.count}
+    if args.latency_ms is not None:
+        body["latency_ms"] = args.latency_ms
+    return control(args, "POST", "faults", body)
+
+
+def sim(args) -> dict:
+    return control(args, args.method, args.path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sim-dir", required=True)
@@ -165,11 +194,20 @@ def main(argv=None) -> int:
     p.add_argument("--recovery-days", type=int)
     p = sub.add_parser("get-secret")
     p.add_argument("--name", required=True)
+    p = sub.add_parser("fault")
+    p.add_argument("--action", required=True)
+    p.add_argument("--kind", required=True)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--latency-ms", type=int)
+    p = sub.add_parser("sim")
+    p.add_argument("method", choices=["GET", "DELETE"])
+    p.add_argument("path")
     args = ap.parse_args(argv)
     if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
         ap.error("setup-role needs --subject or --no-subject-pin")
     fn = {"setup-role": setup_role, "create-key": create_key, "create-secret": create_secret,
-          "delete-secret": delete_secret, "get-secret": get_secret}[args.cmd]
+          "delete-secret": delete_secret, "get-secret": get_secret, "fault": fault,
+          "sim": sim}[args.cmd]
     json.dump(fn(args), sys.stdout)
     sys.stdout.write("\n")
     return 0

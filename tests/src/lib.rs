@@ -302,10 +302,24 @@ pub struct SimStack {
 impl SimStack {
     /// Starts everything in `dir` and waits until the parent reports a healthy enclave.
     pub async fn start(dir: &Path, region: &str) -> Result<SimStack> {
+        Self::start_with(dir, region, None).await
+    }
+
+    /// Like [`SimStack::start`]; with `relay_tap`, the enclave dials the tap's socket instead of
+    /// the relay's, so a test can record every byte the relay carries.
+    pub async fn start_with(
+        dir: &Path,
+        region: &str,
+        relay_tap: Option<&Path>,
+    ) -> Result<SimStack> {
         std::fs::create_dir_all(dir)?;
         let sockets = Sockets::in_dir(dir);
         let aws = AwsSim::start(dir, &[region]).await?;
-        let enclave = start_enclave(dir, &sockets, &aws.ca, "enclave.log")?;
+        let mut enclave_sockets = sockets.clone();
+        if let Some(tap) = relay_tap {
+            enclave_sockets.relay = tap.to_owned();
+        }
+        let enclave = start_enclave(dir, &enclave_sockets, &aws.ca, "enclave.log")?;
         let parent = start_parent(
             dir,
             &sockets,
@@ -360,5 +374,120 @@ impl SimStack {
             bail!("unclean exit: parent {p}, enclave {e}, aws-sim {a}");
         }
         Ok(())
+    }
+}
+
+/// Runs `tests/aws-sim/simctl.py` (the customer-side AWS set-up) against the simulator in
+/// `dir/aws-sim` and returns its JSON output.
+pub async fn simctl(dir: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(python())
+        .arg(repo_root().join("tests/aws-sim/simctl.py"))
+        .arg("--sim-dir")
+        .arg(dir.join("aws-sim"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "simctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A control connection straight to the enclave, as the parent holds one (the enclave serves a
+/// few at once). Events are skipped.
+#[derive(Debug)]
+pub struct EnclaveControl {
+    frames: nitrosync_transport::FrameReader<tokio::io::ReadHalf<nitrosync_transport::Stream>>,
+    write: tokio::io::WriteHalf<nitrosync_transport::Stream>,
+    next_id: u64,
+}
+
+impl EnclaveControl {
+    /// Connects to the enclave's control socket.
+    pub async fn connect(socket: &Path) -> Result<EnclaveControl> {
+        let stream =
+            nitrosync_transport::connect(&nitrosync_shared::Endpoint::Unix(socket.to_owned()))
+                .await?;
+        let (read, write) = tokio::io::split(stream);
+        Ok(EnclaveControl {
+            frames: nitrosync_transport::FrameReader::new(read),
+            write,
+            next_id: 1,
+        })
+    }
+
+    /// Sends one request and waits for its response.
+    pub async fn request(
+        &mut self,
+        body: nitrosync_shared::control::RequestBody,
+    ) -> Result<nitrosync_shared::control::ResponseBody> {
+        use nitrosync_shared::control::{EnclaveMessage, Request};
+        let id = self.next_id;
+        self.next_id += 1;
+        nitrosync_transport::write_frame(&mut self.write, &Request { id, body }).await?;
+        loop {
+            match self.frames.next::<EnclaveMessage>().await? {
+                Some(EnclaveMessage::Response(r)) if r.id == id => return Ok(r.body),
+                Some(_) => continue,
+                None => bail!("the enclave closed the control connection"),
+            }
+        }
+    }
+}
+
+/// A Unix-socket tap: every connection to `listen` is forwarded to `target`, and every byte
+/// either way is appended to the returned buffer.
+pub async fn start_tap(
+    listen: &Path,
+    target: &Path,
+) -> Result<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> {
+    let listener = tokio::net::UnixListener::bind(listen)?;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let target = target.to_owned();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (target, log) = (target.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(upstream) = tokio::net::UnixStream::connect(&target).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut ur, mut uw) = upstream.into_split();
+                let up = copy_recording(&mut cr, &mut uw, log.clone());
+                let down = copy_recording(&mut ur, &mut cw, log);
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    Ok(seen)
+}
+
+async fn copy_recording<R, W>(r: &mut R, w: &mut W, log: std::sync::Arc<std::sync::Mutex<Vec<u8>>>)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = w.shutdown().await;
+                return;
+            }
+            Ok(n) => {
+                log.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&buf[..n]);
+                if w.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }

@@ -6,3 +6,4 @@
 mod relay;
 mod stack;
 mod support;
+mod sync;
