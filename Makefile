@@ -89,6 +89,7 @@ fuzz-smoke: setup-fuzz
 
 bench: setup build-release
 	$(CARGO) bench -p nitrosync-tests --bench relay
+	$(CARGO) bench -p nitrosync-tests --bench sync
 
 clean:
 	$(CARGO) clean

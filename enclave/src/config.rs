@@ -42,6 +42,8 @@ pub struct EnclaveConfig {
     pub aws_max_attempts: u32,
     /// First retry backoff ceiling; doubles per attempt up to 5 s.
     pub aws_initial_backoff: Duration,
+    /// Simulator only: skew the host clock by this many milliseconds.
+    pub sim_clock_skew_ms: i64,
 }
 
 /// Default SAML entity id.
@@ -96,6 +98,7 @@ impl EnclaveConfig {
             saml_entity_id: DEFAULT_SAML_ENTITY_ID.to_owned(),
             aws_max_attempts: 4,
             aws_initial_backoff: Duration::from_millis(100),
+            sim_clock_skew_ms: 0,
         })
     }
 }

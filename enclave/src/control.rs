@@ -86,6 +86,7 @@ impl EnclaveState {
         let http = AwsHttpClient::new(
             RelayConnector::new(cfg.relay.clone(), cfg.tunnel_timeout),
             tls,
+            crate::clock::TrustedClock::with_host_skew(cfg.sim_clock_skew_ms),
         );
         let nsm = open_nsm(cfg)?;
         let signer = SamlSigner::generate(&cfg.saml_entity_id, SystemTime::now()).map_err(|e| {

@@ -7,6 +7,7 @@
 //! [`AwsHttpClient`] plugs that client into the AWS SDK.
 
 use crate::EnclaveError;
+use crate::clock::TrustedClock;
 use crate::config::Mode;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -252,11 +253,12 @@ type HyperClient = Client<hyper_rustls::HttpsConnector<RelayConnector>, SdkBody>
 pub struct AwsHttpClient {
     client: HyperClient,
     connector: RelayConnector,
+    clock: TrustedClock,
 }
 
 impl AwsHttpClient {
     /// Builds the client. Idle pooled connections are kept for 60 s (AWS closes them later).
-    pub fn new(connector: RelayConnector, tls: rustls::ClientConfig) -> Self {
+    pub fn new(connector: RelayConnector, tls: rustls::ClientConfig, clock: TrustedClock) -> Self {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
@@ -266,7 +268,16 @@ impl AwsHttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(https);
-        Self { client, connector }
+        Self {
+            client,
+            connector,
+            clock,
+        }
+    }
+
+    /// The clock corrected by the `Date` of responses received through this client.
+    pub fn clock(&self) -> &TrustedClock {
+        &self.clock
     }
 
     /// Tunnels opened so far (each is one new TLS connection).
@@ -311,6 +322,14 @@ impl HttpConnector for AwsHttpClient {
                 Err(e) if find_refusal(&e).is_some() => return Err(ConnectorError::user(e.into())),
                 Err(e) => return Err(ConnectorError::io(e.into())),
             };
+            // TLS to AWS ended in this process, so this Date is authenticated.
+            if let Some(date) = resp
+                .headers()
+                .get(http::header::DATE)
+                .and_then(|d| d.to_str().ok())
+            {
+                this.clock.observe_header(date);
+            }
             let (parts, body) = resp.into_parts();
             let resp = http::Response::from_parts(parts, SdkBody::from_body_1_x(body));
             SdkResponse::try_from(resp).map_err(|e| ConnectorError::other(e.into(), None))

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod https;

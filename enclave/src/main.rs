@@ -27,6 +27,10 @@ struct Args {
     /// Directory holding the simulated NSM's root (created on first start), simulator mode only.
     #[arg(long)]
     sim_nsm_dir: Option<PathBuf>,
+    /// Simulator only: pretend the host clock is off by this many seconds (tests the correction
+    /// from authenticated AWS Date headers).
+    #[arg(long, allow_hyphen_values = true, requires = "simulator")]
+    sim_clock_skew_s: Option<i64>,
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
@@ -35,13 +39,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cfg = EnclaveConfig::new(
+    let mut cfg = EnclaveConfig::new(
         &args.control,
         &args.relay,
         args.simulator,
         args.sim_ca,
         args.sim_nsm_dir,
     )?;
+    cfg.sim_clock_skew_ms = args.sim_clock_skew_s.unwrap_or(0).saturating_mul(1000);
     let (parent_layer, logs) = ParentLogLayer::new();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -228,6 +228,17 @@ impl Sockets {
 
 /// Starts `nitrosync-enclave --simulator`.
 pub fn start_enclave(dir: &Path, s: &Sockets, ca: &Path, log_name: &str) -> Result<Proc> {
+    start_enclave_with(dir, s, ca, log_name, &[])
+}
+
+/// Starts `nitrosync-enclave --simulator` with extra arguments.
+pub fn start_enclave_with(
+    dir: &Path,
+    s: &Sockets,
+    ca: &Path,
+    log_name: &str,
+    extra: &[String],
+) -> Result<Proc> {
     let mut cmd = Command::new(bin("nitrosync-enclave"));
     cmd.arg("--simulator")
         .arg("--sim-ca")
@@ -239,6 +250,7 @@ pub fn start_enclave(dir: &Path, s: &Sockets, ca: &Path, log_name: &str) -> Resu
         .arg("--sim-nsm-dir")
         .arg(dir.join("nsm"))
         .args(["--log-stderr", "text"])
+        .args(extra)
         .env("RUST_LOG", "info");
     Proc::spawn("nitrosync-enclave", cmd, dir.join(log_name))
 }
@@ -284,6 +296,16 @@ pub async fn cli(admin: &Path, args: &[&str]) -> Result<CliOutput> {
     })
 }
 
+/// Options of [`SimStack::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// The enclave dials this socket instead of the relay's, so a test can put a recording tap
+    /// in between.
+    pub relay_tap: Option<PathBuf>,
+    /// Extra arguments for the enclave.
+    pub enclave_args: Vec<String>,
+}
+
 /// The whole simulator stack: AWS simulator, enclave and parent.
 #[derive(Debug)]
 pub struct SimStack {
@@ -302,16 +324,12 @@ pub struct SimStack {
 impl SimStack {
     /// Starts everything in `dir` and waits until the parent reports a healthy enclave.
     pub async fn start(dir: &Path, region: &str) -> Result<SimStack> {
-        Self::start_with(dir, region, None).await
+        Self::start_with(dir, region, StackOptions::default()).await
     }
 
-    /// Like [`SimStack::start`]; with `relay_tap`, the enclave dials the tap's socket instead of
-    /// the relay's, so a test can record every byte the relay carries.
-    pub async fn start_with(
-        dir: &Path,
-        region: &str,
-        relay_tap: Option<&Path>,
-    ) -> Result<SimStack> {
+    /// Like [`SimStack::start`], with options.
+    pub async fn start_with(dir: &Path, region: &str, opts: StackOptions) -> Result<SimStack> {
+        let relay_tap = opts.relay_tap.as_deref();
         std::fs::create_dir_all(dir)?;
         let sockets = Sockets::in_dir(dir);
         let aws = AwsSim::start(dir, &[region]).await?;
@@ -319,7 +337,13 @@ impl SimStack {
         if let Some(tap) = relay_tap {
             enclave_sockets.relay = tap.to_owned();
         }
-        let enclave = start_enclave(dir, &enclave_sockets, &aws.ca, "enclave.log")?;
+        let enclave = start_enclave_with(
+            dir,
+            &enclave_sockets,
+            &aws.ca,
+            "enclave.log",
+            &opts.enclave_args,
+        )?;
         let parent = start_parent(
             dir,
             &sockets,

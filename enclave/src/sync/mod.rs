@@ -27,7 +27,7 @@ use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle};
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
 use session::{AwsSettings, Session, SessionCache};
 use sha2::{Digest, Sha256};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tracing::info;
 use zeroize::Zeroizing;
 
@@ -219,7 +219,6 @@ impl SyncEngine {
                 &self.signer,
                 &opened.header.destination,
                 &opened.subject,
-                SystemTime::now(),
             )
             .await?;
         if signed {
@@ -415,7 +414,7 @@ impl SyncEngine {
             &self.signer,
             dest,
             &probe_subject,
-            SystemTime::now(),
+            self.aws.http.clock().now(),
         )
         .await;
         costs.aws += t.elapsed();

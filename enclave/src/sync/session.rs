@@ -114,6 +114,8 @@ pub async fn assume_role(
         .http_client(aws.http.clone())
         .retry_config(aws.retry.clone())
         .timeout_config(aws.timeouts.clone())
+        .stalled_stream_protection(aws_sdk_sts::config::StalledStreamProtectionConfig::disabled())
+        .time_source(aws.http.clock().clone())
         .build();
     let out = aws_sdk_sts::Client::from_conf(conf)
         .assume_role_with_saml()
@@ -155,6 +157,12 @@ pub fn secrets_client(
         .credentials_provider(creds)
         .retry_config(aws.retry.clone())
         .timeout_config(aws.timeouts.clone())
+        // Bodies here are a few KiB; the per-attempt timeout bounds a stalled call, and the
+        // throughput monitor's periodic wake-ups cost CPU for nothing.
+        .stalled_stream_protection(
+            aws_sdk_secretsmanager::config::StalledStreamProtectionConfig::disabled(),
+        )
+        .time_source(aws.http.clock().clone())
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
@@ -162,14 +170,18 @@ pub fn secrets_client(
 impl SessionCache {
     /// A session for the destination's role and `subject`: cached, or a fresh `AssumeRoleWithSAML`.
     /// The boolean is true when an assertion was signed.
+    ///
+    /// If STS refuses the assertion and its answer has just corrected the enclave's clock (the
+    /// host clock was off by more than the assertion's window), the assertion is signed once
+    /// more with the corrected time.
     pub async fn get(
         &self,
         aws: &AwsSettings,
         signer: &SamlSigner,
         dest: &DestinationConfig,
         subject: &str,
-        now: SystemTime,
     ) -> Result<(Session, bool), Failure> {
+        let clock = aws.http.clock();
         let key = (
             dest.region.clone(),
             dest.role_arn.clone(),
@@ -180,6 +192,7 @@ impl SessionCache {
             slots.entry(key).or_default().clone()
         };
         let mut guard = slot.lock().await;
+        let now = clock.now();
         if let Some(s) = guard.as_ref()
             && s.expires
                 .duration_since(now)
@@ -187,7 +200,13 @@ impl SessionCache {
         {
             return Ok((s.clone(), false));
         }
-        let creds = assume_role(aws, signer, dest, subject, now).await?;
+        let offset = clock.offset_ms();
+        let creds = match assume_role(aws, signer, dest, subject, now).await {
+            Err(f) if f.code == ErrorCode::AssumeRoleError && clock.offset_ms() != offset => {
+                assume_role(aws, signer, dest, subject, clock.now()).await?
+            }
+            other => other?,
+        };
         let expires = creds.expiry().unwrap_or(now);
         let session = Session {
             client: secrets_client(aws, &dest.region, creds),

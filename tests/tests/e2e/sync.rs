@@ -33,11 +33,12 @@ struct Dest {
 
 impl World {
     async fn start() -> World {
-        Self::start_with_tap(false).await.0
+        Self::start_with(false, &[]).await.0
     }
 
-    async fn start_with_tap(
+    async fn start_with(
         tap: bool,
+        enclave_args: &[&str],
     ) -> (World, Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>) {
         let dir = tempfile::tempdir().unwrap();
         let tap_path = dir.path().join("tap.sock");
@@ -50,7 +51,11 @@ impl World {
         } else {
             None
         };
-        let stack = SimStack::start_with(dir.path(), REGION, tap.then_some(tap_path.as_path()))
+        let opts = nitrosync_tests::StackOptions {
+            relay_tap: tap.then(|| tap_path.clone()),
+            enclave_args: enclave_args.iter().map(|s| s.to_string()).collect(),
+        };
+        let stack = SimStack::start_with(dir.path(), REGION, opts)
             .await
             .unwrap();
         let mut ctl = EnclaveControl::connect(&stack.sockets.control)
@@ -520,7 +525,7 @@ async fn delete_follows_the_destination_policy() {
 
 #[tokio::test]
 async fn no_value_reaches_logs_or_the_relayed_bytes() {
-    let (mut w, seen) = World::start_with_tap(true).await;
+    let (mut w, seen) = World::start_with(true, &[]).await;
     let seen = seen.unwrap();
     let secret_values = ["s3cr3t-value-alpha-9f2c71", "s3cr3t-value-beta-1d8e44"];
     let d = w.destination("clean", "clean/env", &[]).await;
@@ -574,4 +579,19 @@ async fn no_value_reaches_logs_or_the_relayed_bytes() {
         assert!(!found(&enclave_log), "a value is in the enclave log");
         assert!(!found(&parent_log), "a value is in the parent log");
     }
+}
+
+#[tokio::test]
+async fn a_skewed_host_clock_is_corrected_from_authenticated_aws_time() {
+    // The host clock is ten minutes slow: an assertion stamped with it would have expired
+    // before it was sent (its window is five minutes).
+    let (mut w, _) = World::start_with(false, &["--sim-clock-skew-s", "-600"]).await;
+    let d = w.destination("skewed", "skewed/env", &[]).await;
+    let r = w
+        .sync(&w.seal(&d.config, 1, &[("K", "v")]), SyncMode::Write)
+        .await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    let log = std::fs::read_to_string(w.dir.path().join("enclave.log")).unwrap();
+    assert!(log.contains("clock corrected"), "{log}");
+    w.stack.stop().await.unwrap();
 }
