@@ -13,9 +13,13 @@
 //! - Making documents goes through the [`Nsm`] trait: `SimulatedNsm` (feature `sim`, on by
 //!   default) signs documents in AWS's exact format under a simulator root kept in a run
 //!   directory; `HardwareNsm` (feature `nsm`) asks `/dev/nsm`.
+//! - [`check_metadata_binding`] checks, as purely, that a SAML IdP metadata file lists only the
+//!   signing certificate a [`VerifiedDocument`] attests (its `user_data` carries the
+//!   certificate's SHA-256), and returns the attested X25519 bundle key: the check a customer
+//!   runs before registering the enclave as a SAML provider in IAM.
 //!
-//! It does not own transport, key management or the SAML metadata check, and it never reads the
-//! clock or the file system while verifying. The AWS Nitro Enclaves Root G1 is compiled in
+//! It does not own transport or key management, and it never reads the clock or the file system
+//! while verifying. The AWS Nitro Enclaves Root G1 is compiled in
 //! ([`TrustRoot::aws_nitro_g1`]); the simulator root is never trusted unless handed in.
 //!
 //! ```no_run
@@ -39,6 +43,7 @@ mod document;
 mod error;
 #[cfg(feature = "nsm")]
 mod hardware;
+mod metadata;
 mod nsm;
 #[cfg(feature = "sim")]
 mod sim;
@@ -53,6 +58,9 @@ pub use document::{
 pub use error::{NsmError, VerifyError};
 #[cfg(feature = "nsm")]
 pub use hardware::HardwareNsm;
+pub use metadata::{
+    BUNDLE_KEY_LEN, MAX_METADATA_LEN, MetadataBinding, MetadataError, check_metadata_binding,
+};
 pub use nsm::{
     Clock, NSM_MAX_NONCE_LEN, NSM_MAX_PUBLIC_KEY_LEN, NSM_MAX_USER_DATA_LEN, Nsm, SystemClock,
 };

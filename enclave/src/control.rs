@@ -119,6 +119,15 @@ impl EnclaveState {
             saml_entity_id: signer.entity_id().to_owned(),
             saml_metadata: signer.metadata_xml(),
             saml_cert_sha256: hex(&saml_cert_sha256),
+            simulator_root_pem: match &cfg.mode {
+                Mode::Simulator { nsm_dir, .. } => Some(
+                    std::fs::read_to_string(
+                        nsm_dir.join(nitrosync_attestation::SIM_ROOT_CERT_FILE),
+                    )
+                    .map_err(|e| EnclaveError::Config(format!("simulated NSM root: {e}")))?,
+                ),
+                Mode::Production => None,
+            },
         };
         let engine = SyncEngine::new(http.clone(), signer, bundle_key, mac_key, retry);
         Ok(Self {

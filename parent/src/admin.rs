@@ -4,7 +4,9 @@
 //! | method and path | answer |
 //! |---|---|
 //! | `GET /v1/status` | [`Status`]: parent, control connection, enclave health, relay counters |
-//! | `GET /v1/enclave/describe` | the enclave's `Description` |
+//! | `GET /v1/enclave/describe` | the enclave's `Description` and a fresh attestation document ([`EnclaveDescription`]) |
+//! | `GET /v1/enclave/saml-metadata` | the SAML IdP metadata XML to register in IAM |
+//! | `POST /v1/enclave/attest` with `{"nonce": "HEX"}` (optional) | a fresh attestation document ([`AttestationReply`]) |
 //! | `POST /v1/enclave/probe` with `{"region": "us-east-1"}` | a `ProbeReport`: one STS call made by the enclave through the relay |
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with 400 (bad request), 404 (no such
@@ -70,6 +72,92 @@ pub struct RelayStatus {
 pub struct ProbeRequest {
     /// The region whose STS endpoint is called.
     pub region: String,
+}
+
+/// Body of `POST /v1/enclave/attest`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestRequest {
+    /// Hex nonce to bind into the document; 32 random bytes when absent.
+    pub nonce: Option<String>,
+}
+
+/// A fresh attestation document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttestationReply {
+    /// The nonce bound into the document, hex.
+    pub nonce: String,
+    /// The COSE_Sign1 document, base64.
+    pub document: String,
+}
+
+/// What `GET /v1/enclave/describe` returns: the enclave's description and a fresh attestation
+/// document that binds its keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnclaveDescription {
+    /// The enclave's own description.
+    #[serde(flatten)]
+    pub description: nitrosync_shared::control::Description,
+    /// A fresh document (random nonce), when the enclave could attest.
+    pub attestation: Option<AttestationReply>,
+    /// Why there is no document.
+    pub attestation_error: Option<String>,
+}
+
+/// Lower-case hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses hex (an optional `0x` prefix is allowed).
+pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() % 2 != 0 {
+        return Err("hex must have an even number of digits".into());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| format!("{:?} is not hex", &s[i..i + 2]))
+        })
+        .collect()
+}
+
+async fn attest(
+    state: &AdminState,
+    nonce: Option<Vec<u8>>,
+) -> Result<AttestationReply, ControlError> {
+    let nonce = match nonce {
+        Some(n) => n,
+        None => {
+            let mut n = vec![0u8; 32];
+            getrandom::fill(&mut n).map_err(|e| ControlError {
+                code: ErrorCode::EnclaveUnavailable,
+                message: format!("no entropy for a nonce: {e}"),
+            })?;
+            n
+        }
+    };
+    match state
+        .client
+        .request(RequestBody::Attest {
+            nonce: nonce.clone(),
+        })
+        .await?
+    {
+        ResponseBody::Attestation { document } => {
+            use base64::Engine as _;
+            Ok(AttestationReply {
+                nonce: to_hex(&nonce),
+                document: base64::engine::general_purpose::STANDARD.encode(document),
+            })
+        }
+        other => Err(ControlError {
+            code: ErrorCode::EnclaveUnavailable,
+            message: format!("unexpected answer to Attest: {other:?}"),
+        }),
+    }
 }
 
 /// The error body.
@@ -177,9 +265,65 @@ async fn route(state: &AdminState, req: Request<Incoming>) -> Reply {
     match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &status(state).await),
         (&Method::GET, "/v1/enclave/describe") => {
+            let description = match state.client.request(RequestBody::Describe).await {
+                Ok(ResponseBody::Describe(d)) => d,
+                Ok(other) => return unexpected(&other),
+                Err(e) => return control_error(e),
+            };
+            let (attestation, attestation_error) = match attest(state, None).await {
+                Ok(a) => (Some(a), None),
+                Err(e) => (None, Some(format!("{}: {}", e.code, e.message))),
+            };
+            json(
+                StatusCode::OK,
+                &EnclaveDescription {
+                    description,
+                    attestation,
+                    attestation_error,
+                },
+            )
+        }
+        (&Method::GET, "/v1/enclave/saml-metadata") => {
             match state.client.request(RequestBody::Describe).await {
-                Ok(ResponseBody::Describe(d)) => json(StatusCode::OK, &d),
+                Ok(ResponseBody::Describe(d)) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, "application/samlmetadata+xml")
+                    .body(Full::new(Bytes::from(d.saml_metadata)))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
                 Ok(other) => unexpected(&other),
+                Err(e) => control_error(e),
+            }
+        }
+        (&Method::POST, "/v1/enclave/attest") => {
+            let bytes = match Limited::new(body, MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
+            };
+            let req: AttestRequest = if bytes.is_empty() {
+                AttestRequest::default()
+            } else {
+                match serde_json::from_slice(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return error(StatusCode::BAD_REQUEST, "BadRequest", format!("body: {e}"));
+                    }
+                }
+            };
+            let nonce = match req.nonce.as_deref().map(from_hex).transpose() {
+                Ok(n) => n,
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, "BadRequest", format!("nonce: {e}"));
+                }
+            };
+            if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "nonce: at most 512 bytes",
+                );
+            }
+            match attest(state, nonce).await {
+                Ok(a) => json(StatusCode::OK, &a),
                 Err(e) => control_error(e),
             }
         }

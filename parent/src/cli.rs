@@ -24,7 +24,7 @@ pub const EXIT_ENCLAVE_UNAVAILABLE: u8 = 4;
 #[command(
     name = "nitrosync",
     version,
-    after_help = "Examples:\n  nitrosync status\n  nitrosync status --json | jq .relay.stats\n  nitrosync enclave describe\n  nitrosync enclave probe --region us-east-1\n\nExit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 enclave unavailable."
+    after_help = "Examples:\n  nitrosync status\n  nitrosync status --json | jq .relay.stats\n  nitrosync enclave describe\n  nitrosync enclave attest --out doc.cbor\n  nitrosync saml-metadata > saml-metadata.xml\n  nitrosync enclave probe --region us-east-1\n\nExit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 enclave unavailable."
 )]
 pub struct Cli {
     /// The daemon's admin socket.
@@ -47,6 +47,11 @@ pub enum Command {
     /// Talk to the enclave.
     #[command(subcommand)]
     Enclave(EnclaveCommand),
+    /// Print the enclave's SAML IdP metadata, to register as an IAM SAML provider.
+    ///
+    /// Verify it first: `nitrosync enclave attest --out doc.cbor` and
+    /// `nitrosync-attest verify-metadata --metadata saml-metadata.xml --doc doc.cbor`.
+    SamlMetadata,
 }
 
 /// `nitrosync enclave …`
@@ -55,6 +60,18 @@ pub enum EnclaveCommand {
     /// Show what the enclave is: versions, mode, TLS trust anchors.
     Describe {
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a fresh attestation document from the enclave's NSM.
+    Attest {
+        /// Nonce to bind into the document (hex); 32 random bytes when absent.
+        #[arg(long, value_name = "HEX")]
+        nonce: Option<String>,
+        /// Write the raw CBOR document to this file instead of printing it in base64.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print JSON (nonce and base64 document).
         #[arg(long)]
         json: bool,
     },
@@ -179,12 +196,51 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 return Err(fail(EXIT_ENCLAVE_UNAVAILABLE, "the enclave is not healthy"));
             }
         }
-        Command::Enclave(EnclaveCommand::Describe { json }) => {
-            let d: Description = api
+        Command::SamlMetadata => {
+            let d: crate::admin::EnclaveDescription = api
                 .call(http::Method::GET, "/v1/enclave/describe", None)
                 .await?;
+            print!("{}", d.description.saml_metadata);
+            if !d.description.saml_metadata.ends_with('\n') {
+                println!();
+            }
+        }
+        Command::Enclave(EnclaveCommand::Attest { nonce, out, json }) => {
+            let body = serde_json::to_vec(&crate::admin::AttestRequest { nonce })
+                .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
+            let a: crate::admin::AttestationReply = api
+                .call(http::Method::POST, "/v1/enclave/attest", Some(body))
+                .await?;
+            if let Some(path) = &out {
+                use base64::Engine as _;
+                let doc = base64::engine::general_purpose::STANDARD
+                    .decode(&a.document)
+                    .map_err(|e| fail(EXIT_FAILED, format!("the daemon sent bad base64: {e}")))?;
+                std::fs::write(path, &doc).map_err(|e| {
+                    fail(EXIT_FAILED, format!("cannot write {}: {e}", path.display()))
+                })?;
+                if !json {
+                    eprintln!(
+                        "wrote {} bytes to {} (nonce {})",
+                        doc.len(),
+                        path.display(),
+                        a.nonce
+                    );
+                }
+            }
             if json {
-                print_json(&d)?;
+                print_json(&a)?;
+            } else if out.is_none() {
+                println!("{}", a.document);
+            }
+        }
+        Command::Enclave(EnclaveCommand::Describe { json }) => {
+            let full: crate::admin::EnclaveDescription = api
+                .call(http::Method::GET, "/v1/enclave/describe", None)
+                .await?;
+            let d: &Description = &full.description;
+            if json {
+                print_json(&full)?;
             } else {
                 let trust = match &d.tls_trust {
                     TlsTrust::WebPki { roots } => format!("web PKI ({roots} roots compiled in)"),
@@ -196,6 +252,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 println!("protocol version  {}", d.protocol_version);
                 println!("mode              {:?}", d.mode);
                 println!("TLS trust         {trust}");
+                println!("bundle key        {}", crate::admin::to_hex(&d.bundle_key));
+                println!("SAML entity id    {}", d.saml_entity_id);
+                println!("SAML cert sha256  {}", d.saml_cert_sha256);
+                match (&full.attestation, &full.attestation_error) {
+                    (Some(a), _) => println!(
+                        "attestation       {} bytes (base64), nonce {}",
+                        a.document.len(),
+                        a.nonce
+                    ),
+                    (None, Some(e)) => println!("attestation       unavailable: {e}"),
+                    (None, None) => {}
+                }
             }
         }
         Command::Enclave(EnclaveCommand::Probe { region, json }) => {

@@ -36,6 +36,7 @@ pub struct ControlState {
 }
 
 struct Shared {
+    connects: tokio::sync::watch::Sender<u64>,
     state: Mutex<ControlState>,
     outbox: Mutex<Option<mpsc::Sender<Request>>>,
     pending: Pending,
@@ -73,6 +74,7 @@ impl EnclaveClient {
         shutdown: CancellationToken,
     ) -> (EnclaveClient, tokio::task::JoinHandle<()>) {
         let shared = Arc::new(Shared {
+            connects: tokio::sync::watch::Sender::new(0),
             state: Mutex::new(ControlState {
                 endpoint: endpoint.to_string(),
                 connected: false,
@@ -91,6 +93,11 @@ impl EnclaveClient {
             },
             task,
         )
+    }
+
+    /// Ticks each time a control connection comes up (the value is the number of connects).
+    pub fn subscribe_connects(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.connects.subscribe()
     }
 
     /// The connection state now.
@@ -157,7 +164,12 @@ async fn supervise(
                     st.last_error = None;
                 }
                 info!(%endpoint, "control connection up");
-                let reason = run_connection(stream, &shared, &shutdown).await;
+                let (tx, rx) = mpsc::channel::<Request>(256);
+                *lock(&shared.outbox) = Some(tx);
+                let connect_count = lock(&shared.state).connects;
+                // Requests can be sent from here on: tell whoever waits for a (re)connect.
+                shared.connects.send_replace(connect_count);
+                let reason = run_connection(stream, rx, &shared, &shutdown).await;
                 lock(&shared.outbox).take();
                 // Fail everything in flight: those answers will never come.
                 lock(&shared.pending).clear();
@@ -190,12 +202,11 @@ async fn supervise(
 
 async fn run_connection(
     stream: nitrosync_transport::Stream,
+    mut rx: mpsc::Receiver<Request>,
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> String {
     let (read, mut write) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Request>(256);
-    *lock(&shared.outbox) = Some(tx);
     let writer = async {
         while let Some(req) = rx.recv().await {
             if let Err(e) = write_frame(&mut write, &req).await {

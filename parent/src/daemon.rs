@@ -59,6 +59,16 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         started: Instant::now(),
     });
     let admin_task = tokio::spawn(admin::serve(admin_listener, state, shutdown.clone()));
+    let root_path = cfg
+        .admin_socket
+        .parent()
+        .map(|d| d.join(SIM_ROOT_FILE))
+        .unwrap_or_else(|| SIM_ROOT_FILE.into());
+    let publish_task = tokio::spawn(publish_simulator_root(
+        client.clone(),
+        root_path,
+        shutdown.clone(),
+    ));
     info!(
         control = %cfg.control,
         relay = %relay_listen,
@@ -70,7 +80,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
     Ok(Handle {
         client,
         relay_stats,
-        tasks: vec![relay_task, control_task, admin_task],
+        tasks: vec![relay_task, control_task, admin_task, publish_task],
     })
 }
 
@@ -78,4 +88,44 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
 pub async fn run(cfg: ParentConfig, shutdown: CancellationToken) -> Result<(), ParentError> {
     start(cfg, shutdown).await?.wait().await;
     Ok(())
+}
+
+/// File name of the simulated NSM's root, written next to the admin socket.
+pub const SIM_ROOT_FILE: &str = "sim-root.pem";
+
+/// Simulator mode: after each (re)connect, asks the enclave for its description and writes the
+/// simulated NSM's root next to the admin socket, where the CLI and `nitrosync-attest --root`
+/// can find it. Production enclaves have no such root, and nothing is written.
+async fn publish_simulator_root(
+    client: EnclaveClient,
+    path: std::path::PathBuf,
+    shutdown: CancellationToken,
+) {
+    use nitrosync_shared::control::{RequestBody, ResponseBody};
+    let mut connects = client.subscribe_connects();
+    // A connect that happened before this task subscribed still counts.
+    connects.mark_changed();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = connects.changed() => if changed.is_err() { return },
+        }
+        let Ok(ResponseBody::Describe(d)) = client.request(RequestBody::Describe).await else {
+            continue;
+        };
+        let Some(pem) = d.simulator_root_pem else {
+            continue;
+        };
+        let tmp = path.with_extension("pem.tmp");
+        let written =
+            std::fs::write(&tmp, pem.as_bytes()).and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => {
+                info!(path = %path.display(), "wrote the simulated NSM root (simulator mode)")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the simulated NSM root")
+            }
+        }
+    }
 }

@@ -223,6 +223,9 @@ pub struct Description {
     pub saml_metadata: String,
     /// SHA-256 of the SAML signing certificate (DER), hex; bound by the attestation document.
     pub saml_cert_sha256: String,
+    /// Simulator mode only: the simulated NSM's root certificate (PEM). Never trusted
+    /// implicitly: verifiers must be handed it explicitly.
+    pub simulator_root_pem: Option<String>,
 }
 
 /// The outcome of [`RequestBody::ProbeAws`].
@@ -327,6 +330,7 @@ mod tests {
                     saml_entity_id: "urn:nitrosync:enclave".into(),
                     saml_metadata: "<EntityDescriptor/>".into(),
                     saml_cert_sha256: "cd".repeat(32),
+                    simulator_root_pem: sim.then(|| "-----BEGIN CERTIFICATE-----".into()),
                 })
             },
         );
