@@ -3,6 +3,9 @@
 //! Exit codes scripts can rely on: 0 success; 1 the operation ran and reported a failure;
 //! 2 usage error; 3 the daemon's admin socket is unreachable; 4 the enclave is unavailable.
 
+pub mod dotenv;
+pub mod tenant;
+
 use crate::admin::{ErrorBody, ProbeRequest, Status};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
