@@ -112,7 +112,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Parses hex (an optional `0x` prefix is allowed).
 pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("hex must have an even number of digits".into());
     }
     (0..s.len())
