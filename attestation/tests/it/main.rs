@@ -1,8 +1,11 @@
-//! Integration tests: real AWS documents, mutations, the simulated NSM, robustness, and the CLI.
+//! Integration tests: real AWS documents, mutations, the simulated NSM, robustness, the SAML
+//! metadata binding, and the CLI.
 
 #[cfg(feature = "cli")]
 mod cli;
 mod fixtures;
+#[cfg(feature = "sim")]
+mod metadata;
 mod mutations;
 mod robustness;
 #[cfg(feature = "sim")]

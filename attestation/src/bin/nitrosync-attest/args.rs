@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 
-/// Verify or inspect AWS Nitro Enclaves attestation documents.
+/// Verify or inspect AWS Nitro Enclaves attestation documents, and check SAML metadata against
+/// them.
 #[derive(Debug, Parser)]
 #[command(name = "nitrosync-attest", version, about)]
 pub struct Cli {
@@ -19,12 +20,46 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show a document without verifying anything.
     Inspect(InspectArgs),
+    /// Check that SAML metadata names only the key an attested enclave holds. Exit 0 only if so.
+    ///
+    /// Run this before registering the enclave as a SAML identity provider in IAM
+    /// (CreateSAMLProvider or UpdateSAMLProvider): it shows that the metadata's signing
+    /// certificate lives in the measured enclave, so only that enclave can sign assertions for
+    /// the roles that trust the provider.
+    ///
+    /// First the document is verified exactly as `verify` does (signature, chain to the root,
+    /// PCRs, nonce, age). Then every signing certificate in the metadata must have the SHA-256
+    /// that the document's user_data attests; a metadata file that lists any other signing key
+    /// is rejected. The enclave's X25519 bundle key (the document's public_key) is shown, for
+    /// sealing bundles to.
+    #[command(name = "verify-metadata")]
+    VerifyMetadata(VerifyMetadataArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The document: raw CBOR, hex or base64 (auto-detected); `-` reads standard input.
     pub doc: PathBuf,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyMetadataArgs {
+    /// The SAML 2.0 IdP metadata (XML) to be registered in IAM.
+    #[arg(long, value_name = "FILE")]
+    pub metadata: PathBuf,
+    /// The enclave's attestation document: raw CBOR, hex or base64 (auto-detected); `-` reads
+    /// standard input.
+    #[arg(long, value_name = "DOC")]
+    pub doc: PathBuf,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// What a document is verified against: shared by `verify` and `verify-metadata`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
     /// Trusted root certificate, PEM or DER [default: the built-in AWS Nitro Enclaves Root G1].
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! Reading a document given as raw CBOR, hex or base64.
+//! Reading a document given as raw CBOR, hex or base64, and a SAML metadata file.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -49,4 +49,20 @@ fn decode(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
         .decode(&text)
         .or_else(|_| URL_SAFE_PAD_INDIFFERENT.decode(&text))
         .context("the document is neither CBOR, hex nor base64")
+}
+
+/// Reads a SAML metadata file: UTF-8 text of at most [`nitrosync_attestation::MAX_METADATA_LEN`]
+/// bytes.
+pub fn read_metadata(path: &Path) -> anyhow::Result<String> {
+    let max = nitrosync_attestation::MAX_METADATA_LEN;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(max + 1).unwrap_or(u64::MAX))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > max {
+        bail!("{} is larger than {max} bytes", path.display());
+    }
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }

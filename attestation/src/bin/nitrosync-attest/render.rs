@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::SystemTime;
 
 use nitrosync_attestation::{
-    AttestationDocument, CertificateSummary, Policy, TrustRoot, VerifiedDocument, VerifyError,
+    AttestationDocument, CertificateSummary, MetadataBinding, Policy, TrustRoot, VerifiedDocument,
+    VerifyError,
 };
 use serde_json::{Value, json};
 
@@ -135,6 +137,63 @@ pub fn verified_json(v: &VerifiedDocument, c: &Checks<'_>) -> Value {
 
 pub fn rejected_json(e: &VerifyError) -> Value {
     json!({ "ok": false, "error": e.code(), "reason": e.to_string() })
+}
+
+/// `verify-metadata`'s rejection, saying which input was refused (`document` or `metadata`).
+pub fn stage_rejected_json(stage: &str, code: &str, reason: &str) -> Value {
+    json!({ "ok": false, "stage": stage, "error": code, "reason": reason })
+}
+
+/// The document's checks as `verify` prints them, then the metadata binding.
+pub fn metadata_text(
+    v: &VerifiedDocument,
+    c: &Checks<'_>,
+    b: &MetadataBinding,
+    path: &Path,
+) -> String {
+    let mut out = verified_text(v, c);
+    let certs = if b.signing_certs == 1 {
+        "signing certificate".to_string()
+    } else {
+        format!("{} signing certificates, all with", b.signing_certs)
+    };
+    let _ = writeln!(
+        out,
+        "SAML metadata: entity id {}, {certs} sha256 {} is bound by the document; bundle key {}",
+        b.entity_id,
+        hex::encode(b.cert_sha256),
+        hex::encode(b.bundle_key)
+    );
+    let _ = writeln!(out, "  {:<11} {}", "metadata", path.display());
+    let _ = writeln!(
+        out,
+        "  {:<11} every signing certificate's sha256 equals the one in the document's user_data",
+        "signing"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} the document's public_key, the enclave's X25519 key for sealing bundles",
+        "bundle key"
+    );
+    out
+}
+
+pub fn metadata_json(
+    v: &VerifiedDocument,
+    c: &Checks<'_>,
+    b: &MetadataBinding,
+    path: &Path,
+) -> Value {
+    let mut out = verified_json(v, c);
+    out["saml_metadata"] = json!({
+        "file": path.display().to_string(),
+        "entity_id": b.entity_id,
+        "cert_sha256": hex::encode(b.cert_sha256),
+        "signing_certificates": b.signing_certs,
+        "bound": true,
+    });
+    out["bundle_key"] = Value::String(hex::encode(b.bundle_key));
+    out
 }
 
 fn cert_line(der: &[u8]) -> String {
