@@ -64,7 +64,7 @@ build-release:
 test: setup build test-python test-rust sim-check
 
 test-rust: build
-	$(CARGO) test --workspace
+	NITROSYNC_REQUIRE_LINTERS=1 $(CARGO) test --workspace
 
 test-python: setup-venv
 	$(PY) -m pytest tests/aws-sim -q

@@ -18,8 +18,10 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod iam;
 pub mod logging;
 pub mod relay;
+pub mod store;
 
 /// Environment variable names, in one place.
 pub mod env {

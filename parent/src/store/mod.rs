@@ -1,0 +1,741 @@
+//! The parent's durable store: destinations, the newest sealed bundle of each, and sync history,
+//! in an embedded SQLite database.
+//!
+//! The parent never holds plaintext, and neither does the store: it keeps the sealed bundle's bytes
+//! as submitted (CBOR of `SealedBundle`, whose variables are HPKE ciphertext) and metadata copied
+//! from the signed header. It does not verify bundles (the caller has checked the header) and it
+//! does not schedule: it answers the scheduler's questions ([`Store::due`]) and records its
+//! answers ([`Store::record_result`]).
+//!
+//! Durability: the database runs in WAL mode with `synchronous=FULL`, so once a method that
+//! writes returns `Ok`, its transaction is on disk and survives `kill -9` and power loss. Only
+//! then may the caller acknowledge a submit. Every method runs in one transaction.
+//!
+//! The store is synchronous. The parent calls it from `spawn_blocking` or a dedicated thread;
+//! [`Store`] is `Send + Sync` and serialises calls on one connection.
+//!
+//! States of a destination ([`DestinationState`]):
+//!
+//! ```text
+//! submit ──▶ pending ──due──▶ syncing ──record_result──▶ synced
+//!              ▲                 │                      failed_retryable ──(next_attempt_at)──▶ due
+//!              │                 │                      failed_terminal  ──retry_now / submit──▶ pending
+//!              └─ newer bundle ──┘ (a result for an older version leaves it pending)
+//! ```
+
+mod records;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+pub use records::{
+    DISABLED, DestinationKey, DestinationRecord, DestinationState, DueSync, HistoryRecord,
+    LastError, ListFilter, Submission, SubmitOutcome,
+};
+
+use nitrosync_shared::bundle::{BundleHeader, saml_subject};
+use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
+use records::{
+    corrupt, from_sql, mode_str, opt_from_sql, outcome_str, parse_code, parse_mode, parse_outcome,
+    parse_state, to_sql,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// What went wrong in the store. Every variant is the operator's or the disk's problem, never
+/// a tenant's: a tenant's stale submit is an [`SubmitOutcome::Stale`], not an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be opened or configured. Fatal at start.
+    #[error("cannot open store {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// SQLite would not switch to WAL mode (for example an in-memory database). Fatal at start.
+    #[error("store {path}: journal mode is {mode:?}, not WAL")]
+    JournalMode {
+        /// The database file.
+        path: PathBuf,
+        /// The mode SQLite kept.
+        mode: String,
+    },
+    /// The file is an SQLite database of some other program. Fatal at start.
+    #[error("{path} is an SQLite database of another program, not a nitrosync store")]
+    NotAStore {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database was written by a newer nitrosync; this build will not touch it. Fatal at
+    /// start: run the newer build, or restore a backup.
+    #[error(
+        "store {path} has schema version {found}, newer than the {known} this build knows; \
+         it was written by a newer nitrosync-parent"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this build knows.
+        known: u32,
+    },
+    /// A schema migration failed; the database stays at the version before it.
+    #[error("store {path}: migration to schema version {version} failed: {source}")]
+    Migration {
+        /// The database file.
+        path: PathBuf,
+        /// The version being migrated to.
+        version: i64,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed (disk full, I/O error, lock timeout). The transaction was rolled back;
+    /// a submit was not stored and must not be acknowledged.
+    #[error("store query failed: {0}")]
+    Query(#[from] rusqlite::Error),
+    /// A stored value is not one this build writes: the file was edited or damaged.
+    #[error("store holds a corrupt value in {column}: {detail}")]
+    Corrupt {
+        /// `table.column`.
+        column: &'static str,
+        /// What was found.
+        detail: String,
+    },
+    /// A number does not fit SQLite's signed 64-bit integers. The caller passed it.
+    #[error("{field} {value} is too large to store")]
+    OutOfRange {
+        /// What it is.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// A bundle larger than a frame can carry. The caller passed it.
+    #[error("bundle of {len} bytes is larger than the {max}-byte maximum")]
+    BundleTooLarge {
+        /// Its length.
+        len: usize,
+        /// The maximum ([`nitrosync_shared::MAX_FRAME_LEN`]).
+        max: usize,
+    },
+    /// A destination's configuration could not be written or read as JSON.
+    #[error("destination config JSON: {0}")]
+    ConfigJson(#[source] serde_json::Error),
+}
+
+/// Settings of a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a statement waits for another process's lock before failing.
+    pub busy_timeout: Duration,
+    /// History rows kept per destination; older ones are pruned as new ones are recorded.
+    pub history_per_destination: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            history_per_destination: 1000,
+        }
+    }
+}
+
+/// The durable store. See the [module documentation](self).
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    options: StoreOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+const DESTINATION_COLUMNS: &str = "d.tenant_key, d.id, d.config, d.saml_subject, d.enabled, \
+     d.state, b.version, b.received_at, d.synced_version, d.synced_at, d.next_attempt_at, \
+     d.attempts, d.last_error_code, d.last_error_msg, d.last_error_at, d.created_at, d.updated_at";
+
+const DESTINATION_FROM: &str =
+    "destinations d JOIN bundles b ON b.tenant_key = d.tenant_key AND b.id = d.id";
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` with default options, and migrates it to
+    /// the current schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the store at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_owned();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(options.busy_timeout).map_err(open_err)?;
+        schema::configure(&conn, &path)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+            options,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> u32 {
+        schema::current_version()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside a method dropped its transaction, which rolled it back: the connection
+        // is still consistent.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in one write transaction and commits it.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Stores a verified bundle, in one transaction: creates or updates the destination from
+    /// the header, and replaces the stored bundle if this one is newer. A version not newer than
+    /// the stored one changes nothing and returns [`SubmitOutcome::Stale`].
+    ///
+    /// When this returns `Accepted`, the bundle is durable and may be acknowledged.
+    pub fn submit(
+        &self,
+        bundle: &[u8],
+        header: &BundleHeader,
+        now_ms: u64,
+    ) -> Result<SubmitOutcome, StoreError> {
+        self.write(|tx| submit_in(tx, bundle, header, now_ms))
+    }
+
+    /// Stores many bundles in one transaction (one disk sync for all), in order: a later
+    /// bundle of the same destination in the batch sees the earlier one. Outcomes are in the
+    /// order of `batch`. If it fails, nothing of the batch is stored.
+    pub fn submit_many(
+        &self,
+        batch: &[Submission<'_>],
+        now_ms: u64,
+    ) -> Result<Vec<SubmitOutcome>, StoreError> {
+        self.write(|tx| {
+            batch
+                .iter()
+                .map(|s| submit_in(tx, s.bundle, s.header, now_ms))
+                .collect()
+        })
+    }
+
+    /// Enables or disables a destination. Disabled destinations are never [`due`](Self::due).
+    /// Returns false when there is no such destination.
+    pub fn set_enabled(
+        &self,
+        key: &DestinationKey,
+        enabled: bool,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let now = to_sql("now_ms", now_ms)?;
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE destinations SET enabled = ?3, updated_at = ?4 \
+                     WHERE tenant_key = ?1 AND id = ?2",
+                )?
+                .execute(params![&key.tenant_key[..], key.id, enabled, now])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Deletes a destination with its bundle and history. Returns false when there was none.
+    /// (Applying the delete policy to the secret is a `Delete` sync, before this.)
+    pub fn delete_destination(&self, key: &DestinationKey) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM destinations WHERE tenant_key = ?1 AND id = ?2")?
+                .execute(params![&key.tenant_key[..], key.id])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// One destination.
+    pub fn get(&self, key: &DestinationKey) -> Result<Option<DestinationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
+             WHERE d.tenant_key = ?1 AND d.id = ?2"
+        );
+        let mut out = self.query_destinations(&sql, params![&key.tenant_key[..], key.id])?;
+        Ok(out.pop())
+    }
+
+    /// Every tenant's destination with this id (ids are unique only per tenant).
+    pub fn find(&self, id: &str) -> Result<Vec<DestinationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} WHERE d.id = ?1 \
+             ORDER BY d.tenant_key"
+        );
+        self.query_destinations(&sql, params![id])
+    }
+
+    /// Destinations matching `filter`, ordered by tenant and id.
+    pub fn list(&self, filter: ListFilter) -> Result<Vec<DestinationRecord>, StoreError> {
+        let order = "ORDER BY d.tenant_key, d.id";
+        match filter {
+            ListFilter::All => self.query_destinations(
+                &format!("SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} {order}"),
+                [],
+            ),
+            ListFilter::Disabled => self.query_destinations(
+                &format!(
+                    "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
+                     WHERE d.enabled = 0 {order}"
+                ),
+                [],
+            ),
+            ListFilter::State(state) => self.query_destinations(
+                &format!(
+                    "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
+                     WHERE d.enabled = 1 AND d.state = ?1 {order}"
+                ),
+                params![state.as_str()],
+            ),
+        }
+    }
+
+    fn query_destinations(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<DestinationRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(destination_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// How many destinations are in each state, with disabled ones counted under
+    /// [`DISABLED`] only. Every state appears, with zero if need be.
+    pub fn counts_by_state(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out: BTreeMap<String, u64> = DestinationState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .chain([(DISABLED.to_owned(), 0)])
+            .collect();
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT CASE WHEN enabled = 0 THEN 'disabled' ELSE state END AS s, count(*) \
+             FROM destinations GROUP BY s",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let status: String = row.get(0)?;
+            let n = from_sql("count", row.get(1)?)?;
+            out.insert(status, n);
+        }
+        Ok(out)
+    }
+
+    /// Claims up to `limit` syncs that are due at `now_ms`: enabled destinations that are
+    /// pending or failed-retryable with `next_attempt_at <= now_ms`, oldest first. Each is
+    /// marked `syncing` until [`record_result`](Self::record_result) (or, after a crash,
+    /// [`reset_pending_on_start`](Self::reset_pending_on_start)). A bundle submitted meanwhile
+    /// does not make a syncing destination due again before its result is recorded, so one
+    /// destination has at most one sync in flight and bursts coalesce into the newest version.
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<DueSync>, StoreError> {
+        let now = to_sql("now_ms", now_ms)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            let mut out = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT d.tenant_key, d.id, d.region, d.account, d.attempts, b.version, b.bytes \
+                     FROM destinations d \
+                     JOIN bundles b ON b.tenant_key = d.tenant_key AND b.id = d.id \
+                     WHERE d.enabled = 1 AND d.state IN ('pending', 'failed_retryable') \
+                       AND d.next_attempt_at <= ?1 \
+                     ORDER BY d.next_attempt_at LIMIT ?2",
+                )?;
+                let mut rows = stmt.query(params![now, limit])?;
+                while let Some(row) = rows.next()? {
+                    out.push(DueSync {
+                        key: key_from_row(row, 0, 1)?,
+                        region: row.get(2)?,
+                        account: row.get(3)?,
+                        attempts: from_sql("destinations.attempts", row.get(4)?)?,
+                        version: from_sql("bundles.version", row.get(5)?)?,
+                        bundle: row.get(6)?,
+                        mode: SyncMode::Write,
+                    });
+                }
+            }
+            let mut claim = tx.prepare_cached(
+                "UPDATE destinations SET state = 'syncing' WHERE tenant_key = ?1 AND id = ?2",
+            )?;
+            for due in &out {
+                claim.execute(params![&due.key.tenant_key[..], due.key.id])?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records the result of a sync of `version`, in one transaction: appends a history row
+    /// (pruning the oldest beyond the bound) and, for a `Write`, moves the destination to
+    /// `synced`, `failed_retryable` (when `retry_at_ms` is given: the scheduler decides) or
+    /// `failed_terminal`. If a newer bundle arrived meanwhile, the destination stays `pending`
+    /// instead, due at once (or at `retry_at_ms` after a retryable failure).
+    ///
+    /// Other modes (`TestConnection`, `Delete`) only append history. Returns the destination's
+    /// new state, or `None` when it was deleted meanwhile (then nothing is recorded).
+    pub fn record_result(
+        &self,
+        key: &DestinationKey,
+        version: u64,
+        report: &SyncReport,
+        started_ms: u64,
+        finished_ms: u64,
+        retry_at_ms: Option<u64>,
+    ) -> Result<Option<DestinationState>, StoreError> {
+        let keep = i64::from(self.options.history_per_destination);
+        self.write(|tx| {
+            let current: Option<(String, i64)> = tx
+                .prepare_cached(
+                    "SELECT d.state, b.version FROM destinations d \
+                     JOIN bundles b ON b.tenant_key = d.tenant_key AND b.id = d.id \
+                     WHERE d.tenant_key = ?1 AND d.id = ?2",
+                )?
+                .query_row(params![&key.tenant_key[..], key.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((state, stored_version)) = current else {
+                return Ok(None);
+            };
+            let state = parse_state(&state)?;
+            let stored_version: u64 = from_sql("bundles.version", stored_version)?;
+            insert_history(tx, key, version, report, started_ms, finished_ms, keep)?;
+            if report.mode != SyncMode::Write {
+                return Ok(Some(state));
+            }
+            let finished = to_sql("finished_ms", finished_ms)?;
+            let failed = report.outcome == SyncOutcome::Failed;
+            let newer_waiting = stored_version > version;
+            let retry_at = match retry_at_ms {
+                Some(at) if failed => Some(to_sql("retry_at_ms", at)?),
+                _ => None,
+            };
+            let (new_state, next) = if newer_waiting {
+                (
+                    DestinationState::Pending,
+                    Some(retry_at.unwrap_or(finished)),
+                )
+            } else if !failed {
+                (DestinationState::Synced, None)
+            } else if let Some(at) = retry_at {
+                (DestinationState::FailedRetryable, Some(at))
+            } else {
+                (DestinationState::FailedTerminal, None)
+            };
+            if failed {
+                let (code, message) = match &report.error {
+                    Some(e) => (e.code, e.message.as_str()),
+                    None => (
+                        nitrosync_shared::ErrorCode::InternalServiceError,
+                        "the enclave reported a failure without an error",
+                    ),
+                };
+                tx.prepare_cached(
+                    "UPDATE destinations SET state = ?3, next_attempt_at = ?4, \
+                     attempts = attempts + 1, last_error_code = ?5, last_error_msg = ?6, \
+                     last_error_at = ?7 WHERE tenant_key = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    &key.tenant_key[..],
+                    key.id,
+                    new_state.as_str(),
+                    next,
+                    code.as_str(),
+                    message,
+                    finished
+                ])?;
+            } else {
+                let v = to_sql("version", version)?;
+                tx.prepare_cached(
+                    "UPDATE destinations SET state = ?3, next_attempt_at = ?4, attempts = 0, \
+                     last_error_code = NULL, last_error_msg = NULL, last_error_at = NULL, \
+                     synced_version = max(coalesce(synced_version, 0), ?5), synced_at = ?6 \
+                     WHERE tenant_key = ?1 AND id = ?2",
+                )?
+                .execute(params![
+                    &key.tenant_key[..],
+                    key.id,
+                    new_state.as_str(),
+                    next,
+                    v,
+                    finished
+                ])?;
+            }
+            Ok(Some(new_state))
+        })
+    }
+
+    /// After a restart, makes every `syncing` destination `pending` again (its result was
+    /// lost with the old process), keeping its `next_attempt_at` so it is due at once.
+    /// Returns how many there were. Call it once, before the scheduler starts.
+    pub fn reset_pending_on_start(&self) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE destinations SET state = 'pending' WHERE state = 'syncing'",
+                [],
+            )?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// A person's "retry now": a failed (or synced, or pending) destination becomes pending,
+    /// due at `now_ms`, with its attempt count reset. Returns false when there is no such
+    /// destination or it is `syncing` (its result is on the way).
+    pub fn retry_now(&self, key: &DestinationKey, now_ms: u64) -> Result<bool, StoreError> {
+        let now = to_sql("now_ms", now_ms)?;
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE destinations SET state = 'pending', next_attempt_at = ?3, \
+                     attempts = 0 WHERE tenant_key = ?1 AND id = ?2 AND state <> 'syncing'",
+                )?
+                .execute(params![&key.tenant_key[..], key.id, now])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// The newest `limit` history records of a destination, newest first.
+    pub fn history(
+        &self,
+        key: &DestinationKey,
+        limit: usize,
+    ) -> Result<Vec<HistoryRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, version, mode, outcome, error_code, error_msg, error_retry, \
+             aws_version_id, secret_arn, total_us, aws_us, aws_calls, signed, started_at, \
+             finished_at FROM history WHERE tenant_key = ?1 AND id = ?2 \
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![&key.tenant_key[..], key.id, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(history_from_row(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check`; returns its messages (`["ok"]` when intact).
+    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn submit_in(
+    tx: &Transaction<'_>,
+    bundle: &[u8],
+    header: &BundleHeader,
+    now_ms: u64,
+) -> Result<SubmitOutcome, StoreError> {
+    let max = nitrosync_shared::MAX_FRAME_LEN;
+    if bundle.len() > max {
+        return Err(StoreError::BundleTooLarge {
+            len: bundle.len(),
+            max,
+        });
+    }
+    let dest = &header.destination;
+    let tenant = &header.tenant_key[..];
+    let version = to_sql("version", header.version)?;
+    let now = to_sql("now_ms", now_ms)?;
+    let stored: Option<i64> = tx
+        .prepare_cached("SELECT version FROM bundles WHERE tenant_key = ?1 AND id = ?2")?
+        .query_row(params![tenant, dest.id], |r| r.get(0))
+        .optional()?;
+    let previous_version = opt_from_sql("bundles.version", stored)?;
+    if let Some(stored_version) = previous_version
+        && stored_version >= header.version
+    {
+        return Ok(SubmitOutcome::Stale { stored_version });
+    }
+    let config = serde_json::to_string(dest).map_err(StoreError::ConfigJson)?;
+    // A destination being synced stays `syncing`: its result finds the newer bundle and leaves
+    // it pending, so there is never a second sync of one destination in flight.
+    tx.prepare_cached(
+        "INSERT INTO destinations (tenant_key, id, config, region, account, saml_subject, \
+             enabled, state, next_attempt_at, attempts, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'pending', ?7, 0, ?7, ?7) \
+         ON CONFLICT (tenant_key, id) DO UPDATE SET \
+             config = excluded.config, region = excluded.region, account = excluded.account, \
+             saml_subject = excluded.saml_subject, \
+             state = CASE WHEN state = 'syncing' THEN 'syncing' ELSE 'pending' END, \
+             next_attempt_at = excluded.next_attempt_at, attempts = 0, \
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        tenant,
+        dest.id,
+        config,
+        dest.region,
+        dest.account().unwrap_or_default(),
+        saml_subject(&header.tenant_key, &dest.id),
+        now
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO bundles (tenant_key, id, version, bytes, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (tenant_key, id) DO UPDATE SET \
+             version = excluded.version, bytes = excluded.bytes, \
+             received_at = excluded.received_at",
+    )?
+    .execute(params![tenant, dest.id, version, bundle, now])?;
+    Ok(SubmitOutcome::Accepted { previous_version })
+}
+
+fn insert_history(
+    tx: &Transaction<'_>,
+    key: &DestinationKey,
+    version: u64,
+    report: &SyncReport,
+    started_ms: u64,
+    finished_ms: u64,
+    keep: i64,
+) -> Result<(), StoreError> {
+    let t = &report.timings;
+    tx.prepare_cached(
+        "INSERT INTO history (tenant_key, id, version, mode, outcome, error_code, error_msg, \
+             error_retry, aws_version_id, secret_arn, total_us, aws_us, aws_calls, signed, \
+             started_at, finished_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        &key.tenant_key[..],
+        key.id,
+        to_sql("version", version)?,
+        mode_str(report.mode),
+        outcome_str(report.outcome),
+        report.error.as_ref().map(|e| e.code.as_str()),
+        report.error.as_ref().map(|e| e.message.as_str()),
+        report.error.as_ref().map(|e| e.retryable),
+        report.aws_version_id,
+        report.secret_arn,
+        to_sql("timings.total_us", t.total_us)?,
+        to_sql("timings.aws_us", t.aws_us)?,
+        t.aws_calls,
+        t.signed_assertion,
+        to_sql("started_ms", started_ms)?,
+        to_sql("finished_ms", finished_ms)?,
+    ])?;
+    tx.prepare_cached(
+        "DELETE FROM history WHERE tenant_key = ?1 AND id = ?2 AND seq <= \
+             (SELECT seq FROM history WHERE tenant_key = ?1 AND id = ?2 \
+              ORDER BY seq DESC LIMIT 1 OFFSET ?3)",
+    )?
+    .execute(params![&key.tenant_key[..], key.id, keep])?;
+    Ok(())
+}
+
+fn key_from_row(row: &Row<'_>, tenant: usize, id: usize) -> Result<DestinationKey, StoreError> {
+    let bytes: Vec<u8> = row.get(tenant)?;
+    let tenant_key = <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| corrupt("tenant_key", format!("of {} bytes", bytes.len())))?;
+    Ok(DestinationKey {
+        tenant_key,
+        id: row.get(id)?,
+    })
+}
+
+fn destination_from_row(row: &Row<'_>) -> Result<DestinationRecord, StoreError> {
+    let config: String = row.get(2)?;
+    let last_error = match row.get::<_, Option<String>>(12)? {
+        Some(code) => Some(LastError {
+            code: parse_code("destinations.last_error_code", &code)?,
+            message: row.get::<_, Option<String>>(13)?.unwrap_or_default(),
+            at_ms: from_sql("destinations.last_error_at", row.get(14)?)?,
+        }),
+        None => None,
+    };
+    Ok(DestinationRecord {
+        key: key_from_row(row, 0, 1)?,
+        config: serde_json::from_str(&config).map_err(StoreError::ConfigJson)?,
+        saml_subject: row.get(3)?,
+        enabled: row.get(4)?,
+        state: parse_state(&row.get::<_, String>(5)?)?,
+        version: from_sql("bundles.version", row.get(6)?)?,
+        received_at_ms: from_sql("bundles.received_at", row.get(7)?)?,
+        synced_version: opt_from_sql("destinations.synced_version", row.get(8)?)?,
+        synced_at_ms: opt_from_sql("destinations.synced_at", row.get(9)?)?,
+        next_attempt_at_ms: opt_from_sql("destinations.next_attempt_at", row.get(10)?)?,
+        attempts: from_sql("destinations.attempts", row.get(11)?)?,
+        last_error,
+        created_at_ms: from_sql("destinations.created_at", row.get(15)?)?,
+        updated_at_ms: from_sql("destinations.updated_at", row.get(16)?)?,
+    })
+}
+
+fn history_from_row(row: &Row<'_>) -> Result<HistoryRecord, StoreError> {
+    let error = match row.get::<_, Option<String>>(4)? {
+        Some(code) => Some(SyncError {
+            code: parse_code("history.error_code", &code)?,
+            message: row.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            retryable: row.get::<_, Option<bool>>(6)?.unwrap_or(false),
+        }),
+        None => None,
+    };
+    Ok(HistoryRecord {
+        seq: from_sql("history.seq", row.get(0)?)?,
+        version: from_sql("history.version", row.get(1)?)?,
+        mode: parse_mode(&row.get::<_, String>(2)?)?,
+        outcome: parse_outcome(&row.get::<_, String>(3)?)?,
+        error,
+        aws_version_id: row.get(7)?,
+        secret_arn: row.get(8)?,
+        timings: SyncTimings {
+            total_us: from_sql("history.total_us", row.get(9)?)?,
+            aws_us: from_sql("history.aws_us", row.get(10)?)?,
+            aws_calls: from_sql("history.aws_calls", row.get(11)?)?,
+            signed_assertion: row.get(12)?,
+        },
+        started_at_ms: from_sql("history.started_at", row.get(13)?)?,
+        finished_at_ms: from_sql("history.finished_at", row.get(14)?)?,
+    })
+}
