@@ -26,7 +26,7 @@ mod secret;
 
 pub use error::BundleError;
 pub use keys::{EnclaveBundleKey, TenantKey};
-pub use seal::{OpenedBundle, open, seal};
+pub use seal::{OpenedBundle, open, seal, verify_signed};
 pub use secret::{SecretValue, Variables, render_json};
 
 /// The HPKE `info` string: binds every bundle key schedule to this format and purpose.

@@ -26,6 +26,15 @@
 //!
 //! [log]
 //! format = "text"                 # or "json"
+//!
+//! [store]
+//! path = "/var/lib/nitrosync/parent.db"   # SQLite: destinations, sealed bundles, history
+//!
+//! [scheduler]
+//! writes_per_second = 40          # per (AWS account, region), across all destinations
+//! max_in_flight = 64              # syncs in flight at once
+//! retry_base_ms = 1000            # full-jitter backoff: uniform in [0, min(cap, base * 2^attempt)]
+//! retry_cap_ms = 300000
 //! ```
 
 use crate::ParentError;
@@ -51,6 +60,31 @@ pub struct RawConfig {
     /// `[log]`
     #[serde(default)]
     pub log: RawLog,
+    /// `[store]`
+    #[serde(default)]
+    pub store: RawStore,
+    /// `[scheduler]`
+    #[serde(default)]
+    pub scheduler: RawScheduler,
+}
+
+/// `[store]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawStore {
+    pub path: Option<PathBuf>,
+}
+
+/// `[scheduler]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawScheduler {
+    pub writes_per_second: Option<u32>,
+    pub max_in_flight: Option<usize>,
+    pub retry_base_ms: Option<u64>,
+    pub retry_cap_ms: Option<u64>,
 }
 
 /// `[enclave]` as written.
@@ -106,6 +140,7 @@ pub struct Overrides {
     pub allow: Vec<String>,
     pub simulator_upstream: Option<String>,
     pub log_format: Option<String>,
+    pub store: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -164,7 +199,14 @@ pub struct ParentConfig {
     pub admin_socket: PathBuf,
     /// Log format.
     pub log_format: LogFormat,
+    /// The SQLite database.
+    pub store_path: PathBuf,
+    /// The scheduler.
+    pub scheduler: crate::scheduler::SchedulerSettings,
 }
+
+/// Default store path.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/nitrosync/parent.db";
 
 /// Default admin socket path.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nitrosync/admin.sock";
@@ -257,6 +299,35 @@ impl RawConfig {
                 .or(self.admin.socket)
                 .unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.into()),
             log_format,
+            store_path: o
+                .store
+                .or(self.store.path)
+                .unwrap_or_else(|| DEFAULT_STORE_PATH.into()),
+            scheduler: crate::scheduler::SchedulerSettings {
+                writes_per_second: match self.scheduler.writes_per_second.unwrap_or(40) {
+                    0 => {
+                        return Err(bad(
+                            "scheduler.writes_per_second",
+                            &"must be greater than 0",
+                        ));
+                    }
+                    n => n,
+                },
+                max_in_flight: match self.scheduler.max_in_flight.unwrap_or(64) {
+                    0 => return Err(bad("scheduler.max_in_flight", &"must be greater than 0")),
+                    n => n,
+                },
+                retry_base: ms(
+                    "scheduler.retry_base_ms",
+                    self.scheduler.retry_base_ms,
+                    1_000,
+                )?,
+                retry_cap: ms(
+                    "scheduler.retry_cap_ms",
+                    self.scheduler.retry_cap_ms,
+                    300_000,
+                )?,
+            },
         })
     }
 }

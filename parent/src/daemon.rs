@@ -42,6 +42,16 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         })?;
     }
     let admin_listener = Listener::bind(&Endpoint::Unix(cfg.admin_socket.clone())).await?;
+    if let Some(dir) = cfg.store_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ParentError::Config(format!("store directory {}: {e}", dir.display())))?;
+    }
+    let store =
+        Arc::new(crate::store::Store::open(&cfg.store_path).map_err(|e| {
+            ParentError::Config(format!("store {}: {e}", cfg.store_path.display()))
+        })?);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let scheduler_stats = Arc::new(crate::scheduler::SchedulerStats::default());
     let regions = cfg.relay.policy.regions().to_vec();
     let relay_listen = cfg.relay.listen.to_string();
     let relay = relay::start(cfg.relay, shutdown.clone()).await?;
@@ -57,7 +67,18 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         relay_listen: relay_listen.clone(),
         regions,
         started: Instant::now(),
+        store: Some(store.clone()),
+        wake: wake.clone(),
+        scheduler: scheduler_stats.clone(),
     });
+    let scheduler_task = tokio::spawn(crate::scheduler::run(
+        store,
+        client.clone(),
+        wake,
+        cfg.scheduler.clone(),
+        scheduler_stats,
+        shutdown.clone(),
+    ));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state, shutdown.clone()));
     let root_path = cfg
         .admin_socket
@@ -80,7 +101,13 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
     Ok(Handle {
         client,
         relay_stats,
-        tasks: vec![relay_task, control_task, admin_task, publish_task],
+        tasks: vec![
+            relay_task,
+            control_task,
+            admin_task,
+            publish_task,
+            scheduler_task,
+        ],
     })
 }
 

@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod iam;
 pub mod logging;
 pub mod relay;
+pub mod scheduler;
 pub mod store;
 
 /// Environment variable names, in one place.
@@ -35,6 +36,10 @@ pub mod env {
     pub const ADMIN_SOCKET: &str = "NITROSYNC_ADMIN_SOCKET";
     /// `text` or `json`.
     pub const LOG_FORMAT: &str = "NITROSYNC_LOG_FORMAT";
+    /// The parent's SQLite store.
+    pub const STORE: &str = "NITROSYNC_STORE";
+    /// The tenant directory of the CLI (key and destination files).
+    pub const TENANT_DIR: &str = "NITROSYNC_TENANT_DIR";
 }
 
 /// Errors of the parent library. Each says what failed and carries its source.

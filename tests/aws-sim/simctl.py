@@ -14,6 +14,8 @@ Commands:
         saml:sub pinned to SUB unless --no-subject-pin), and an inline policy allowing the
         Secrets Manager actions on S and its test placeholders (without PutSecretValue when
         --deny-put; with kms:GenerateDataKey/Decrypt/Encrypt on ARN when given).
+    apply-iam --file F              create the SAML provider, role and inline policy described by
+                                    `nitrosync iam template --format json` (what `iam apply` does).
     create-key                      KMS CreateKey; prints the key ARN.
     create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
     delete-secret --name N [--recovery-days D]
@@ -107,6 +109,30 @@ def setup_role(args) -> dict:
     return {"role_arn": role["Role"]["Arn"], "saml_provider_arn": provider_arn, "account": acct}
 
 
+def apply_iam(args) -> dict:
+    docs = json.loads(Path(args.file).read_text())
+    iam = client("iam", args)
+    acct = account(args)
+    provider_arn = f"arn:aws:iam::{acct}:saml-provider/{docs['saml_provider']['name']}"
+    try:
+        provider_arn = iam.create_saml_provider(
+            SAMLMetadataDocument=docs["saml_provider"]["metadata"], Name=docs["saml_provider"]["name"])["SAMLProviderArn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_saml_provider(SAMLMetadataDocument=docs["saml_provider"]["metadata"], SAMLProviderArn=provider_arn)
+    role = docs["role"]
+    try:
+        arn = iam.create_role(
+            RoleName=role["name"], Path=role["path"], Description=role.get("description", ""),
+            AssumeRolePolicyDocument=json.dumps(role["trust_policy"]),
+            MaxSessionDuration=role["max_session_duration"])["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        iam.update_assume_role_policy(RoleName=role["name"], PolicyDocument=json.dumps(role["trust_policy"]))
+        arn = iam.get_role(RoleName=role["name"])["Role"]["Arn"]
+    iam.put_role_policy(RoleName=role["name"], PolicyName=docs["policy"]["name"],
+                        PolicyDocument=json.dumps(docs["policy"]["document"]))
+    return {"role_arn": arn, "saml_provider_arn": provider_arn}
+
+
 def create_key(args) -> dict:
     key = client("kms", args).create_key(Description="nitrosync test key")["KeyMetadata"]
     return {"key_arn": key["Arn"], "key_id": key["KeyId"]}
@@ -184,6 +210,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-subject-pin", action="store_true")
     p.add_argument("--deny-put", action="store_true")
     p.add_argument("--kms-key-arn")
+    p = sub.add_parser("apply-iam")
+    p.add_argument("--file", required=True)
     sub.add_parser("create-key")
     p = sub.add_parser("create-secret")
     p.add_argument("--name", required=True)
@@ -205,7 +233,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
         ap.error("setup-role needs --subject or --no-subject-pin")
-    fn = {"setup-role": setup_role, "create-key": create_key, "create-secret": create_secret,
+    fn = {"setup-role": setup_role, "apply-iam": apply_iam, "create-key": create_key, "create-secret": create_secret,
           "delete-secret": delete_secret, "get-secret": get_secret, "fault": fault,
           "sim": sim}[args.cmd]
     json.dump(fn(args), sys.stdout)

@@ -264,6 +264,8 @@ pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -
         .arg(format!("unix:{}", s.relay.display()))
         .arg("--admin-socket")
         .arg(&s.admin)
+        .arg("--store")
+        .arg(dir.join("parent.db"))
         .args(extra)
         .env("RUST_LOG", "info")
         .env_remove("NITROSYNC_CONFIG");
@@ -283,12 +285,20 @@ pub struct CliOutput {
 
 /// Runs the `nitrosync` CLI against `admin`.
 pub async fn cli(admin: &Path, args: &[&str]) -> Result<CliOutput> {
-    let out = Command::new(bin("nitrosync"))
-        .args(args)
+    cli_as(admin, None, args).await
+}
+
+/// Runs the `nitrosync` CLI against `admin` with a tenant directory.
+pub async fn cli_as(admin: &Path, tenant_dir: Option<&Path>, args: &[&str]) -> Result<CliOutput> {
+    let mut cmd = Command::new(bin("nitrosync"));
+    cmd.args(args)
         .env("NITROSYNC_ADMIN_SOCKET", admin)
-        .stdin(Stdio::null())
-        .output()
-        .await?;
+        .stdin(Stdio::null());
+    match tenant_dir {
+        Some(d) => cmd.env("NITROSYNC_TENANT_DIR", d),
+        None => cmd.env_remove("NITROSYNC_TENANT_DIR"),
+    };
+    let out = cmd.output().await?;
     Ok(CliOutput {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -37,6 +37,9 @@ struct Args {
     /// Simulator only: dial allowed AWS endpoints at this host:port instead.
     #[arg(long)]
     simulator_upstream: Option<String>,
+    /// The SQLite store (destinations, sealed bundles, history).
+    #[arg(long, env = env::STORE)]
+    store: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT)]
     log_format: Option<String>,
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         allow: args.allow,
         simulator_upstream: args.simulator_upstream,
         log_format: args.log_format,
+        store: args.store,
     })?;
     logging::init(cfg.log_format, "info");
     let shutdown = CancellationToken::new();

@@ -4,6 +4,7 @@
 //! 2 usage error; 3 the daemon's admin socket is unreachable; 4 the enclave is unavailable.
 
 pub mod dotenv;
+mod flows;
 pub mod tenant;
 
 use crate::admin::{ErrorBody, ProbeRequest, Status};
@@ -33,6 +34,9 @@ pub struct Cli {
     /// The daemon's admin socket.
     #[arg(long, global = true, env = crate::env::ADMIN_SOCKET, default_value = crate::config::DEFAULT_ADMIN_SOCKET)]
     pub admin_socket: PathBuf,
+    /// The tenant directory: tenant key and destination files [default: ~/.config/nitrosync].
+    #[arg(long, global = true, env = crate::env::TENANT_DIR)]
+    pub tenant_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -55,6 +59,238 @@ pub enum Command {
     /// Verify it first: `nitrosync enclave attest --out doc.cbor` and
     /// `nitrosync-attest verify-metadata --metadata saml-metadata.xml --doc doc.cbor`.
     SamlMetadata,
+    /// The tenant's key.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Destinations: create (tenant side), then list, show, enable, disable, test, delete, history.
+    #[command(subcommand)]
+    Destination(DestinationCommand),
+    /// Push an environment: parse a .env file, verify the enclave, seal, submit.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Seal a bundle on the tenant's workstation, and submit it later.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// The customer's IAM for a destination.
+    #[command(subcommand)]
+    Iam(IamCommand),
+}
+
+/// `nitrosync tenant …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create the tenant's Ed25519 key (mode 0600) in the tenant directory.
+    Init,
+}
+
+/// How a destination's secret is treated when the destination is deleted.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DeletePolicyArg {
+    /// Leave the secret in place.
+    Retain,
+    /// Delete it with a recovery window (--recovery-days, default 7).
+    Delete,
+    /// Delete it at once, without recovery.
+    ForceDelete,
+}
+
+/// `nitrosync destination …`
+#[derive(Debug, Subcommand)]
+pub enum DestinationCommand {
+    /// Define a destination (saved in the tenant directory) and print its SAML subject.
+    Create(CreateArgs),
+    /// List the daemon's destinations.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one destination.
+    Show {
+        /// Destination id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the scheduler write this destination again.
+    Enable {
+        /// Destination id.
+        id: String,
+    },
+    /// Stop writing this destination (bundles are still accepted and stored).
+    Disable {
+        /// Destination id.
+        id: String,
+    },
+    /// Retry a destination whose last sync failed for good.
+    Retry {
+        /// Destination id.
+        id: String,
+    },
+    /// Test the connection: placeholder secret, and the check that the role pins saml:sub.
+    Test {
+        /// Destination id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the delete policy to the secret, then forget the destination.
+    Delete {
+        /// Destination id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the sync history, newest first.
+    History {
+        /// Destination id.
+        id: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `nitrosync destination create` arguments.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Destination id: letters, digits, '_', '.', '-'.
+    #[arg(long)]
+    pub id: String,
+    /// AWS region.
+    #[arg(long)]
+    pub region: String,
+    /// Secrets Manager secret name.
+    #[arg(long)]
+    pub secret_name: String,
+    /// The IAM role to assume.
+    #[arg(long)]
+    pub role_arn: String,
+    /// The IAM SAML provider the role trusts.
+    #[arg(long)]
+    pub saml_provider_arn: String,
+    /// KMS key for the secret (id, ARN, alias/NAME).
+    #[arg(long)]
+    pub kms_key_id: Option<String>,
+    /// A tag for the secret, KEY=VALUE (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// What deleting the destination does to the secret.
+    #[arg(long, value_enum, default_value = "retain")]
+    pub delete_policy: DeletePolicyArg,
+    /// Recovery window in days for --delete-policy delete (7 to 30).
+    #[arg(long)]
+    pub recovery_days: Option<u32>,
+    /// Replace an existing destination file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the enclave's attestation is checked before sealing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttestationArgs {
+    /// Expected PCR value, N=HEX (repeatable); also NITROSYNC_EXPECT_PCR0 for PCR0.
+    #[arg(long = "pcr", value_name = "N=HEX")]
+    pub pcrs: Vec<String>,
+    /// Trusted root (PEM or DER) [default: AWS Nitro Enclaves Root G1; in simulator mode the
+    /// simulator root the daemon published next to its admin socket].
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+}
+
+/// `nitrosync env …`
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Parse a .env file, verify the enclave's attestation, seal the variables to its attested
+    /// key with the tenant key, and submit the bundle.
+    Push {
+        /// Destination id (from `nitrosync destination create`).
+        #[arg(long)]
+        destination: String,
+        /// The .env file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Wait for the sync report.
+        #[arg(long)]
+        wait: bool,
+        /// Attestation checks.
+        #[command(flatten)]
+        attestation: AttestationArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `nitrosync bundle …`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Seal a .env file into a bundle file, to the key of a verified attestation document.
+    Seal {
+        /// Destination id.
+        #[arg(long)]
+        destination: String,
+        /// The .env file.
+        #[arg(long)]
+        file: PathBuf,
+        /// The attestation document to seal to (from `nitrosync enclave attest --out`).
+        #[arg(long)]
+        attestation: PathBuf,
+        /// Attestation checks.
+        #[command(flatten)]
+        checks: AttestationArgs,
+        /// Maximum age of the attestation document.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        max_age: std::time::Duration,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit a sealed bundle file.
+    Submit {
+        /// The bundle file.
+        file: PathBuf,
+        /// Wait for the sync report.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Output formats of `iam template`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IamFormat {
+    /// An AWS CloudFormation template (JSON).
+    Cloudformation,
+    /// Terraform (HCL).
+    Terraform,
+    /// The documents, as `iam apply` sends them.
+    Json,
+}
+
+/// `nitrosync iam …`
+#[derive(Debug, Subcommand)]
+pub enum IamCommand {
+    /// Print the customer-side IAM for a destination: SAML provider, policy, role.
+    Template {
+        /// Destination id.
+        #[arg(long)]
+        destination: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "cloudformation")]
+        format: IamFormat,
+    },
 }
 
 /// `nitrosync enclave …`
@@ -99,7 +335,7 @@ pub struct CliError {
     pub exit: u8,
 }
 
-fn fail(exit: u8, message: impl Into<String>) -> CliError {
+pub(crate) fn fail(exit: u8, message: impl Into<String>) -> CliError {
     CliError {
         message: message.into(),
         exit,
@@ -118,12 +354,28 @@ impl AdminClient {
         Self { socket }
     }
 
+    /// The socket path.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     /// Calls the API and decodes the JSON answer, mapping API errors to exit codes.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: http::Method,
         path: &str,
         body: Option<Vec<u8>>,
+    ) -> Result<T, CliError> {
+        self.call_with(method, path, body, "application/json").await
+    }
+
+    /// Like [`AdminClient::call`] with another request content type.
+    pub async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
     ) -> Result<T, CliError> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
             fail(
@@ -144,7 +396,7 @@ impl AdminClient {
             .method(method)
             .uri(path)
             .header(http::header::HOST, "nitrosync-parent")
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
         let resp = sender
@@ -178,7 +430,7 @@ impl AdminClient {
     }
 }
 
-fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
     let s = serde_json::to_string_pretty(v).map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
     println!("{s}");
     Ok(())
@@ -186,8 +438,25 @@ fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
 
 /// Runs one CLI invocation.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let api = AdminClient::new(cli.admin_socket);
+    let tenant_dir = cli
+        .tenant_dir
+        .clone()
+        .unwrap_or_else(flows::default_tenant_dir);
+    let api = AdminClient::new(cli.admin_socket.clone());
     match cli.command {
+        Command::Tenant(c) => return flows::tenant(c, &tenant_dir),
+        Command::Destination(c) => return flows::destination(c, &api, &tenant_dir).await,
+        Command::Env(c) => return flows::env(c, &api, &tenant_dir).await,
+        Command::Bundle(c) => return flows::bundle(c, &api, &tenant_dir).await,
+        Command::Iam(c) => return flows::iam(c, &api, &tenant_dir).await,
+        _ => {}
+    }
+    match cli.command {
+        Command::Tenant(_)
+        | Command::Destination(_)
+        | Command::Env(_)
+        | Command::Bundle(_)
+        | Command::Iam(_) => {}
         Command::Status { json } => {
             let s: Status = api.call(http::Method::GET, "/v1/status", None).await?;
             if json {

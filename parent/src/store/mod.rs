@@ -286,6 +286,19 @@ impl Store {
         })
     }
 
+    /// The stored (newest) sealed bundle of a destination, as submitted.
+    pub fn bundle(&self, key: &DestinationKey) -> Result<Option<Vec<u8>>, StoreError> {
+        use rusqlite::OptionalExtension as _;
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT bytes FROM bundles WHERE tenant_key = ?1 AND id = ?2")?;
+        Ok(stmt
+            .query_row(params![&key.tenant_key[..], key.id], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?)
+    }
+
     /// One destination.
     pub fn get(&self, key: &DestinationKey) -> Result<Option<DestinationRecord>, StoreError> {
         let sql = format!(

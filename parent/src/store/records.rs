@@ -4,14 +4,14 @@ use super::StoreError;
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::bundle::DestinationConfig;
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncTimings};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Identifies a destination: ids are unique per tenant, so the tenant's key is part of the name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DestinationKey {
     /// The tenant's Ed25519 public key (lowercase hex in JSON).
-    #[serde(serialize_with = "serialize_hex")]
+    #[serde(serialize_with = "serialize_hex", deserialize_with = "deserialize_hex")]
     pub tenant_key: [u8; 32],
     /// The destination id.
     pub id: String,
@@ -44,12 +44,19 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+fn deserialize_hex<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    let s = String::deserialize(d)?;
+    let bytes = crate::admin::from_hex(&s).map_err(serde::de::Error::custom)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| serde::de::Error::custom("expected 32 bytes"))
+}
+
 fn serialize_hex<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(bytes))
 }
 
 /// Where a destination stands in the sync cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationState {
     /// The stored bundle waits to be written (at `next_attempt_at`).
@@ -113,7 +120,7 @@ pub enum ListFilter {
 pub const DISABLED: &str = "disabled";
 
 /// The last failure of a destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
     /// The product error code.
     pub code: ErrorCode,
@@ -124,7 +131,7 @@ pub struct LastError {
 }
 
 /// A destination as stored: its configuration from the newest signed header, and its sync state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationRecord {
     /// Tenant and id.
     pub key: DestinationKey,
@@ -201,7 +208,7 @@ impl fmt::Debug for DueSync {
 }
 
 /// One sync attempt, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryRecord {
     /// Increases with every record in the store.
     pub seq: u64,
@@ -226,7 +233,7 @@ pub struct HistoryRecord {
 }
 
 /// The answer to a submit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubmitOutcome {
     /// Stored durably; it replaced `previous_version`, if there was one.

@@ -12,6 +12,8 @@
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with 400 (bad request), 404 (no such
 //! route) or 503 (enclave unavailable).
 
+pub mod destinations;
+
 use crate::control::{ControlState, EnclaveClient};
 use crate::relay::{RelayStats, RelayStatsSnapshot};
 use bytes::Bytes;
@@ -44,6 +46,23 @@ pub struct Status {
     pub enclave_error: Option<ControlError>,
     /// The relay.
     pub relay: RelayStatus,
+    /// Destinations by state.
+    pub destinations: std::collections::BTreeMap<String, u64>,
+    /// Scheduler counters: syncs started, succeeded, failed, rate-limited.
+    pub syncs: std::collections::BTreeMap<String, u64>,
+    /// The most recent failures (destination, code, message).
+    pub recent_errors: Vec<RecentError>,
+}
+
+/// A destination whose last sync failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecentError {
+    /// Destination id.
+    pub destination: String,
+    /// Error code.
+    pub code: String,
+    /// Message.
+    pub message: String,
 }
 
 /// The daemon's own facts.
@@ -189,11 +208,17 @@ pub struct AdminState {
     pub regions: Vec<String>,
     /// Start time.
     pub started: Instant,
+    /// The durable store (absent only in relay-only test set-ups).
+    pub store: Option<Arc<crate::store::Store>>,
+    /// Wakes the scheduler after a submit or an enable.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Scheduler counters.
+    pub scheduler: Arc<crate::scheduler::SchedulerStats>,
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<Full<Bytes>>;
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     let body = serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"{}".to_vec());
     Response::builder()
         .status(status)
@@ -202,7 +227,7 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Reply {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
     json(
         status,
         &ErrorBody {
@@ -244,7 +269,53 @@ async fn status(state: &AdminState) -> Status {
         ),
         Err(e) => (None, Some(e)),
     };
+    let (destinations, recent_errors) = match state.store.clone() {
+        Some(store) => tokio::task::spawn_blocking(move || {
+            let counts = store.counts_by_state().unwrap_or_default();
+            // Newest first (keyed by failure time).
+            let mut errors: Vec<RecentError> = store
+                .list(crate::store::ListFilter::All)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|d| {
+                    d.last_error.map(|e| {
+                        (
+                            e.at_ms,
+                            RecentError {
+                                destination: d.key.id.clone(),
+                                code: e.code.to_string(),
+                                message: e.message,
+                            },
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
+                .rev()
+                .collect();
+            errors.truncate(10);
+            (counts, errors)
+        })
+        .await
+        .unwrap_or_default(),
+        None => Default::default(),
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    let syncs = [
+        ("started", state.scheduler.started.load(Relaxed)),
+        ("succeeded", state.scheduler.succeeded.load(Relaxed)),
+        ("failed", state.scheduler.failed.load(Relaxed)),
+        ("rate_limited", state.scheduler.rate_limited.load(Relaxed)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
     Status {
+        destinations,
+        syncs,
+        recent_errors,
         parent: ParentStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -262,6 +333,18 @@ async fn status(state: &AdminState) -> Status {
 
 async fn route(state: &AdminState, req: Request<Incoming>) -> Reply {
     let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    if path == "/v1/bundles" || path.starts_with("/v1/destinations") {
+        return match destinations::route(state, &parts.method, path, parts.uri.query(), body).await
+        {
+            Some(r) => r,
+            None => error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("no route {} {path}", parts.method),
+            ),
+        };
+    }
     match (&parts.method, parts.uri.path()) {
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &status(state).await),
         (&Method::GET, "/v1/enclave/describe") => {

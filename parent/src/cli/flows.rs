@@ -1,0 +1,556 @@
+//! The tenant-facing commands: key, destinations, pushing environments, bundles and IAM.
+
+use super::{
+    AdminClient, AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg,
+    DestinationCommand, EXIT_FAILED, EnvCommand, IamCommand, IamFormat, TenantCommand, dotenv,
+    fail, print_json, tenant,
+};
+use crate::admin::destinations::SubmitReply;
+use crate::admin::{AttestRequest, AttestationReply, EnclaveDescription, from_hex, to_hex};
+use crate::store::{DestinationRecord, HistoryRecord};
+use nitrosync_attestation::{Policy, TrustRoot};
+use nitrosync_bundle::{SecretValue, TenantKey, Variables};
+use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
+use nitrosync_shared::control::{RuntimeMode, SyncReport};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// `~/.config/nitrosync`, or `./.nitrosync` without a home directory.
+pub fn default_tenant_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".config/nitrosync"))
+        .unwrap_or_else(|| PathBuf::from(".nitrosync"))
+}
+
+fn user(e: impl std::fmt::Display) -> CliError {
+    fail(EXIT_FAILED, e.to_string())
+}
+
+fn load_key(dir: &Path) -> Result<TenantKey, CliError> {
+    tenant::load(dir).map_err(user)
+}
+
+pub fn tenant(c: TenantCommand, dir: &Path) -> Result<(), CliError> {
+    match c {
+        TenantCommand::Init => {
+            let public = tenant::init(dir).map_err(user)?;
+            println!(
+                "created {} (mode 0600)",
+                dir.join(tenant::KEY_FILE).display()
+            );
+            println!("tenant public key {}", to_hex(&public));
+            Ok(())
+        }
+    }
+}
+
+fn key_path(tenant_key: &[u8; 32], id: &str) -> String {
+    format!("/v1/destinations/{}/{id}", to_hex(tenant_key))
+}
+
+fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    tags.iter()
+        .map(|t| {
+            t.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| user(format!("--tag {t:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
+    let key = load_key(dir)?;
+    let delete_policy = match (a.delete_policy, a.recovery_days) {
+        (DeletePolicyArg::Retain, None) => DeletePolicy::Retain,
+        (DeletePolicyArg::Delete, days) => DeletePolicy::Delete {
+            recovery_days: Some(days.unwrap_or(7)),
+        },
+        (DeletePolicyArg::ForceDelete, None) => DeletePolicy::Delete {
+            recovery_days: None,
+        },
+        (_, Some(_)) => return Err(user("--recovery-days goes with --delete-policy delete")),
+    };
+    let d = DestinationConfig {
+        id: a.id,
+        region: a.region,
+        secret_name: a.secret_name,
+        role_arn: a.role_arn,
+        saml_provider_arn: a.saml_provider_arn,
+        kms_key_id: a.kms_key_id,
+        tags: parse_tags(&a.tags)?,
+        delete_policy,
+    };
+    let path = tenant::save_destination(dir, &d, a.force).map_err(user)?;
+    let subject = saml_subject(&key.public(), &d.id);
+    if a.json {
+        return print_json(
+            &serde_json::json!({"destination": d, "saml_subject": subject, "file": path}),
+        );
+    }
+    println!("saved destination {} to {}", d.id, path.display());
+    println!("SAML subject: {subject}");
+    println!("Pin it in the role's trust policy (saml:sub), e.g. with:");
+    println!(
+        "  nitrosync iam template --destination {} --format cloudformation",
+        d.id
+    );
+    Ok(())
+}
+
+pub async fn destination(
+    c: DestinationCommand,
+    api: &AdminClient,
+    dir: &Path,
+) -> Result<(), CliError> {
+    let tenant_key = || load_key(dir).map(|k| k.public());
+    match c {
+        DestinationCommand::Create(a) => create(a, dir),
+        DestinationCommand::List { json } => {
+            let list: Vec<DestinationRecord> = api
+                .call(http::Method::GET, "/v1/destinations", None)
+                .await?;
+            if json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<24} {:<10} {:<18} {:>8} {:>8}  last error",
+                "destination", "enabled", "state", "version", "synced"
+            );
+            for d in &list {
+                println!(
+                    "{:<24} {:<10} {:<18} {:>8} {:>8}  {}",
+                    d.key.id,
+                    d.enabled,
+                    d.state.as_str(),
+                    d.version,
+                    d.synced_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    d.last_error
+                        .as_ref()
+                        .map(|e| e.code.to_string())
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        DestinationCommand::Show { id, json } => {
+            let d: DestinationRecord = api
+                .call(http::Method::GET, &key_path(&tenant_key()?, &id), None)
+                .await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("destination   {}", d.key.id);
+            println!(
+                "secret        {} in {}",
+                d.config.secret_name, d.config.region
+            );
+            println!("role          {}", d.config.role_arn);
+            println!("provider      {}", d.config.saml_provider_arn);
+            println!("SAML subject  {}", d.saml_subject);
+            println!("enabled       {}", d.enabled);
+            println!(
+                "state         {} (bundle version {}, synced {})",
+                d.state.as_str(),
+                d.version,
+                d.synced_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "never".into())
+            );
+            if let Some(e) = &d.last_error {
+                println!("last error    {}: {}", e.code, e.message);
+            }
+            Ok(())
+        }
+        DestinationCommand::Enable { id } => toggle(api, &tenant_key()?, &id, "enable").await,
+        DestinationCommand::Disable { id } => toggle(api, &tenant_key()?, &id, "disable").await,
+        DestinationCommand::Retry { id } => toggle(api, &tenant_key()?, &id, "retry").await,
+        DestinationCommand::Test { id, json } => {
+            let r: SyncReport = api
+                .call(
+                    http::Method::POST,
+                    &format!("{}/test", key_path(&tenant_key()?, &id)),
+                    None,
+                )
+                .await?;
+            report(&r, json)
+        }
+        DestinationCommand::Delete { id, json } => {
+            let r: SyncReport = api
+                .call(
+                    http::Method::POST,
+                    &format!("{}/delete", key_path(&tenant_key()?, &id)),
+                    None,
+                )
+                .await?;
+            report(&r, json)
+        }
+        DestinationCommand::History { id, limit, json } => {
+            let h: Vec<HistoryRecord> = api
+                .call(
+                    http::Method::GET,
+                    &format!("{}/history?limit={limit}", key_path(&tenant_key()?, &id)),
+                    None,
+                )
+                .await?;
+            if json {
+                return print_json(&h);
+            }
+            for r in &h {
+                println!(
+                    "v{:<14} {:<15?} {:<10?} {:>6} ms  {}",
+                    r.version,
+                    r.mode,
+                    r.outcome,
+                    r.finished_at_ms.saturating_sub(r.started_at_ms),
+                    r.error
+                        .as_ref()
+                        .map(|e| format!("{}: {}", e.code, e.message))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn toggle(
+    api: &AdminClient,
+    tenant_key: &[u8; 32],
+    id: &str,
+    action: &str,
+) -> Result<(), CliError> {
+    let d: DestinationRecord = api
+        .call(
+            http::Method::POST,
+            &format!("{}/{action}", key_path(tenant_key, id)),
+            None,
+        )
+        .await?;
+    println!(
+        "{}: enabled {}, state {}",
+        d.key.id,
+        d.enabled,
+        d.state.as_str()
+    );
+    Ok(())
+}
+
+fn report(r: &SyncReport, json: bool) -> Result<(), CliError> {
+    if json {
+        print_json(r)?;
+    } else {
+        println!(
+            "{} v{}: {:?} {:?}",
+            r.destination, r.version, r.mode, r.outcome
+        );
+        if let Some(arn) = &r.secret_arn {
+            println!("  secret {arn}");
+        }
+    }
+    match &r.error {
+        None => Ok(()),
+        Some(e) => Err(fail(EXIT_FAILED, format!("{}: {}", e.code, e.message))),
+    }
+}
+
+fn read_env(path: &Path) -> Result<Variables, CliError> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| user(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let map = dotenv::parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
+    Ok(Variables::from_map(
+        map.into_iter()
+            .map(|(k, v)| (k, SecretValue::new(v)))
+            .collect(),
+    ))
+}
+
+fn policy(
+    args: &AttestationArgs,
+    nonce: Option<Vec<u8>>,
+    max_age: Duration,
+) -> Result<Policy, CliError> {
+    let mut p = Policy::new().with_max_age(max_age);
+    let mut pins: Vec<String> = args.pcrs.clone();
+    if let Ok(pcr0) = std::env::var("NITROSYNC_EXPECT_PCR0") {
+        pins.push(format!("0={pcr0}"));
+    }
+    for pin in pins {
+        let (n, hex) = pin
+            .split_once('=')
+            .ok_or_else(|| user(format!("--pcr {pin:?}: expected N=HEX")))?;
+        let n: u16 = n
+            .parse()
+            .map_err(|_| user(format!("--pcr {pin:?}: bad index")))?;
+        p = p.with_pcr(
+            n,
+            from_hex(hex).map_err(|e| user(format!("--pcr {pin:?}: {e}")))?,
+        );
+    }
+    if let Some(n) = nonce {
+        p = p.with_nonce(n);
+    }
+    Ok(p)
+}
+
+/// The trust root: `--root`, else the AWS root, or in simulator mode the simulator root the
+/// daemon published next to its admin socket (said on stderr).
+fn root(args: &AttestationArgs, api: &AdminClient, simulator: bool) -> Result<TrustRoot, CliError> {
+    let path = match (&args.root, simulator) {
+        (Some(p), _) => p.clone(),
+        (None, false) => return Ok(TrustRoot::aws_nitro_g1()),
+        (None, true) => {
+            let p = api
+                .socket()
+                .parent()
+                .map(|d| d.join(crate::daemon::SIM_ROOT_FILE))
+                .unwrap_or_else(|| crate::daemon::SIM_ROOT_FILE.into());
+            eprintln!(
+                "simulator mode: verifying against the simulator root {}",
+                p.display()
+            );
+            p
+        }
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| user(format!("cannot read root {}: {e}", path.display())))?;
+    TrustRoot::from_pem_or_der(&bytes).map_err(|e| user(format!("root {}: {e}", path.display())))
+}
+
+/// Fetches a fresh document with our own nonce, verifies it, and returns the attested key.
+async fn attested_key(api: &AdminClient, args: &AttestationArgs) -> Result<[u8; 32], CliError> {
+    let desc: EnclaveDescription = api
+        .call(http::Method::GET, "/v1/enclave/describe", None)
+        .await?;
+    let mut nonce = vec![0u8; 32];
+    getrandom::fill(&mut nonce).map_err(user)?;
+    let body = serde_json::to_vec(&AttestRequest {
+        nonce: Some(to_hex(&nonce)),
+    })
+    .map_err(user)?;
+    let a: AttestationReply = api
+        .call(http::Method::POST, "/v1/enclave/attest", Some(body))
+        .await?;
+    use base64::Engine as _;
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(&a.document)
+        .map_err(user)?;
+    let simulator = desc.description.mode == RuntimeMode::Simulator;
+    key_from_document(
+        &doc,
+        &root(args, api, simulator)?,
+        &policy(args, Some(nonce), Duration::from_secs(300))?,
+    )
+}
+
+fn key_from_document(doc: &[u8], root: &TrustRoot, policy: &Policy) -> Result<[u8; 32], CliError> {
+    let v = nitrosync_attestation::verify(doc, root, policy, SystemTime::now()).map_err(|e| {
+        fail(
+            EXIT_FAILED,
+            format!("the enclave's attestation failed verification: {e}"),
+        )
+    })?;
+    v.public_key
+        .as_deref()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or_else(|| {
+            fail(
+                EXIT_FAILED,
+                "the attestation document carries no 32-byte bundle key",
+            )
+        })
+}
+
+/// Versions are the sealing time in milliseconds: increasing without any state on the tenant's side.
+fn next_version() -> u64 {
+    crate::scheduler::now_ms()
+}
+
+fn seal(
+    dir: &Path,
+    destination: &str,
+    file: &Path,
+    enclave_key: &[u8; 32],
+) -> Result<SealedBundle, CliError> {
+    let key = load_key(dir)?;
+    let d = tenant::load_destination(dir, destination).map_err(user)?;
+    let vars = read_env(file)?;
+    let version = next_version();
+    nitrosync_bundle::seal(
+        &key,
+        enclave_key,
+        d,
+        version,
+        version,
+        &vars,
+        &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
+    )
+    .map_err(|e| user(format!("cannot seal: {e}")))
+}
+
+async fn submit(
+    api: &AdminClient,
+    bundle: &SealedBundle,
+    wait: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let bytes = nitrosync_shared::frame::encode(bundle).map_err(user)?;
+    let reply: SubmitReply = api
+        .call_with(
+            http::Method::POST,
+            "/v1/bundles",
+            Some(bytes[4..].to_vec()),
+            "application/cbor",
+        )
+        .await?;
+    if !wait {
+        if json {
+            return print_json(&reply);
+        }
+        println!("submitted {} version {}", reply.destination, reply.version);
+        return Ok(());
+    }
+    let path = format!(
+        "/v1/destinations/{}/{}/history?limit=5",
+        reply.tenant, reply.destination
+    );
+    let started = Instant::now();
+    let mut spin = 0usize;
+    loop {
+        let h: Vec<HistoryRecord> = api.call(http::Method::GET, &path, None).await?;
+        if let Some(r) = h
+            .iter()
+            .find(|r| r.version >= reply.version && r.error.as_ref().is_none_or(|e| !e.retryable))
+        {
+            if !json {
+                eprint!("\r{:70}\r", "");
+            }
+            let rep = SyncReport {
+                destination: reply.destination.clone(),
+                version: r.version,
+                mode: r.mode,
+                outcome: r.outcome,
+                error: r.error.clone(),
+                secret_arn: r.secret_arn.clone(),
+                aws_version_id: r.aws_version_id.clone(),
+                timings: r.timings.clone(),
+            };
+            return report(&rep, json);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err(fail(
+                EXIT_FAILED,
+                format!(
+                    "no sync report for version {} after 120 s; see `nitrosync destination history {}`",
+                    reply.version, reply.destination
+                ),
+            ));
+        }
+        if !json {
+            let frames = ['|', '/', '-', '\\'];
+            eprint!(
+                "\rwaiting for the sync of {} v{} {}",
+                reply.destination,
+                reply.version,
+                frames[spin % 4]
+            );
+            let _ = std::io::stderr().flush();
+            spin += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn env(c: EnvCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+    match c {
+        EnvCommand::Push {
+            destination,
+            file,
+            wait,
+            attestation,
+            json,
+        } => {
+            // Check the local inputs before talking to anyone.
+            load_key(dir)?;
+            tenant::load_destination(dir, &destination).map_err(user)?;
+            read_env(&file)?;
+            let key = attested_key(api, &attestation).await?;
+            let bundle = seal(dir, &destination, &file, &key)?;
+            submit(api, &bundle, wait, json).await
+        }
+    }
+}
+
+pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+    match c {
+        BundleCommand::Seal {
+            destination,
+            file,
+            attestation,
+            checks,
+            max_age,
+            out,
+        } => {
+            let doc = std::fs::read(&attestation)
+                .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
+            let root = match &checks.root {
+                Some(_) => root(&checks, api, false)?,
+                None => TrustRoot::aws_nitro_g1(),
+            };
+            let key = key_from_document(&doc, &root, &policy(&checks, None, max_age)?)?;
+            let bundle = seal(dir, &destination, &file, &key)?;
+            let bytes = nitrosync_shared::frame::encode(&bundle).map_err(user)?;
+            std::fs::write(&out, &bytes[4..])
+                .map_err(|e| user(format!("cannot write {}: {e}", out.display())))?;
+            println!(
+                "sealed {} version {} to {}",
+                destination,
+                bundle.header.version,
+                out.display()
+            );
+            Ok(())
+        }
+        BundleCommand::Submit { file, wait, json } => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| user(format!("cannot read {}: {e}", file.display())))?;
+            let bundle: SealedBundle = nitrosync_shared::frame::decode_payload(&bytes)
+                .map_err(|e| user(format!("{} is not a sealed bundle: {e}", file.display())))?;
+            submit(api, &bundle, wait, json).await
+        }
+    }
+}
+
+pub async fn iam(c: IamCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+    match c {
+        IamCommand::Template {
+            destination,
+            format,
+        } => {
+            let key = load_key(dir)?;
+            let d = tenant::load_destination(dir, &destination).map_err(user)?;
+            let desc: EnclaveDescription = api
+                .call(http::Method::GET, "/v1/enclave/describe", None)
+                .await?;
+            let input = crate::iam::IamInput {
+                subject: saml_subject(&key.public(), &d.id),
+                destination: d,
+                saml_metadata: desc.description.saml_metadata,
+            };
+            let text = match format {
+                IamFormat::Cloudformation => crate::iam::cloudformation(&input).map_err(user)?,
+                IamFormat::Terraform => crate::iam::terraform(&input).map_err(user)?,
+                IamFormat::Json => {
+                    serde_json::to_string_pretty(&crate::iam::json(&input).map_err(user)?)
+                        .map_err(user)?
+                }
+            };
+            println!("{text}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The scheduler: turns stored bundles into syncs.
+//!
+//! It asks the store for what is due ([`Store::due`] claims each destination, so one destination
+//! never has two syncs in flight, and returns only its newest bundle: bursts coalesce), waits for
+//! the per-(account, region) rate limiter, sends `Sync` to the enclave, and records the report.
+//! Retryable failures come back after a full-jitter exponential backoff; terminal ones wait for a
+//! new bundle or an explicit retry. A new submit or enable wakes it at once.
+
+use crate::control::EnclaveClient;
+use crate::store::{DueSync, Store};
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::bundle::SealedBundle;
+use nitrosync_shared::control::{
+    RequestBody, ResponseBody, SyncError, SyncOutcome, SyncReport, SyncTimings,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// Writes per second per (account, region).
+    pub writes_per_second: u32,
+    /// Syncs in flight at once.
+    pub max_in_flight: usize,
+    /// First retry delay ceiling; doubles per attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            writes_per_second: 40,
+            max_in_flight: 64,
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Scheduler counters, for status and metrics.
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    /// Syncs sent to the enclave.
+    pub started: AtomicU64,
+    /// Syncs that ended without an error.
+    pub succeeded: AtomicU64,
+    /// Syncs that ended with an error.
+    pub failed: AtomicU64,
+    /// Times a sync waited for the rate limiter.
+    pub rate_limited: AtomicU64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A token bucket per (account, region): `rate` tokens a second, bursts of `rate`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    buckets: std::sync::Mutex<HashMap<(String, String), (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_second` per key.
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            rate: f64::from(per_second.max(1)),
+            buckets: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long to wait for it.
+    fn try_take(&self, key: &(String, String)) -> Option<Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (tokens, last) = buckets.entry(key.clone()).or_insert((self.rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        }
+    }
+
+    /// Waits for a token for `key`; true when it had to wait.
+    pub async fn acquire(&self, key: &(String, String)) -> bool {
+        let mut waited = false;
+        while let Some(wait) = self.try_take(key) {
+            waited = true;
+            tokio::time::sleep(wait).await;
+        }
+        waited
+    }
+}
+
+/// Full-jitter exponential backoff: uniform in [0, min(cap, base·2^attempt)].
+pub fn backoff(settings: &SchedulerSettings, attempt: u32) -> Duration {
+    let exp = settings
+        .retry_base
+        .saturating_mul(2u32.saturating_pow(attempt.min(20)))
+        .min(settings.retry_cap);
+    let mut r = [0u8; 8];
+    let _ = getrandom::fill(&mut r);
+    let unit = f64::from(u32::from_le_bytes([r[0], r[1], r[2], r[3]])) / f64::from(u32::MAX);
+    exp.mul_f64(unit).max(Duration::from_millis(100))
+}
+
+/// A report for a sync the enclave could not run.
+pub fn unavailable_report(due: &DueSync, message: String) -> SyncReport {
+    SyncReport {
+        destination: due.key.id.clone(),
+        version: due.version,
+        mode: due.mode,
+        outcome: SyncOutcome::Failed,
+        error: Some(SyncError {
+            code: ErrorCode::EnclaveUnavailable,
+            message,
+            retryable: true,
+        }),
+        secret_arn: None,
+        aws_version_id: None,
+        timings: SyncTimings::default(),
+    }
+}
+
+/// Sends one sync to the enclave and returns its report (a synthetic one if it failed to run).
+pub async fn run_sync(client: &EnclaveClient, due: &DueSync) -> SyncReport {
+    let bundle: SealedBundle = match nitrosync_shared::frame::decode_payload(&due.bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            let mut r = unavailable_report(due, format!("the stored bundle does not decode: {e}"));
+            if let Some(err) = r.error.as_mut() {
+                err.code = ErrorCode::InvalidBundle;
+                err.retryable = false;
+            }
+            return r;
+        }
+    };
+    let req = RequestBody::Sync {
+        bundle: Box::new(bundle),
+        mode: due.mode,
+    };
+    match client.request(req).await {
+        Ok(ResponseBody::Sync(r)) => r,
+        Ok(other) => unavailable_report(due, format!("unexpected answer to Sync: {other:?}")),
+        Err(e) => unavailable_report(due, e.message),
+    }
+}
+
+/// Runs the scheduler until `shutdown`.
+pub async fn run(
+    store: Arc<Store>,
+    client: EnclaveClient,
+    wake: Arc<Notify>,
+    settings: SchedulerSettings,
+    stats: Arc<SchedulerStats>,
+    shutdown: CancellationToken,
+) {
+    let limiter = Arc::new(RateLimiter::new(settings.writes_per_second));
+    let slots = Arc::new(Semaphore::new(settings.max_in_flight));
+    let settings = Arc::new(settings);
+    match tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.reset_pending_on_start()
+    })
+    .await
+    {
+        Ok(Ok(n)) if n > 0 => info!(
+            count = n,
+            "syncs interrupted by the last stop are pending again"
+        ),
+        Ok(Err(e)) => warn!(error = %e, "cannot reset interrupted syncs"),
+        _ => {}
+    }
+    loop {
+        let free = slots.available_permits();
+        let due = if free == 0 || !client.state().connected {
+            Vec::new()
+        } else {
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.due(now_ms(), free)).await {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "store: cannot read due syncs");
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            }
+        };
+        if due.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            continue;
+        }
+        for d in due {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (store, client, limiter, stats, settings) = (
+                store.clone(),
+                client.clone(),
+                limiter.clone(),
+                stats.clone(),
+                settings.clone(),
+            );
+            tokio::spawn(async move {
+                let key = (d.account.clone(), d.region.clone());
+                if limiter.acquire(&key).await {
+                    stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                }
+                stats.started.fetch_add(1, Ordering::Relaxed);
+                let started = now_ms();
+                let report = run_sync(&client, &d).await;
+                let finished = now_ms();
+                let retry_at = match &report.error {
+                    None => {
+                        stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Some(e) => {
+                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                        e.retryable.then(|| {
+                            finished.saturating_add(
+                                u64::try_from(backoff(&settings, d.attempts).as_millis())
+                                    .unwrap_or(u64::MAX),
+                            )
+                        })
+                    }
+                };
+                debug!(destination = %d.key.id, version = d.version, outcome = ?report.outcome, "sync recorded");
+                let rec = tokio::task::spawn_blocking(move || {
+                    store.record_result(&d.key, d.version, &report, started, finished, retry_at)
+                })
+                .await;
+                if let Ok(Err(e)) = rec {
+                    warn!(error = %e, "store: cannot record a sync result");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_allows_a_burst_then_the_rate() {
+        let l = RateLimiter::new(40);
+        let k = ("123456789012".to_owned(), "us-east-1".to_owned());
+        for _ in 0..40 {
+            assert!(l.try_take(&k).is_none());
+        }
+        let wait = l.try_take(&k).expect("the 41st waits");
+        assert!(wait <= Duration::from_millis(26), "{wait:?}");
+        // Another account is not affected.
+        assert!(
+            l.try_take(&("210987654321".to_owned(), "us-east-1".to_owned()))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let s = SchedulerSettings::default();
+        for attempt in 0..30 {
+            let b = backoff(&s, attempt);
+            assert!(b <= s.retry_cap, "{b:?}");
+        }
+        let samples: std::collections::HashSet<u128> =
+            (0..20).map(|_| backoff(&s, 8).as_millis()).collect();
+        assert!(samples.len() > 1, "jitter");
+    }
+}
