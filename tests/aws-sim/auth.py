@@ -257,6 +257,12 @@ class AuthChecks:
                     for k, v in moto_state.secret_tags(secret).items():
                         ctx[f"aws:ResourceTag/{k}"] = v
                         ctx[f"secretsmanager:ResourceTag/{k}"] = v
+                if req.action == "DeleteSecret":
+                    # Condition keys AWS documents for DeleteSecret.
+                    force = bool(payload.get("ForceDeleteWithoutRecovery"))
+                    ctx["secretsmanager:ForceDeleteWithoutRecovery"] = "true" if force else "false"
+                    if payload.get("RecoveryWindowInDays") is not None:
+                        ctx["secretsmanager:RecoveryWindowInDays"] = str(payload["RecoveryWindowInDays"])
                 tags = payload.get("Tags") if req.action in ("CreateSecret", "TagResource") else None
                 if isinstance(tags, list):
                     ctx["aws:TagKeys"] = [str(t.get("Key")) for t in tags if isinstance(t, dict)]

@@ -300,26 +300,32 @@ fn policy(
 
 /// The trust root: `--root`, else the AWS root, or in simulator mode the simulator root the
 /// daemon published next to its admin socket (said on stderr).
-fn root(args: &AttestationArgs, api: &AdminClient, simulator: bool) -> Result<TrustRoot, CliError> {
-    let path = match (&args.root, simulator) {
-        (Some(p), _) => p.clone(),
-        (None, false) => return Ok(TrustRoot::aws_nitro_g1()),
+fn root(
+    args: &AttestationArgs,
+    api: &AdminClient,
+    simulator: bool,
+) -> Result<(TrustRoot, Option<String>), CliError> {
+    let (path, note) = match (&args.root, simulator) {
+        (Some(p), _) => (p.clone(), None),
+        (None, false) => return Ok((TrustRoot::aws_nitro_g1(), None)),
         (None, true) => {
             let p = api
                 .socket()
                 .parent()
                 .map(|d| d.join(crate::daemon::SIM_ROOT_FILE))
                 .unwrap_or_else(|| crate::daemon::SIM_ROOT_FILE.into());
-            eprintln!(
-                "simulator mode: verifying against the simulator root {}",
+            let note = format!(
+                "simulator mode: verified against the simulator root {}",
                 p.display()
             );
-            p
+            (p, Some(note))
         }
     };
     let bytes = std::fs::read(&path)
         .map_err(|e| user(format!("cannot read root {}: {e}", path.display())))?;
-    TrustRoot::from_pem_or_der(&bytes).map_err(|e| user(format!("root {}: {e}", path.display())))
+    let root = TrustRoot::from_pem_or_der(&bytes)
+        .map_err(|e| user(format!("root {}: {e}", path.display())))?;
+    Ok((root, note))
 }
 
 /// Fetches a fresh document with our own nonce, verifies it, and returns the attested key.
@@ -341,11 +347,18 @@ async fn attested_key(api: &AdminClient, args: &AttestationArgs) -> Result<[u8; 
         .decode(&a.document)
         .map_err(user)?;
     let simulator = desc.description.mode == RuntimeMode::Simulator;
-    key_from_document(
-        &doc,
-        &root(args, api, simulator)?,
-        &policy(args, Some(nonce), Duration::from_secs(300))?,
-    )
+    {
+        let (root, note) = root(args, api, simulator)?;
+        let key = key_from_document(
+            &doc,
+            &root,
+            &policy(args, Some(nonce), Duration::from_secs(300))?,
+        )?;
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        Ok(key)
+    }
 }
 
 fn key_from_document(doc: &[u8], root: &TrustRoot, policy: &Policy) -> Result<[u8; 32], CliError> {
@@ -499,7 +512,7 @@ pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(
             let doc = std::fs::read(&attestation)
                 .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
             let root = match &checks.root {
-                Some(_) => root(&checks, api, false)?,
+                Some(_) => root(&checks, api, false)?.0,
                 None => TrustRoot::aws_nitro_g1(),
             };
             let key = key_from_document(&doc, &root, &policy(&checks, None, max_age)?)?;

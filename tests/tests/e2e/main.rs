@@ -4,6 +4,7 @@
 //! One test binary, as the house style asks; each test gets its own directory and processes.
 
 mod attest;
+mod cli;
 mod relay;
 mod stack;
 mod support;
