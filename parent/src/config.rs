@@ -30,6 +30,9 @@
 //! [store]
 //! path = "/var/lib/nitrosync/parent.db"   # SQLite: destinations, sealed bundles, history
 //!
+//! [metrics]
+//! # listen = "127.0.0.1:9464"    # Prometheus /metrics; off unless set
+//!
 //! [scheduler]
 //! writes_per_second = 40          # per (AWS account, region), across all destinations
 //! max_in_flight = 64              # syncs in flight at once
@@ -66,6 +69,17 @@ pub struct RawConfig {
     /// `[scheduler]`
     #[serde(default)]
     pub scheduler: RawScheduler,
+    /// `[metrics]`
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+/// `[metrics]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
 }
 
 /// `[store]` as written.
@@ -141,6 +155,7 @@ pub struct Overrides {
     pub simulator_upstream: Option<String>,
     pub log_format: Option<String>,
     pub store: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
 }
 
 /// Log output format.
@@ -203,6 +218,8 @@ pub struct ParentConfig {
     pub store_path: PathBuf,
     /// The scheduler.
     pub scheduler: crate::scheduler::SchedulerSettings,
+    /// Where Prometheus metrics are served (off when absent).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Default store path.
@@ -299,6 +316,11 @@ impl RawConfig {
                 .or(self.admin.socket)
                 .unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.into()),
             log_format,
+            metrics_listen: o
+                .metrics_listen
+                .or(self.metrics.listen)
+                .map(|a| a.parse().map_err(|e| bad("metrics.listen", &e)))
+                .transpose()?,
             store_path: o
                 .store
                 .or(self.store.path)
@@ -383,5 +405,23 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{toml}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod dist_tests {
+    use super::*;
+
+    /// The example configuration shipped in dist/ parses and validates.
+    #[test]
+    fn shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/parent.toml");
+        let cfg = RawConfig::load(&path)
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap();
+        assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(cfg.scheduler.writes_per_second, 40);
+        assert_eq!(cfg.log_format, LogFormat::Json);
     }
 }

@@ -79,6 +79,9 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         scheduler_stats,
         shutdown.clone(),
     ));
+    let metrics_task = cfg
+        .metrics_listen
+        .map(|addr| tokio::spawn(crate::metrics::serve(addr, state.clone(), shutdown.clone())));
     let admin_task = tokio::spawn(admin::serve(admin_listener, state, shutdown.clone()));
     let root_path = cfg
         .admin_socket
@@ -98,16 +101,18 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
     );
     let relay_stats = relay.stats.clone();
     let relay_task = tokio::spawn(relay.join());
+    let mut tasks = vec![
+        relay_task,
+        control_task,
+        admin_task,
+        publish_task,
+        scheduler_task,
+    ];
+    tasks.extend(metrics_task);
     Ok(Handle {
         client,
         relay_stats,
-        tasks: vec![
-            relay_task,
-            control_task,
-            admin_task,
-            publish_task,
-            scheduler_task,
-        ],
+        tasks,
     })
 }
 

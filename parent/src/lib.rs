@@ -20,6 +20,7 @@ pub mod control;
 pub mod daemon;
 pub mod iam;
 pub mod logging;
+pub mod metrics;
 pub mod relay;
 pub mod scheduler;
 pub mod store;

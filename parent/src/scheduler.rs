@@ -56,6 +56,33 @@ pub struct SchedulerStats {
     pub failed: AtomicU64,
     /// Times a sync waited for the rate limiter.
     pub rate_limited: AtomicU64,
+    outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+}
+
+impl SchedulerStats {
+    /// Counts one finished sync by outcome and error code.
+    pub fn record(&self, report: &SyncReport) {
+        let code = report
+            .error
+            .as_ref()
+            .map(|e| e.code.as_str())
+            .unwrap_or("none");
+        let key = (format!("{:?}", report.outcome), code.to_owned());
+        *self
+            .outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// Syncs by (outcome, code).
+    pub fn by_outcome(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -230,6 +257,7 @@ pub async fn run(
                 let started = now_ms();
                 let report = run_sync(&client, &d).await;
                 let finished = now_ms();
+                stats.record(&report);
                 let retry_at = match &report.error {
                     None => {
                         stats.succeeded.fetch_add(1, Ordering::Relaxed);

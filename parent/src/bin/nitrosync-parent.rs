@@ -40,6 +40,9 @@ struct Args {
     /// The SQLite store (destinations, sealed bundles, history).
     #[arg(long, env = env::STORE)]
     store: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (host:port).
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT)]
     log_format: Option<String>,
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         simulator_upstream: args.simulator_upstream,
         log_format: args.log_format,
         store: args.store,
+        metrics_listen: args.metrics_listen,
     })?;
     logging::init(cfg.log_format, "info");
     let shutdown = CancellationToken::new();

@@ -243,3 +243,40 @@ async fn a_thousand_concurrent_tunnels_all_complete() {
         0
     );
 }
+
+#[tokio::test]
+async fn prometheus_metrics_report_the_relay() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let relay = RelayUnderTest::start(&["--region", "us-east-1", "--metrics-listen", &addr]).await;
+    let (reply, _) = relay.open("evil.example.com", 443).await;
+    assert!(matches!(reply, ConnectReply::Refused { .. }));
+    let body = nitrosync_tests::wait_for("metrics", std::time::Duration::from_secs(10), || {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.ok()?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.ok()?;
+            Some(out)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(body.contains("text/plain; version=0.0.4"), "{body}");
+    assert!(
+        body.contains("nitrosync_relay_refused_total{reason=\"not_allowed\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("nitrosync_enclave_connected 0"), "{body}");
+    assert!(
+        body.contains("# TYPE nitrosync_queue_depth gauge"),
+        "{body}"
+    );
+}
