@@ -90,6 +90,10 @@ fuzz-smoke: setup-fuzz
 bench: setup build-release
 	$(CARGO) bench -p nitrosync-tests --bench relay
 	$(CARGO) bench -p nitrosync-tests --bench sync
+	$(CARGO) bench -p nitrosync-parent --bench store_submit
+	$(CARGO) bench -p nitrosync-attestation --bench verify
+	$(CARGO) bench -p nitrosync-bundle --bench bundle
+	$(CARGO) bench -p nitrosync-saml --bench sign
 
 clean:
 	$(CARGO) clean
