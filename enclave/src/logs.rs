@@ -54,12 +54,32 @@ impl Visit for Fields {
     }
 }
 
+/// Crates whose debug and trace events may contain request or response bodies (the AWS SDK
+/// logs them at trace level). Their events above INFO never leave the enclave, whatever
+/// `RUST_LOG` says.
+const BODY_LOGGING_CRATES: [&str; 6] = [
+    "aws_smithy",
+    "aws_sdk",
+    "aws_sigv4",
+    "hyper",
+    "rustls",
+    "h2",
+];
+
+/// Whether an event may be forwarded to the parent.
+pub fn may_leave(target: &str, level: &tracing::Level) -> bool {
+    *level <= tracing::Level::INFO || !BODY_LOGGING_CRATES.iter().any(|c| target.starts_with(c))
+}
+
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ParentLogLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         if self.tx.receiver_count() == 0 {
             return;
         }
         let meta = event.metadata();
+        if !may_leave(meta.target(), meta.level()) {
+            return;
+        }
         let level = match *meta.level() {
             tracing::Level::ERROR => LogLevel::Error,
             tracing::Level::WARN => LogLevel::Warn,
@@ -74,5 +94,29 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ParentLogLayer {
             message: f.message,
             fields: f.fields,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn sdk_debug_and_trace_never_leave() {
+        assert!(!may_leave(
+            "aws_smithy_runtime::client::http",
+            &Level::TRACE
+        ));
+        assert!(!may_leave(
+            "aws_sdk_secretsmanager::operation",
+            &Level::DEBUG
+        ));
+        assert!(!may_leave("hyper::proto::h1", &Level::TRACE));
+        assert!(may_leave(
+            "aws_smithy_runtime::client::retries",
+            &Level::WARN
+        ));
+        assert!(may_leave("nitrosync_enclave::sync", &Level::DEBUG));
     }
 }

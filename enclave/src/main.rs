@@ -50,14 +50,18 @@ async fn main() -> anyhow::Result<()> {
     let (parent_layer, logs) = ParentLogLayer::new();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The console gets what the parent gets: never the SDK's body-logging debug output.
     let stderr = args.log_stderr.as_deref().map(|format| {
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false);
+        let keep = tracing_subscriber::filter::filter_fn(|m| {
+            nitrosync_enclave::logs::may_leave(m.target(), m.level())
+        });
         if format == "json" {
-            layer.json().boxed()
+            layer.json().with_filter(keep).boxed()
         } else {
-            layer.boxed()
+            layer.with_filter(keep).boxed()
         }
     });
     tracing_subscriber::registry()
