@@ -144,36 +144,20 @@ pub fn verify_signed(bundle: &SealedBundle) -> Result<(), BundleError> {
 /// Verifies and opens a bundle with the enclave's key.
 ///
 /// The checks run in this order, and nothing is decrypted until the signature has verified:
-/// sizes, [`BundleHeader::validate`], the enclave key, the Ed25519 signature
-/// (`verify_strict`), HPKE open, the CBOR of the plaintext (exactly one value, definite
+/// sizes, [`BundleHeader::validate`], the Ed25519 signature (`verify_strict`, all three in
+/// [`verify_signed`]), the enclave key, HPKE open, the CBOR of the plaintext (exactly one value, definite
 /// lengths, no unknown fields or duplicate names), the variable names.
 pub fn open(bundle: &SealedBundle, key: &EnclaveBundleKey) -> Result<OpenedBundle, BundleError> {
     let SealedBundle {
         header,
         enc,
         ciphertext,
-        signature,
+        ..
     } = bundle;
-    if enc.len() != ENC_LEN {
-        return Err(BundleError::EncappedKeyLength { len: enc.len() });
-    }
-    if ciphertext.len() > MAX_CIPHERTEXT_LEN {
-        return Err(BundleError::CiphertextTooLarge {
-            len: ciphertext.len(),
-            max: MAX_CIPHERTEXT_LEN,
-        });
-    }
-    header.validate().map_err(BundleError::Header)?;
+    verify_signed(bundle)?;
     if header.enclave_key != key.public() {
         return Err(BundleError::WrongEnclaveKey);
     }
-
-    let tenant =
-        VerifyingKey::from_bytes(&header.tenant_key).map_err(|_| BundleError::InvalidTenantKey)?;
-    let message = signing_message(header, enc, ciphertext);
-    tenant
-        .verify_strict(&message, &Signature::from_bytes(signature))
-        .map_err(|_| BundleError::BadSignature)?;
 
     let plaintext = decrypt(header, enc, ciphertext, key)?;
     let variables = decode_plaintext(&plaintext)?;

@@ -57,20 +57,9 @@ pub async fn probe_sts(http: &AwsHttpClient, region: &str) -> ProbeReport {
         Err(e) => {
             report.failure = Some(match find_refusal(&e) {
                 Some(r) => r.to_string(),
-                None => error_chain(&e),
+                None => crate::sync::errors::chain(&e),
             });
         }
     }
     report
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

@@ -175,7 +175,8 @@ fn mentions_kms(msg: &str) -> bool {
     msg.contains("KMS") || msg.contains("kms:")
 }
 
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources, joined with `: `.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
