@@ -232,7 +232,9 @@ def test_unknown_provider_and_bad_parameters(env):
 
 def test_assumed_role_signature_token_and_clock(env):
     aws, c = env["aws"], env["creds"]
-    bad_secret = Credentials(c.access_key, c.secret_key[:-1] + "x", c.token)
+    # Change the last character (to one it is not: a random key may already end in "x").
+    wrong = "y" if c.secret_key.endswith("x") else "x"
+    bad_secret = Credentials(c.access_key, c.secret_key[:-1] + wrong, c.token)
     st, out = aws.sm("ListSecrets", {}, creds=bad_secret)
     assert (st, out["__type"]) == (400, "InvalidSignatureException"), out
     st, out = aws.sm("ListSecrets", {}, creds=Credentials(c.access_key, c.secret_key, "bogus"))
