@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod iam;
+pub mod iam_apply;
 pub mod logging;
 pub mod metrics;
 pub mod relay;

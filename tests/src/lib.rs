@@ -290,10 +290,23 @@ pub async fn cli(admin: &Path, args: &[&str]) -> Result<CliOutput> {
 
 /// Runs the `nitrosync` CLI against `admin` with a tenant directory.
 pub async fn cli_as(admin: &Path, tenant_dir: Option<&Path>, args: &[&str]) -> Result<CliOutput> {
+    cli_env(admin, tenant_dir, &[], args).await
+}
+
+/// Like [`cli_as`], with extra environment variables.
+pub async fn cli_env(
+    admin: &Path,
+    tenant_dir: Option<&Path>,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Result<CliOutput> {
     let mut cmd = Command::new(bin("nitrosync"));
     cmd.args(args)
         .env("NITROSYNC_ADMIN_SOCKET", admin)
         .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     match tenant_dir {
         Some(d) => cmd.env("NITROSYNC_TENANT_DIR", d),
         None => cmd.env_remove("NITROSYNC_TENANT_DIR"),

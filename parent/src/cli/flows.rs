@@ -538,22 +538,30 @@ pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(
     }
 }
 
+async fn iam_input(
+    api: &AdminClient,
+    dir: &Path,
+    destination: &str,
+) -> Result<crate::iam::IamInput, CliError> {
+    let key = load_key(dir)?;
+    let d = tenant::load_destination(dir, destination).map_err(user)?;
+    let desc: EnclaveDescription = api
+        .call(http::Method::GET, "/v1/enclave/describe", None)
+        .await?;
+    Ok(crate::iam::IamInput {
+        subject: saml_subject(&key.public(), &d.id),
+        destination: d,
+        saml_metadata: desc.description.saml_metadata,
+    })
+}
+
 pub async fn iam(c: IamCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
     match c {
         IamCommand::Template {
             destination,
             format,
         } => {
-            let key = load_key(dir)?;
-            let d = tenant::load_destination(dir, &destination).map_err(user)?;
-            let desc: EnclaveDescription = api
-                .call(http::Method::GET, "/v1/enclave/describe", None)
-                .await?;
-            let input = crate::iam::IamInput {
-                subject: saml_subject(&key.public(), &d.id),
-                destination: d,
-                saml_metadata: desc.description.saml_metadata,
-            };
+            let input = iam_input(api, dir, &destination).await?;
             let text = match format {
                 IamFormat::Cloudformation => crate::iam::cloudformation(&input).map_err(user)?,
                 IamFormat::Terraform => crate::iam::terraform(&input).map_err(user)?,
@@ -563,6 +571,44 @@ pub async fn iam(c: IamCommand, api: &AdminClient, dir: &Path) -> Result<(), Cli
                 }
             };
             println!("{text}");
+            Ok(())
+        }
+        IamCommand::Apply {
+            destination,
+            profile,
+            endpoint_url,
+            ca_bundle,
+            json,
+        } => {
+            let input = iam_input(api, dir, &destination).await?;
+            let docs = crate::iam::json(&input).map_err(user)?;
+            let partition = nitrosync_shared::names::partition_of(&input.destination.region);
+            let http =
+                crate::iam_apply::DirectHttpClient::new(ca_bundle.as_deref()).map_err(user)?;
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(http)
+                // IAM is global; its endpoint is in us-east-1 for the aws partition.
+                .region(aws_config::Region::new(input.destination.region.clone()));
+            if let Some(p) = &profile {
+                loader = loader.profile_name(p);
+            }
+            if let Some(url) = &endpoint_url {
+                loader = loader.endpoint_url(url);
+            }
+            let conf = loader.load().await;
+            let client = aws_sdk_iam::Client::new(&conf);
+            let report = crate::iam_apply::apply(&client, &docs, partition)
+                .await
+                .map_err(user)?;
+            if json {
+                return print_json(&report);
+            }
+            println!(
+                "SAML provider {} ({})",
+                report.saml_provider_arn, report.saml_provider
+            );
+            println!("role          {} ({})", report.role_arn, report.role);
+            println!("policy        {} (inline, written)", report.policy);
             Ok(())
         }
     }

@@ -291,6 +291,25 @@ pub enum IamCommand {
         #[arg(long, value_enum, default_value = "cloudformation")]
         format: IamFormat,
     },
+    /// Create or update the same resources through the IAM API, with the standard AWS
+    /// credential chain (environment, profiles, credential_process, SSO). Idempotent.
+    Apply {
+        /// Destination id.
+        #[arg(long)]
+        destination: String,
+        /// AWS profile to use.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Another IAM endpoint (tests, simulators).
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// An extra CA certificate (PEM) to trust for --endpoint-url.
+        #[arg(long, value_name = "FILE")]
+        ca_bundle: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `nitrosync enclave …`

@@ -485,3 +485,97 @@ async fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
     one_line(&no_key, "no tenant key");
     e.stack.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn iam_apply_creates_a_working_role_and_is_idempotent() {
+    let e = Env::start().await;
+    e.ok(&[
+        "destination",
+        "create",
+        "--id",
+        "applied",
+        "--region",
+        "us-east-1",
+        "--secret-name",
+        "applied/env",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/nitrosync-applied",
+        "--saml-provider-arn",
+        "arn:aws:iam::123456789012:saml-provider/nitrosync-applied",
+    ])
+    .await;
+    let endpoint = format!("https://127.0.0.1:{}", e.stack.aws.port);
+    let ca = e.stack.aws.ca.to_str().unwrap().to_owned();
+    // Credentials from the environment, as the standard chain reads them; no profile files.
+    let home = e.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        ("HOME", home.to_str().unwrap()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let apply = [
+        "iam",
+        "apply",
+        "--destination",
+        "applied",
+        "--endpoint-url",
+        &endpoint,
+        "--ca-bundle",
+        &ca,
+        "--json",
+    ];
+    let first = nitrosync_tests::cli_env(&e.stack.sockets.admin, Some(&e.tenant), &env, &apply)
+        .await
+        .unwrap();
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let r: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(
+        (r["saml_provider"].as_str(), r["role"].as_str()),
+        (Some("created"), Some("created")),
+        "{r}"
+    );
+    let again = nitrosync_tests::cli_env(&e.stack.sockets.admin, Some(&e.tenant), &env, &apply)
+        .await
+        .unwrap();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let r: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(
+        (r["saml_provider"].as_str(), r["role"].as_str()),
+        (Some("updated"), Some("updated")),
+        "{r}"
+    );
+    // The role works for this destination's subject, and refuses others (the connection test).
+    let f = e.env_file("applied.env", "K=v\n");
+    e.ok(&[
+        "env",
+        "push",
+        "--destination",
+        "applied",
+        "--file",
+        f.to_str().unwrap(),
+        "--wait",
+    ])
+    .await;
+    e.ok(&["destination", "test", "applied"]).await;
+    // No credentials at all: one clear line.
+    let none = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+        ],
+        &apply,
+    )
+    .await
+    .unwrap();
+    assert_ne!(none.code, 0);
+    e.stack.stop().await.unwrap();
+}
