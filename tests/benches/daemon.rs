@@ -1,0 +1,223 @@
+//! Daemon benchmark (issue 5): through the real parent's admin API,
+//! 1. submit → secret written, p50 and p99, on an otherwise idle system (one destination, each
+//!    submit waits until the history shows the write);
+//! 2. sustained submits per second that the parent accepts and stores (10,000 destinations,
+//!    enclave stopped so that nothing is synced meanwhile), sequential and 16 in flight;
+//! 3. parent and enclave RSS.
+//!
+//! Run with `make bench`. `NITROSYNC_BENCH_DESTINATIONS` (default 10000) and
+//! `NITROSYNC_BENCH_WRITES` (default 50) change the run.
+
+// Floating-point statistics: precision loss is irrelevant here.
+#![allow(clippy::as_conversions)]
+
+use anyhow::{Context, Result, bail};
+use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
+use nitrosync_parent::admin::destinations::SubmitReply;
+use nitrosync_parent::cli::AdminClient;
+use nitrosync_parent::store::HistoryRecord;
+use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
+use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
+use nitrosync_tests::{EnclaveControl, SimStack, simctl};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
+    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS value")?
+        .parse()?)
+}
+
+fn dest(id: &str, role_arn: &str, provider_arn: &str) -> DestinationConfig {
+    DestinationConfig {
+        id: id.into(),
+        region: "us-east-1".into(),
+        secret_name: format!("bench/{id}"),
+        role_arn: role_arn.into(),
+        saml_provider_arn: provider_arn.into(),
+        kms_key_id: None,
+        tags: BTreeMap::new(),
+        delete_policy: DeletePolicy::Retain,
+    }
+}
+
+fn vars(i: usize) -> Variables {
+    Variables::from_map(
+        (0..5)
+            .map(|k| {
+                (
+                    format!("VAR_{k}"),
+                    SecretValue::new(format!("value-{k}-{i}")),
+                )
+            })
+            .collect(),
+    )
+}
+
+async fn submit(api: &AdminClient, b: &SealedBundle) -> Result<SubmitReply> {
+    let bytes = nitrosync_shared::frame::encode(b)?;
+    api.call_with(
+        http::Method::POST,
+        "/v1/bundles",
+        Some(bytes[4..].to_vec()),
+        "application/cbor",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let n: usize = std::env::var("NITROSYNC_BENCH_DESTINATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let writes: usize = std::env::var("NITROSYNC_BENCH_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir()?;
+    let mut stack = SimStack::start(dir.path(), "us-east-1").await?;
+    let api = AdminClient::new(stack.sockets.admin.clone());
+    let mut ctl = EnclaveControl::connect(&stack.sockets.control).await?;
+    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await? else {
+        bail!("describe")
+    };
+    let desc: Description = desc;
+    let tenant = TenantKey::generate(&mut rng());
+    let metadata = dir.path().join("saml-metadata.xml");
+    std::fs::write(&metadata, &desc.saml_metadata)?;
+
+    // 1. Submit → written, one destination with a real role.
+    let subject = saml_subject(&tenant.public(), "latency");
+    let out = simctl(
+        dir.path(),
+        &[
+            "setup-role",
+            "--metadata",
+            metadata.to_str().unwrap_or_default(),
+            "--provider-name",
+            "nitrosync",
+            "--role-name",
+            "nitrosync-latency",
+            "--secret-name",
+            "bench/latency",
+            "--subject",
+            &subject,
+        ],
+    )
+    .await?;
+    let d = dest(
+        "latency",
+        out["role_arn"].as_str().unwrap_or_default(),
+        out["saml_provider_arn"].as_str().unwrap_or_default(),
+    );
+    let mut latencies = Vec::new();
+    for i in 0..=writes {
+        let b = seal(
+            &tenant,
+            &desc.bundle_key,
+            d.clone(),
+            1 + i as u64,
+            0,
+            &vars(i),
+            &mut rng(),
+        )?;
+        let t = Instant::now();
+        let reply = submit(&api, &b).await?;
+        let path = format!("/v1/destinations/{}/latency/history?limit=1", reply.tenant);
+        loop {
+            let h: Vec<HistoryRecord> = api
+                .call(http::Method::GET, &path, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if h.first().is_some_and(|r| r.version == reply.version) {
+                if let Some(e) = &h[0].error {
+                    bail!("sync failed: {} {}", e.code, e.message);
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The first write also assumes the role; report steady state.
+        if i > 0 {
+            latencies.push(t.elapsed());
+        }
+    }
+    latencies.sort_unstable();
+    let enclave_pid = stack.enclave.pid().context("enclave pid")?;
+    let parent_pid = stack.parent.pid().context("parent pid")?;
+    let enclave_rss = rss_kib(enclave_pid)?;
+
+    // 2. Submits per second with the enclave stopped (nothing is synced meanwhile).
+    stack.enclave.stop(Duration::from_secs(5)).await?;
+    let bundles: Vec<SealedBundle> = (0..n)
+        .map(|i| {
+            seal(
+                &tenant,
+                &desc.bundle_key,
+                dest(&format!("d{i}"), &d.role_arn, &d.saml_provider_arn),
+                1,
+                0,
+                &vars(i),
+                &mut rng(),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let half = n / 2;
+    let t = Instant::now();
+    for b in &bundles[..half] {
+        submit(&api, b).await?;
+    }
+    let sequential = half as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in bundles[half..].chunks(bundles[half..].len().div_ceil(16).max(1)) {
+        let (api, chunk) = (api.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for b in &chunk {
+                submit(&api, b).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let concurrent = (n - half) as f64 / t.elapsed().as_secs_f64();
+    let parent_rss = rss_kib(parent_pid)?;
+
+    println!(
+        "daemon benchmark: release binaries, simulator mode, AWS simulator = moto behind the strict front"
+    );
+    println!(
+        "  submit -> secret written, one destination, {writes} writes: p50 {:.1} ms, p99 {:.1} ms",
+        pct(&latencies, 0.5),
+        pct(&latencies, 0.99)
+    );
+    println!(
+        "  submits accepted and stored (synchronous=FULL), {n} destinations: {sequential:.0}/s one at a time, {concurrent:.0}/s with 16 in flight"
+    );
+    println!(
+        "  RSS: parent {} KiB with {n} destinations stored; enclave {} KiB after {writes} writes",
+        parent_rss, enclave_rss
+    );
+    stack.parent.stop(Duration::from_secs(5)).await?;
+    stack.aws.proc.stop(Duration::from_secs(5)).await?;
+    Ok(())
+}
