@@ -80,6 +80,13 @@ struct KeyFile {
     seed: String,
 }
 
+impl Drop for KeyFile {
+    /// The seed's hex is key material: wipe it when the struct goes, on every path.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seed);
+    }
+}
+
 /// Creates a new tenant key in `dir` (mode 0600) and returns its public half.
 pub fn init(dir: &Path) -> Result<[u8; 32], TenantError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
