@@ -14,6 +14,7 @@
 //! which AWS treats as the same version. Tags are never ahead of the value.
 
 pub mod errors;
+pub mod locks;
 pub mod session;
 
 use crate::https::{AwsHttpClient, hex};
@@ -51,6 +52,7 @@ pub struct SyncEngine {
     bundle_key: EnclaveBundleKey,
     mac_key: Zeroizing<[u8; 32]>,
     sessions: SessionCache,
+    locks: locks::DestinationLocks,
 }
 
 /// What one sync cost.
@@ -122,6 +124,7 @@ impl SyncEngine {
             bundle_key,
             mac_key,
             sessions: SessionCache::default(),
+            locks: locks::DestinationLocks::default(),
         }
     }
 
@@ -171,6 +174,10 @@ impl SyncEngine {
             Ok(opened) => {
                 report.destination = opened.header.destination.id.clone();
                 report.version = opened.header.version;
+                let _one_at_a_time = self
+                    .locks
+                    .lock((opened.header.tenant_key, report.destination.clone()))
+                    .await;
                 match mode {
                     SyncMode::Write => self.write(&opened, &mut costs, &mut report).await,
                     SyncMode::TestConnection => self.test_connection(&opened, &mut costs).await,
