@@ -38,14 +38,26 @@ def kms(account: str, region: str) -> Any:
     return kms_backends[account][region]
 
 
+# Role ARN -> role. moto finds roles by scanning all of them; with 10,000 roles that scan ran on
+# every call. An entry is trusted only while moto still holds that very role object.
+_roles_by_arn: dict = {}
+
+
 def find_role(role_arn: str) -> Any:
     m = ROLE_ARN_RE.match(role_arn or "")
     if not m:
         return None
-    for role in iam(m.group(1)).get_roles():
-        if role.arn == role_arn:
-            return role
-    return None
+    backend = iam(m.group(1))
+    role = _roles_by_arn.get(role_arn)
+    if role is not None and backend.roles.get(role.id) is role:
+        return role
+    _roles_by_arn.pop(role_arn, None)
+    found = None
+    for r in backend.get_roles():
+        _roles_by_arn[r.arn] = r
+        if r.arn == role_arn:
+            found = r
+    return found
 
 
 def find_saml_provider(provider_arn: str) -> Any:

@@ -35,11 +35,11 @@ import ssl
 import urllib.request
 
 import boto3
+import iam_docs
 from botocore.config import Config
 
 ADMIN_KEY = "AKIAIOSFODNN7EXAMPLE"
 ADMIN_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ACS = "https://signin.aws.amazon.com/saml"
 
 
 def client(service: str, args: argparse.Namespace):
@@ -68,43 +68,14 @@ def setup_role(args) -> dict:
         provider_arn = iam.create_saml_provider(SAMLMetadataDocument=metadata, Name=args.provider_name)["SAMLProviderArn"]
     except iam.exceptions.EntityAlreadyExistsException:
         iam.update_saml_provider(SAMLMetadataDocument=metadata, SAMLProviderArn=provider_arn)
-    condition = {"StringEquals": {"saml:aud": ACS}}
-    if not args.no_subject_pin:
-        condition["StringEquals"]["saml:sub"] = args.subject
-        condition["StringEquals"]["saml:sub_type"] = "persistent"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": provider_arn},
-            "Action": "sts:AssumeRoleWithSAML",
-            "Condition": condition,
-        }],
-    }
+    trust = iam_docs.trust_policy(provider_arn, None if args.no_subject_pin else args.subject)
     role = iam.create_role(RoleName=args.role_name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=3600)
-    actions = [
-        "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:PutSecretValue",
-        "secretsmanager:UpdateSecret", "secretsmanager:TagResource", "secretsmanager:DeleteSecret",
-        "secretsmanager:RemoveRegionsFromReplication",
-    ]
-    if args.deny_put:
-        actions.remove("secretsmanager:PutSecretValue")
-    base = f"arn:aws:secretsmanager:{args.region}:{acct}:secret:{args.secret_name}"
-    statements = [{
-        "Effect": "Allow",
-        "Action": actions,
-        "Resource": [f"{base}-??????", f"{base}-nitrosync-test-*"],
-    }]
-    if args.kms_key_arn:
-        statements.append({
-            "Effect": "Allow",
-            "Action": ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"],
-            "Resource": args.kms_key_arn,
-        })
+    policy = iam_docs.secret_policy(acct, args.region, args.secret_name, deny_put=args.deny_put,
+                                    kms_key_arn=args.kms_key_arn)
     iam.put_role_policy(
         RoleName=args.role_name,
         PolicyName="nitrosync-secret",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        PolicyDocument=json.dumps(policy),
     )
     return {"role_arn": role["Role"]["Arn"], "saml_provider_arn": provider_arn, "account": acct}
 

@@ -533,3 +533,90 @@ def test_boto3_with_loopback_endpoint_is_checked_too(sim, env):
     with pytest.raises(sm_role.exceptions.ClientError) as e:
         sm_role.create_secret(Name="other/boto3", SecretString="v")
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+# ---------------------------------------------------------------------------------------------
+# Request-rate quotas
+# ---------------------------------------------------------------------------------------------
+
+
+def test_quota_control_api(env):
+    aws = env["aws"]
+    st, out = aws.control("GET", "/_sim/quotas")
+    assert st == 200 and out["rates"]["secretsmanager:writes"] == 50 and out["rates"]["sts:all"] == 600
+    assert aws.control("PUT", "/_sim/quotas", {"secretsmanager:nope": 1})[0] == 400
+    assert aws.control("PUT", "/_sim/quotas", {"secretsmanager:writes": 0})[0] == 400
+    assert aws.control("PUT", "/_sim/quotas", {"secretsmanager:writes": True})[0] == 400
+    assert aws.control("DELETE", "/_sim/quotas")[0] == 200
+
+
+def test_quota_throttles_over_the_rate_and_refills(env):
+    aws = env["aws"]
+    assert aws.sm("CreateSecret", {"Name": "quota/a", "SecretString": "v0"})[0] == 200
+    st, out = aws.control("PUT", "/_sim/quotas", {"secretsmanager:writes": 5})
+    assert st == 200 and out["rates"]["secretsmanager:writes"] == 5
+    try:
+        statuses = [_put(aws, "quota/a", f"v{i}", token()) for i in range(8)]
+        ok = [s for s, _ in statuses if s == 200]
+        throttled = [o for s, o in statuses if s != 200]
+        # A full bucket holds one second of the rate: 5 pass (a 6th if a token refilled meanwhile).
+        assert 5 <= len(ok) <= 6, statuses
+        assert throttled and all(o == {"__type": "ThrottlingException", "message": "Rate exceeded"}
+                                 for o in throttled), throttled
+        # Reads are another group and are not affected.
+        assert aws.sm("DescribeSecret", {"SecretId": "quota/a"})[0] == 200
+        assert aws.control("GET", "/_sim/quotas")[1]["throttled"]["secretsmanager:writes"] == len(throttled)
+        # The throttled calls wrote nothing: the secret has exactly the accepted versions.
+        st, info = aws.control("GET", "/_sim/secrets/quota/a")
+        assert info["versions"] == 1 + len(ok), info
+        time.sleep(0.25)  # a token refills every 0.2 s
+        assert _put(aws, "quota/a", "later", token())[0] == 200
+    finally:
+        aws.control("DELETE", "/_sim/quotas")
+    assert aws.control("GET", "/_sim/quotas")[1]["throttled_total"] == 0
+
+
+def test_quota_is_per_account_of_the_role_for_assume_role_with_saml(env):
+    aws = env["aws"]
+    aws.control("PUT", "/_sim/quotas", {"sts:all": 2})
+    try:
+        answers = [assume(env) for _ in range(4)]
+        assert [st for st, _ in answers[:2]] == [200, 200], answers
+        throttled = [code(text) for st, text in answers[2:] if st != 200]
+        assert throttled and set(throttled) == {"Throttling"}, answers
+    finally:
+        aws.control("DELETE", "/_sim/quotas")
+    assert assume(env)[0] == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk roles (test fixture route)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bulk_roles_make_working_pinned_roles(env):
+    aws, idp = env["aws"], Idp()
+    md = metadata(idp.entity_id, [idp])
+    roles = [{"role_name": f"bulk-{i}", "subject": f"sub-{i}", "secret_name": f"bulk/{i}"} for i in range(50)]
+    st, out = aws.control("POST", "/_sim/bulk-roles", {"metadata": md, "provider_name": "bulk", "roles": roles})
+    assert st == 200 and out["created"] == 50, out
+    provider = out["saml_provider_arn"]
+    role = f"arn:aws:iam::{ACCOUNT}:role/bulk-7"
+    # The pinned subject works, and its credentials may write only its own secret.
+    st, text = aws.assume(role, provider, saml_response(idp, subject="sub-7", roles=[f"{role},{provider}"]))
+    assert st == 200, text
+    c = creds_from(text)
+    assert aws.sm("CreateSecret", {"Name": "bulk/7", "SecretString": "x"}, creds=c)[0] == 200
+    st, out2 = aws.sm("CreateSecret", {"Name": "bulk/8", "SecretString": "x"}, creds=c)
+    assert (st, out2["__type"]) == (400, "AccessDeniedException"), out2
+    # Another subject is refused.
+    st, text = aws.assume(role, provider, saml_response(idp, subject="sub-8", roles=[f"{role},{provider}"]))
+    assert (st, code(text)) == (403, "AccessDenied"), text
+    # All or nothing: a taken name creates none of the batch.
+    st, out = aws.control("POST", "/_sim/bulk-roles", {"metadata": md, "provider_name": "bulk", "roles": [
+        {"role_name": "bulk-new", "subject": "s", "secret_name": "n"}, roles[0]]})
+    assert st == 409 and "bulk-0" in out["error"], out
+    st, text = aws.query("iam", "GetRole", {"RoleName": "bulk-new"})
+    assert st == 404, text
+    assert aws.control("POST", "/_sim/bulk-roles", {"metadata": md, "provider_name": "bulk",
+                                                    "roles": [{"role_name": "bad name!"}]})[0] == 400

@@ -1,7 +1,8 @@
 """Wires the strict front: which checks run, in which order, and the control API routes.
 
 Order, as AWS does it: faults (pre-check, outside the serialising lock); IAM SAML metadata;
-caller identity (SigV4/token/expiry of assumed-role callers); AssumeRoleWithSAML; Secrets Manager
+caller identity (SigV4/token/expiry of assumed-role callers); request-rate quotas;
+AssumeRoleWithSAML; Secrets Manager
 input limits; identity-policy authorisation; secret state (pending deletion) and KMS key.
 """
 
@@ -11,7 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import auth
+import bulk
 import faults
+import quotas
 import saml_check
 import sm_limits
 
@@ -25,13 +28,14 @@ def build_front(app: Any, sim: Any) -> Any:
     saml = saml_check.SamlChecks(sessions, sim)
     sm = sm_limits.SmRules(sim, authz)
     flt = faults.Faults(sim)
+    quota = quotas.Quotas(sim)
 
     front = sim.StrictFront(app)
     front.pre_checks = [flt.check]
-    front.checks = [saml.check_provider, authz.identify, saml.check, sm.limits, authz.authorize, sm.state]
+    front.checks = [saml.check_provider, authz.identify, quota.check, saml.check, sm.limits, authz.authorize, sm.state]
     front.after = [saml.after, sm.after]
     front.on_write = sm.log_write
-    front.on_reset = [sessions.clear, sm.clear_writes, flt.clear]
+    front.on_reset = [sessions.clear, sm.clear_writes, flt.clear, quota.reset]
 
     def faults_route(req: Any, rest: str) -> Any:
         if rest:
@@ -47,6 +51,34 @@ def build_front(app: Any, sim: Any) -> Any:
             except (ValueError, faults.FaultError) as e:
                 return sim.json_response({"error": str(e)}, 400)
         return sim.json_response({"error": "method not allowed"}, 405)
+
+    def quotas_route(req: Any, rest: str) -> Any:
+        if rest:
+            return sim.json_response({"error": "no such endpoint"}, 404)
+        if req.method == "GET":
+            return sim.json_response(quota.snapshot())
+        if req.method == "DELETE":
+            quota.reset()
+            return sim.json_response({"ok": True})
+        if req.method == "PUT":
+            try:
+                return sim.json_response(quota.set_rates(req.json()))
+            except (ValueError, quotas.QuotaError) as e:
+                return sim.json_response({"error": str(e)}, 400)
+        return sim.json_response({"error": "method not allowed"}, 405)
+
+    def bulk_roles_route(req: Any, rest: str) -> Any:
+        if rest or req.method != "POST":
+            return sim.json_response({"error": "use POST /_sim/bulk-roles"}, 405)
+        try:
+            spec = req.json()
+        except ValueError as e:
+            return sim.json_response({"error": f"body is not JSON: {e}"}, 400)
+        try:
+            with front.serial:
+                return sim.json_response(bulk.bulk_roles(spec))
+        except bulk.BulkError as e:
+            return sim.json_response({"error": str(e)}, e.status)
 
     def requests_route(req: Any, rest: str) -> dict:
         if req.method == "DELETE":
@@ -71,6 +103,6 @@ def build_front(app: Any, sim: Any) -> Any:
             {"access_key_id": s.access_key_id, "arn": s.arn, "role_arn": s.role_arn, "subject": s.subject,
              "session_name": s.session_name, "expiration": s.expiration} for s in items]})
 
-    front.control_routes = {"faults": faults_route, "requests": requests_route,
+    front.control_routes = {"faults": faults_route, "quotas": quotas_route, "bulk-roles": bulk_roles_route, "requests": requests_route,
                             "secrets": secrets_route, "sessions": sessions_route}
     return front
