@@ -29,11 +29,7 @@ pub struct DestinationGuard<'a> {
 impl DestinationLocks {
     /// Waits until no other sync of `key` runs, then holds it.
     pub async fn lock(&self, key: DestinationKey) -> DestinationGuard<'_> {
-        let lock = self
-            .map()
-            .entry(key.clone())
-            .or_insert_with(Arc::default)
-            .clone();
+        let lock = self.map().entry(key.clone()).or_default().clone();
         let guard = lock.lock_owned().await;
         DestinationGuard {
             owner: self,
