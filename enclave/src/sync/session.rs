@@ -32,13 +32,33 @@ pub struct Session {
     pub expires: SystemTime,
 }
 
-type Slot = Arc<Mutex<Option<Session>>>;
+/// What the cache keeps per key: the credentials only (about 1 KiB). A client is built per sync
+/// from them; a cached client cost about 15 KiB, which 10,000 destinations made 150 MiB.
+#[derive(Debug, Clone)]
+struct Cached {
+    creds: Credentials,
+    expires: SystemTime,
+}
 
-/// Cached sessions by (region, role ARN, subject).
+type Slot = Arc<Mutex<Option<Cached>>>;
+type Key = (String, String, String);
+
+/// Cached credentials by (region, role ARN, subject). Expired entries are swept whenever the
+/// map has doubled since the last sweep, so it holds about the destinations synced within one
+/// credential lifetime.
 #[derive(Debug, Default)]
 pub struct SessionCache {
-    slots: std::sync::Mutex<HashMap<(String, String, String), Slot>>,
+    slots: std::sync::Mutex<Slots>,
 }
+
+#[derive(Debug, Default)]
+struct Slots {
+    map: HashMap<Key, Slot>,
+    sweep_at: usize,
+}
+
+/// The map is never swept below this size.
+const SWEEP_MIN: usize = 1024;
 
 /// What building a Secrets Manager client needs.
 #[derive(Debug, Clone)]
@@ -189,16 +209,24 @@ impl SessionCache {
         );
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(key).or_default().clone()
+            let slot = slots.map.entry(key).or_default().clone();
+            if slots.map.len() >= slots.sweep_at.max(SWEEP_MIN) {
+                slots.sweep(clock.now());
+            }
+            slot
         };
         let mut guard = slot.lock().await;
         let now = clock.now();
-        if let Some(s) = guard.as_ref()
-            && s.expires
+        if let Some(c) = guard.as_ref()
+            && c.expires
                 .duration_since(now)
                 .is_ok_and(|left| left > REFRESH_MARGIN)
         {
-            return Ok((s.clone(), false));
+            let session = Session {
+                client: secrets_client(aws, &dest.region, c.creds.clone()),
+                expires: c.expires,
+            };
+            return Ok((session, false));
         }
         let offset = clock.offset_ms();
         let creds = match assume_role(aws, signer, dest, subject, now).await {
@@ -208,11 +236,14 @@ impl SessionCache {
             other => other?,
         };
         let expires = creds.expiry().unwrap_or(now);
+        *guard = Some(Cached {
+            creds: creds.clone(),
+            expires,
+        });
         let session = Session {
             client: secrets_client(aws, &dest.region, creds),
             expires,
         };
-        *guard = Some(session.clone());
         Ok((session, true))
     }
 
@@ -226,12 +257,17 @@ impl SessionCache {
         self.slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .remove(&key);
     }
 
     /// Sessions cached now.
     pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// True when nothing is cached.
@@ -240,9 +276,47 @@ impl SessionCache {
     }
 }
 
+impl Slots {
+    /// Drops entries whose credentials have expired (or were never obtained), except those a
+    /// sync holds right now.
+    fn sweep(&mut self, now: SystemTime) {
+        self.map.retain(|_, slot| match slot.try_lock() {
+            Ok(cached) => cached.as_ref().is_some_and(|c| c.expires > now),
+            Err(_) => true,
+        });
+        self.sweep_at = self.map.len().saturating_mul(2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cached(expires: SystemTime) -> Slot {
+        Arc::new(Mutex::new(Some(Cached {
+            creds: Credentials::new("AKID", "secret", None, Some(expires), "test"),
+            expires,
+        })))
+    }
+
+    #[tokio::test]
+    async fn sweeping_drops_expired_and_empty_entries_but_not_held_ones() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let key = |i: usize| (String::from("us-east-1"), format!("role{i}"), String::new());
+        let mut slots = Slots::default();
+        slots.map.insert(key(0), cached(now + hour));
+        slots.map.insert(key(1), cached(now - hour));
+        slots.map.insert(key(2), Slot::default());
+        let held = Slot::default();
+        let _guard = held.lock().await;
+        slots.map.insert(key(3), held.clone());
+        slots.sweep(now);
+        let mut left: Vec<_> = slots.map.keys().map(|k| k.1.clone()).collect();
+        left.sort();
+        assert_eq!(left, ["role0", "role3"]);
+        assert_eq!(slots.sweep_at, 4);
+    }
 
     #[test]
     fn session_names_are_valid() {
