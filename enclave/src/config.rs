@@ -42,6 +42,8 @@ pub struct EnclaveConfig {
     pub aws_max_attempts: u32,
     /// First retry backoff ceiling; doubles per attempt up to 5 s.
     pub aws_initial_backoff: Duration,
+    /// Write calls a second per (AWS account, region, quota group); AWS allows 50.
+    pub writes_per_second: u32,
     /// Simulator only: skew the host clock by this many milliseconds.
     pub sim_clock_skew_ms: i64,
 }
@@ -98,6 +100,7 @@ impl EnclaveConfig {
             saml_entity_id: DEFAULT_SAML_ENTITY_ID.to_owned(),
             aws_max_attempts: 4,
             aws_initial_backoff: Duration::from_millis(100),
+            writes_per_second: crate::sync::pacing::DEFAULT_WRITES_PER_SECOND,
             sim_clock_skew_ms: 0,
         })
     }

@@ -129,7 +129,14 @@ impl EnclaveState {
                 Mode::Production => None,
             },
         };
-        let engine = SyncEngine::new(http.clone(), signer, bundle_key, mac_key, retry);
+        let engine = SyncEngine::new(
+            http.clone(),
+            signer,
+            bundle_key,
+            mac_key,
+            retry,
+            cfg.writes_per_second,
+        );
         Ok(Self {
             started: Instant::now(),
             requests_served: AtomicU64::new(0),

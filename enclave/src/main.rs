@@ -31,6 +31,11 @@ struct Args {
     /// from authenticated AWS Date headers).
     #[arg(long, allow_hyphen_values = true, requires = "simulator")]
     sim_clock_skew_s: Option<i64>,
+    /// Write calls a second per (AWS account, region, quota group): CreateSecret, PutSecretValue,
+    /// TagResource and DeleteSecret each have AWS's own 50 a second per account and region.
+    #[arg(long, default_value_t = nitrosync_enclave::sync::pacing::DEFAULT_WRITES_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    writes_per_second: u32,
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
@@ -47,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         args.sim_nsm_dir,
     )?;
     cfg.sim_clock_skew_ms = args.sim_clock_skew_s.unwrap_or(0).saturating_mul(1000);
+    cfg.writes_per_second = args.writes_per_second;
     let (parent_layer, logs) = ParentLogLayer::new();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

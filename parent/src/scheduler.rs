@@ -13,7 +13,7 @@ use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_shared::control::{
     RequestBody, ResponseBody, SyncError, SyncOutcome, SyncReport, SyncTimings,
 };
-use std::collections::HashMap;
+use nitrosync_shared::ratelimit::TokenBuckets;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -96,32 +96,24 @@ pub fn now_ms() -> u64 {
 /// A token bucket per (account, region): `rate` tokens a second, bursts of `rate`.
 #[derive(Debug)]
 pub struct RateLimiter {
-    rate: f64,
-    buckets: std::sync::Mutex<HashMap<(String, String), (f64, Instant)>>,
+    buckets: std::sync::Mutex<TokenBuckets<(String, String)>>,
 }
 
 impl RateLimiter {
     /// A limiter allowing `per_second` per key.
     pub fn new(per_second: u32) -> Self {
         Self {
-            rate: f64::from(per_second.max(1)),
-            buckets: std::sync::Mutex::default(),
+            buckets: std::sync::Mutex::new(TokenBuckets::new(per_second, per_second)),
         }
     }
 
     /// Takes one token for `key`, or says how long to wait for it.
     fn try_take(&self, key: &(String, String)) -> Option<Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let (tokens, last) = buckets.entry(key.clone()).or_insert((self.rate, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.rate);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
-        }
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_take(key, Instant::now())
+            .err()
     }
 
     /// Waits for a token for `key`; true when it had to wait.

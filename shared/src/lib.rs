@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod error_code;
 pub mod frame;
 pub mod names;
+pub mod ratelimit;
 pub mod tunnel;
 
 pub use endpoint::{Endpoint, EndpointError};

@@ -15,6 +15,7 @@
 
 pub mod errors;
 pub mod locks;
+pub mod pacing;
 pub mod session;
 
 use crate::https::{AwsHttpClient, hex};
@@ -26,6 +27,7 @@ use nitrosync_saml::SamlSigner;
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle};
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
+use pacing::{WriteGroup, WritePacer};
 use session::{AwsSettings, Session, SessionCache};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -53,6 +55,7 @@ pub struct SyncEngine {
     mac_key: Zeroizing<[u8; 32]>,
     sessions: SessionCache,
     locks: locks::DestinationLocks,
+    pacer: WritePacer,
 }
 
 /// What one sync cost.
@@ -109,6 +112,7 @@ impl SyncEngine {
         bundle_key: EnclaveBundleKey,
         mac_key: Zeroizing<[u8; 32]>,
         retry: aws_smithy_types::retry::RetryConfig,
+        writes_per_second: u32,
     ) -> Self {
         let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(Duration::from_secs(15))
@@ -125,6 +129,7 @@ impl SyncEngine {
             mac_key,
             sessions: SessionCache::default(),
             locks: locks::DestinationLocks::default(),
+            pacer: WritePacer::new(writes_per_second),
         }
     }
 
@@ -285,6 +290,7 @@ impl SyncEngine {
         let Some(d) = described else {
             let mut tags: Vec<Tag> = dest.tags.iter().map(|(k, v)| tag(k, v)).collect();
             tags.extend(managed_tags(dest, version, &mac));
+            self.pacer.acquire(dest, WriteGroup::Create).await;
             let created = timed(
                 costs,
                 sm.create_secret()
@@ -324,6 +330,7 @@ impl SyncEngine {
             return Ok(SyncOutcome::Unchanged);
         }
         if !same_content {
+            self.pacer.acquire(dest, WriteGroup::Update).await;
             let put = timed(
                 costs,
                 sm.put_secret_value()
@@ -346,6 +353,7 @@ impl SyncEngine {
             .collect();
         tags.push(tag(TAG_VERSION, &version.to_string()));
         tags.push(tag(TAG_MAC, &mac));
+        self.pacer.acquire(dest, WriteGroup::Tags).await;
         timed(
             costs,
             sm.tag_resource()
@@ -376,6 +384,7 @@ impl SyncEngine {
             tag(TAG_DESTINATION, &dest.id),
         ];
         tags.extend(dest.tags.iter().map(|(k, v)| tag(k, v)));
+        self.pacer.acquire(dest, WriteGroup::Create).await;
         let created = timed(
             costs,
             sm.create_secret()
@@ -394,6 +403,7 @@ impl SyncEngine {
             )
         })?;
         let arn = created.arn().unwrap_or(&name).to_owned();
+        self.pacer.acquire(dest, WriteGroup::Delete).await;
         timed(
             costs,
             sm.delete_secret()
@@ -496,6 +506,7 @@ impl SyncEngine {
             .filter_map(|r| r.region().map(str::to_owned))
             .collect();
         if !replicas.is_empty() {
+            self.pacer.acquire(dest, WriteGroup::Update).await;
             timed(
                 costs,
                 sm.remove_regions_from_replication()
@@ -517,6 +528,7 @@ impl SyncEngine {
             Some(days) => req.recovery_window_in_days(i64::from(days)),
             None => req.force_delete_without_recovery(true),
         };
+        self.pacer.acquire(dest, WriteGroup::Delete).await;
         timed(costs, req.send())
             .await
             .map_err(|e| classify(Service::SecretsManager, "secretsmanager:DeleteSecret", &e))?;

@@ -1,0 +1,106 @@
+//! Write pacing per (account, region, quota group), right before each write call.
+//!
+//! AWS throttles writes per account and region: CreateSecret, PutSecretValue (with UpdateSecret
+//! and the replication calls), TagResource/UntagResource and DeleteSecret each have their own
+//! 50 calls a second (DESIGN §8). The parent paces syncs, but the STS and DescribeSecret calls
+//! before a write take variable time, so syncs started evenly can reach the write in a burst,
+//! and a throttled call that outlasts the retries surfaces as `LimitExceeded`. Pacing the write
+//! calls themselves holds them to the rate whatever happened before. It also bounds what a
+//! hostile parent can spend of a customer's quota.
+
+use nitrosync_shared::bundle::DestinationConfig;
+use nitrosync_shared::ratelimit::TokenBuckets;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Default write calls a second per (account, region, group), under AWS's 50.
+pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
+
+/// AWS's rate-quota groups of the write calls a sync makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteGroup {
+    /// CreateSecret.
+    Create,
+    /// PutSecretValue, UpdateSecret, RemoveRegionsFromReplication.
+    Update,
+    /// TagResource, UntagResource.
+    Tags,
+    /// DeleteSecret.
+    Delete,
+}
+
+/// Token buckets per (account, region, group).
+#[derive(Debug)]
+pub struct WritePacer {
+    buckets: Mutex<TokenBuckets<(String, String, WriteGroup)>>,
+}
+
+impl WritePacer {
+    /// `per_second` write calls a second per (account, region, group), bursts of as many.
+    pub fn new(per_second: u32) -> Self {
+        Self {
+            buckets: Mutex::new(TokenBuckets::new(per_second, per_second)),
+        }
+    }
+
+    /// Waits until a `group` call to the destination's account and region may go; true when it
+    /// had to wait.
+    pub async fn acquire(&self, dest: &DestinationConfig, group: WriteGroup) -> bool {
+        // The role ARN was validated when the bundle was opened: arn:PARTITION:iam::ACCOUNT:role/…
+        let account = dest.role_arn.split(':').nth(4).unwrap_or_default();
+        let key = (account.to_owned(), dest.region.clone(), group);
+        let mut waited = false;
+        loop {
+            let wait = self
+                .buckets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_take(&key, Instant::now());
+            match wait {
+                Ok(()) => return waited,
+                Err(wait) => {
+                    waited = true;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nitrosync_shared::bundle::DeletePolicy;
+    use std::time::Duration;
+
+    fn dest(account: &str, region: &str) -> DestinationConfig {
+        DestinationConfig {
+            id: "d".into(),
+            region: region.into(),
+            secret_name: "s".into(),
+            role_arn: format!("arn:aws:iam::{account}:role/r"),
+            saml_provider_arn: format!("arn:aws:iam::{account}:saml-provider/p"),
+            kms_key_id: None,
+            tags: Default::default(),
+            delete_policy: DeletePolicy::Retain,
+        }
+    }
+
+    #[tokio::test]
+    async fn paces_per_account_region_and_group() {
+        let p = WritePacer::new(2);
+        let a = dest("111111111111", "us-east-1");
+        assert!(!p.acquire(&a, WriteGroup::Create).await);
+        assert!(!p.acquire(&a, WriteGroup::Create).await);
+        // The burst is spent: the third waits for a token (half a second).
+        let t = Instant::now();
+        assert!(p.acquire(&a, WriteGroup::Create).await);
+        assert!(t.elapsed() >= Duration::from_millis(400));
+        // Other groups, accounts and regions have their own buckets.
+        assert!(!p.acquire(&a, WriteGroup::Tags).await);
+        let b = dest("222222222222", "us-east-1");
+        assert!(!p.acquire(&b, WriteGroup::Create).await);
+        let c = dest("111111111111", "eu-west-1");
+        assert!(!p.acquire(&c, WriteGroup::Create).await);
+    }
+}
