@@ -21,7 +21,9 @@ Commands:
     delete-secret --name N [--recovery-days D]
     get-secret --name N             value (the test's own plaintext), tags, version count.
     fault --action A --kind K [--count N] [--latency-ms M]   POST /_sim/faults
-    sim GET|DELETE PATH             any control API call, e.g. `sim GET requests`
+    sim METHOD PATH [BODY]          any control API call, e.g. `sim GET requests`,
+                                    `sim PUT quotas '{"secretsmanager:create": 10}'`,
+                                    `sim POST bulk-roles roles.json` (BODY: JSON or a file of it)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 from pathlib import Path
 
 import ssl
+import urllib.error
 import urllib.request
 
 import boto3
@@ -151,8 +154,11 @@ def control(args, method: str, path: str, body: dict | None = None) -> dict:
         f"https://127.0.0.1:{ready['port']}/_sim/{path}", data=data, method=method,
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-        text = resp.read().decode()
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=300) as resp:
+            text = resp.read().decode()
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"simctl: {method} /_sim/{path}: HTTP {e.code}: {e.read().decode(errors='replace')}")
     return json.loads(text) if text.strip() else {}
 
 
@@ -164,7 +170,11 @@ def fault(args) -> dict:
 
 
 def sim(args) -> dict:
-    return control(args, args.method, args.path)
+    body = None
+    if args.body is not None:
+        text = args.body if args.body.lstrip()[:1] in ("{", "[") else Path(args.body).read_text()
+        body = json.loads(text)
+    return control(args, args.method, args.path, body)
 
 
 def main(argv=None) -> int:
@@ -199,8 +209,9 @@ def main(argv=None) -> int:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--latency-ms", type=int)
     p = sub.add_parser("sim")
-    p.add_argument("method", choices=["GET", "DELETE"])
+    p.add_argument("method", choices=["GET", "DELETE", "POST", "PUT"])
     p.add_argument("path")
+    p.add_argument("body", nargs="?", help="JSON, or a file holding it")
     args = ap.parse_args(argv)
     if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
         ap.error("setup-role needs --subject or --no-subject-pin")

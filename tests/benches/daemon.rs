@@ -18,25 +18,12 @@ use nitrosync_parent::cli::AdminClient;
 use nitrosync_parent::store::HistoryRecord;
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
 use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
-use nitrosync_tests::{EnclaveControl, SimStack, simctl};
+use nitrosync_tests::{EnclaveControl, SimStack, rss_kib, simctl};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
     getrandom::rand_core::UnwrapErr(getrandom::SysRng)
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS value")?
-        .parse()?)
 }
 
 fn dest(id: &str, role_arn: &str, provider_arn: &str) -> DestinationConfig {

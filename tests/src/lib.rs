@@ -272,6 +272,20 @@ pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -
     Proc::spawn("nitrosync-parent", cmd, dir.join(log_name))
 }
 
+/// Resident set size of a process, in KiB (from /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS line")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no VmRSS value")?
+        .parse()?)
+}
+
 /// Output of one CLI run.
 #[derive(Debug)]
 pub struct CliOutput {
@@ -327,6 +341,8 @@ pub struct StackOptions {
     pub relay_tap: Option<PathBuf>,
     /// Extra arguments for the enclave.
     pub enclave_args: Vec<String>,
+    /// Extra arguments for the parent (after the stack's own).
+    pub parent_args: Vec<String>,
 }
 
 /// The whole simulator stack: AWS simulator, enclave and parent.
@@ -367,17 +383,14 @@ impl SimStack {
             "enclave.log",
             &opts.enclave_args,
         )?;
-        let parent = start_parent(
-            dir,
-            &sockets,
-            &[
-                "--region".into(),
-                region.into(),
-                "--simulator-upstream".into(),
-                format!("127.0.0.1:{}", aws.port),
-            ],
-            "parent.log",
-        )?;
+        let mut parent_args = vec![
+            "--region".into(),
+            region.into(),
+            "--simulator-upstream".into(),
+            format!("127.0.0.1:{}", aws.port),
+        ];
+        parent_args.extend(opts.parent_args.iter().cloned());
+        let parent = start_parent(dir, &sockets, &parent_args, "parent.log")?;
         let mut stack = SimStack {
             dir: dir.to_owned(),
             sockets,

@@ -6,6 +6,7 @@
 mod attest;
 mod cli;
 mod relay;
+mod scale;
 mod stack;
 mod support;
 mod sync;

@@ -54,6 +54,7 @@ impl World {
         let opts = nitrosync_tests::StackOptions {
             relay_tap: tap.then(|| tap_path.clone()),
             enclave_args: enclave_args.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         };
         let stack = SimStack::start_with(dir.path(), REGION, opts)
             .await
