@@ -5,6 +5,8 @@
 
 mod attest;
 mod cli;
+mod crash;
+mod fleet;
 mod relay;
 mod scale;
 mod stack;

@@ -7,58 +7,18 @@
 //! `NITROSYNC_SCALE_DESTINATIONS` changes the count (default 10,000; the run takes about
 //! count / 40 seconds, as the limiter allows).
 
-use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
+use crate::fleet::{REGION, create_roles, destination, seal_one, submit, successful_writes};
+use nitrosync_bundle::TenantKey;
 use nitrosync_parent::admin::Status;
-use nitrosync_parent::admin::destinations::SubmitReply;
 use nitrosync_parent::cli::AdminClient;
-use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
+use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_shared::control::{RequestBody, ResponseBody};
 use nitrosync_tests::{EnclaveControl, SimStack, rss_kib, simctl};
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
 /// DESIGN §11: enclave RSS under 64 MiB with 10,000 destinations.
 const ENCLAVE_RSS_BUDGET_KIB: u64 = 64 * 1024;
-
-fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
-    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
-}
-
-fn destination(i: usize) -> DestinationConfig {
-    DestinationConfig {
-        id: format!("d{i}"),
-        region: REGION.into(),
-        secret_name: format!("scale/d{i}"),
-        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/scale-d{i}"),
-        saml_provider_arn: format!("arn:aws:iam::{ACCOUNT}:saml-provider/nitrosync"),
-        kms_key_id: None,
-        tags: BTreeMap::new(),
-        delete_policy: DeletePolicy::Retain,
-    }
-}
-
-fn variables(i: usize) -> Variables {
-    Variables::from_map(
-        (0..3)
-            .map(|k| (format!("VAR_{k}"), SecretValue::new(format!("v{k}-{i}"))))
-            .collect(),
-    )
-}
-
-async fn submit(api: &AdminClient, b: &SealedBundle) -> SubmitReply {
-    let bytes = nitrosync_shared::frame::encode(b).unwrap();
-    api.call_with(
-        http::Method::POST,
-        "/v1/bundles",
-        Some(bytes[4..].to_vec()),
-        "application/cbor",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("submit {}: {e}", b.header.destination.id))
-}
 
 #[tokio::test]
 async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling_errors() {
@@ -75,48 +35,17 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
     let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
         panic!("no description")
     };
-    let tenant = TenantKey::generate(&mut rng());
+    let tenant = TenantKey::generate(&mut crate::fleet::rng());
 
     // The customers' side: a role per destination, trusting only that destination's subject.
-    let roles: Vec<Value> = (0..n)
-        .map(|i| {
-            let d = destination(i);
-            json!({
-                "role_name": format!("scale-{}", d.id),
-                "subject": saml_subject(&tenant.public(), &d.id),
-                "secret_name": d.secret_name,
-            })
-        })
-        .collect();
-    let spec = dir.path().join("bulk-roles.json");
-    std::fs::write(
-        &spec,
-        json!({"metadata": desc.saml_metadata, "provider_name": "nitrosync", "region": REGION, "roles": roles})
-            .to_string(),
-    )
-    .unwrap();
-    let out = simctl(
-        dir.path(),
-        &["sim", "POST", "bulk-roles", spec.to_str().unwrap()],
-    )
-    .await
-    .unwrap();
-    assert_eq!(out["created"], n, "{out}");
+    let dests: Vec<_> = (0..n).map(|i| destination("scale", i)).collect();
+    create_roles(dir.path(), &desc.saml_metadata, &tenant, &dests).await;
 
     // The tenants' side: one sealed bundle per destination, all submitted at once.
-    let bundles: Vec<SealedBundle> = (0..n)
-        .map(|i| {
-            seal(
-                &tenant,
-                &desc.bundle_key,
-                destination(i),
-                1,
-                0,
-                &variables(i),
-                &mut rng(),
-            )
-            .unwrap()
-        })
+    let bundles: Vec<SealedBundle> = dests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| seal_one(&tenant, &desc.bundle_key, d, i, 1))
         .collect();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -124,7 +53,9 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
         let (api, chunk) = (api.clone(), chunk.to_vec());
         tasks.spawn(async move {
             for b in &chunk {
-                submit(&api, b).await;
+                if let Err(e) = submit(&api, b).await {
+                    panic!("submit {}: {e}", b.header.destination.id);
+                }
             }
         });
     }
@@ -192,35 +123,23 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
     assert!(status.syncs["rate_limited"] > 0, "{:?}", status.syncs);
 
     // Each secret was created exactly once, and nothing else was written.
-    let requests = simctl(dir.path(), &["sim", "GET", "requests"])
-        .await
-        .unwrap();
-    let writes = requests["writes"].as_object().unwrap();
-    let mut ok_writes = 0;
-    for i in 0..n {
-        let name = format!("scale/d{i}");
-        let ok: Vec<&str> = writes[&name]
-            .as_array()
-            .unwrap()
+    let writes = successful_writes(dir.path()).await;
+    assert_eq!(writes.len(), n);
+    for d in &dests {
+        let actions: Vec<&str> = writes[&d.secret_name]
             .iter()
-            .filter(|w| w["status"] == "200")
-            .map(|w| w["action"].as_str().unwrap())
+            .map(|(a, _)| a.as_str())
             .collect();
-        assert_eq!(ok, ["CreateSecret"], "{name}");
-        ok_writes += ok.len();
+        assert_eq!(actions, ["CreateSecret"], "{}", d.secret_name);
     }
-    assert_eq!(ok_writes, n);
 
     // A sample of the secrets holds the right values.
     for i in [0, n / 2, n - 1] {
-        let s = simctl(
-            dir.path(),
-            &["get-secret", "--name", &format!("scale/d{i}")],
-        )
-        .await
-        .unwrap();
+        let s = simctl(dir.path(), &["get-secret", "--name", &dests[i].secret_name])
+            .await
+            .unwrap();
         let v: Value = serde_json::from_str(s["value"].as_str().unwrap()).unwrap();
-        assert_eq!(v["VAR_2"], format!("v2-{i}"));
+        assert_eq!(v["VAR_2"], format!("v2-{i}-1"));
     }
 
     eprintln!(

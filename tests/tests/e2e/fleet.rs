@@ -1,0 +1,138 @@
+//! Many destinations at once: their configs, their roles in the simulator (one per destination,
+//! trusting only its subject), sealed bundles and submits through the admin API.
+
+use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
+use nitrosync_parent::admin::destinations::SubmitReply;
+use nitrosync_parent::cli::AdminClient;
+use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
+use nitrosync_tests::simctl;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
+    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+/// Destination `{prefix}{i}`, secret `{prefix}/{prefix}{i}`, role `{prefix}-{prefix}{i}`.
+pub fn destination(prefix: &str, i: usize) -> DestinationConfig {
+    let id = format!("{prefix}{i}");
+    DestinationConfig {
+        region: REGION.into(),
+        secret_name: format!("{prefix}/{id}"),
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{id}"),
+        saml_provider_arn: format!("arn:aws:iam::{ACCOUNT}:saml-provider/nitrosync"),
+        kms_key_id: None,
+        tags: BTreeMap::new(),
+        delete_policy: DeletePolicy::Retain,
+        id,
+    }
+}
+
+/// Three variables; `VAR_2` is `v2-{i}-{version}`.
+pub fn variables(i: usize, version: u64) -> Variables {
+    Variables::from_map(
+        (0..3)
+            .map(|k| {
+                (
+                    format!("VAR_{k}"),
+                    SecretValue::new(format!("v{k}-{i}-{version}")),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Creates the roles of `dests` in the simulator, through its bulk-roles route.
+pub async fn create_roles(
+    dir: &Path,
+    metadata: &str,
+    tenant: &TenantKey,
+    dests: &[DestinationConfig],
+) {
+    let roles: Vec<Value> = dests
+        .iter()
+        .map(|d| {
+            json!({
+                "role_name": d.role_arn.rsplit('/').next().unwrap(),
+                "subject": saml_subject(&tenant.public(), &d.id),
+                "secret_name": d.secret_name,
+            })
+        })
+        .collect();
+    let spec = dir.join("bulk-roles.json");
+    std::fs::write(
+        &spec,
+        json!({"metadata": metadata, "provider_name": "nitrosync", "region": REGION, "roles": roles})
+            .to_string(),
+    )
+    .unwrap();
+    let out = simctl(dir, &["sim", "POST", "bulk-roles", spec.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(out["created"], dests.len(), "{out}");
+}
+
+pub fn seal_one(
+    tenant: &TenantKey,
+    bundle_key: &[u8; 32],
+    dest: &DestinationConfig,
+    i: usize,
+    version: u64,
+) -> SealedBundle {
+    seal(
+        tenant,
+        bundle_key,
+        dest.clone(),
+        version,
+        0,
+        &variables(i, version),
+        &mut rng(),
+    )
+    .unwrap()
+}
+
+/// Submits through the admin API; Err when the daemon did not acknowledge it.
+pub async fn submit(api: &AdminClient, b: &SealedBundle) -> Result<SubmitReply, String> {
+    let bytes = nitrosync_shared::frame::encode(b).unwrap();
+    api.call_with(
+        http::Method::POST,
+        "/v1/bundles",
+        Some(bytes[4..].to_vec()),
+        "application/cbor",
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Successful Secrets Manager writes per secret, from the simulator's write log:
+/// (action, client request token) in order.
+pub async fn successful_writes(dir: &Path) -> BTreeMap<String, Vec<(String, String)>> {
+    let requests = simctl(dir, &["sim", "GET", "requests"]).await.unwrap();
+    requests["writes"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, log)| {
+            let ok = log
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|w| w["status"] == "200")
+                .map(|w| {
+                    (
+                        w["action"].as_str().unwrap_or_default().to_owned(),
+                        w["client_request_token"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect();
+            (name.clone(), ok)
+        })
+        .collect()
+}
