@@ -272,30 +272,18 @@ async fn status(state: &AdminState) -> Status {
     let (destinations, recent_errors) = match state.store.clone() {
         Some(store) => tokio::task::spawn_blocking(move || {
             let counts = store.counts_by_state().unwrap_or_default();
-            // Newest first (keyed by failure time).
-            let mut errors: Vec<RecentError> = store
-                .list(crate::store::ListFilter::All)
+            let errors: Vec<RecentError> = store
+                .recent_errors(10)
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|d| {
-                    d.last_error.map(|e| {
-                        (
-                            e.at_ms,
-                            RecentError {
-                                destination: d.key.id.clone(),
-                                code: e.code.to_string(),
-                                message: e.message,
-                            },
-                        )
+                    d.last_error.map(|e| RecentError {
+                        destination: d.key.id,
+                        code: e.code.to_string(),
+                        message: e.message,
                     })
                 })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_values()
-                .rev()
                 .collect();
-            errors.truncate(10);
             (counts, errors)
         })
         .await

@@ -343,6 +343,17 @@ impl Store {
         }
     }
 
+    /// The `limit` destinations whose last sync failed most recently, newest first. Reads only
+    /// those rows, so a status call stays cheap with 10,000 destinations.
+    pub fn recent_errors(&self, limit: usize) -> Result<Vec<DestinationRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
+             WHERE d.last_error_code IS NOT NULL \
+             ORDER BY d.last_error_at DESC, d.tenant_key, d.id LIMIT ?1"
+        );
+        self.query_destinations(&sql, params![i64::try_from(limit).unwrap_or(i64::MAX)])
+    }
+
     fn query_destinations(
         &self,
         sql: &str,

@@ -752,3 +752,30 @@ fn kill_9_keeps_every_acknowledged_submit() {
     }
     assert!(total >= 6, "{total} acknowledgements");
 }
+
+#[test]
+fn recent_errors_are_newest_first_bounded_and_only_failures() {
+    let (_dir, store) = temp_store();
+    for id in ["a", "b", "c", "d"] {
+        submit(&store, 1, id, 1);
+    }
+    let due = store.due(T0 + 1, 10).unwrap();
+    assert_eq!(due.len(), 4);
+    let denied = report(
+        1,
+        SyncOutcome::Failed,
+        Some((ErrorCode::AccessDenied, false)),
+    );
+    // a, b and c fail at T0+10, T0+30 and T0+20; d succeeds.
+    for (id, at) in [("a", 10), ("b", 30), ("c", 20)] {
+        store
+            .record_result(&key(1, id), 1, &denied, T0 + at, T0 + at, None)
+            .unwrap();
+    }
+    store
+        .record_result(&key(1, "d"), 1, &ok(1), T0 + 40, T0 + 40, None)
+        .unwrap();
+    let ids = |v: Vec<DestinationRecord>| v.into_iter().map(|d| d.key.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent_errors(10).unwrap()), ["b", "c", "a"]);
+    assert_eq!(ids(store.recent_errors(2).unwrap()), ["b", "c"]);
+}
