@@ -158,3 +158,79 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
     );
     stack.stop().await.unwrap();
 }
+
+/// Runs 40 destinations at once against an account whose CreateSecret quota is lowered to 5/s,
+/// with the given write rates for the parent and the enclave. Returns (calls the simulator
+/// throttled, syncs that failed, syncs that succeeded).
+async fn burst_against_a_low_quota(parent_rate: u32, enclave_rate: u32) -> (u64, u64, u64) {
+    const N: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("parent.toml");
+    std::fs::write(
+        &config,
+        format!("[scheduler]\nwrites_per_second = {parent_rate}\nretry_base_ms = 100\n"),
+    )
+    .unwrap();
+    let opts = nitrosync_tests::StackOptions {
+        enclave_args: vec!["--writes-per-second".into(), enclave_rate.to_string()],
+        parent_args: vec!["--config".into(), config.to_str().unwrap().into()],
+        ..Default::default()
+    };
+    let stack = SimStack::start_with(dir.path(), REGION, opts)
+        .await
+        .unwrap();
+    simctl(
+        dir.path(),
+        &["sim", "PUT", "quotas", r#"{"secretsmanager:create": 5}"#],
+    )
+    .await
+    .unwrap();
+    let api = AdminClient::new(stack.sockets.admin.clone());
+    let mut ctl = EnclaveControl::connect(&stack.sockets.control)
+        .await
+        .unwrap();
+    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
+        panic!("no description")
+    };
+    let tenant = TenantKey::generate(&mut crate::fleet::rng());
+    let dests: Vec<_> = (0..N).map(|i| destination("quota", i)).collect();
+    create_roles(dir.path(), &desc.saml_metadata, &tenant, &dests).await;
+    for (i, d) in dests.iter().enumerate() {
+        submit(&api, &seal_one(&tenant, &desc.bundle_key, d, i, 1))
+            .await
+            .unwrap();
+    }
+    let status = nitrosync_tests::wait_for(
+        "every destination synced",
+        Duration::from_secs(120),
+        || async {
+            let s: Status = api.call(http::Method::GET, "/v1/status", None).await.ok()?;
+            (s.destinations["synced"] == u64::try_from(N).unwrap()).then_some(s)
+        },
+    )
+    .await
+    .unwrap();
+    let quotas = simctl(dir.path(), &["sim", "GET", "quotas"]).await.unwrap();
+    stack.stop().await.unwrap();
+    (
+        quotas["throttled_total"].as_u64().unwrap(),
+        status.syncs["failed"],
+        status.syncs["succeeded"],
+    )
+}
+
+#[tokio::test]
+async fn write_pacing_is_what_keeps_a_burst_under_the_accounts_quota() {
+    // Control: pacing far above the quota. The burst is throttled by the simulator (the
+    // enclave's retries and the parent's re-tries still get everything written eventually).
+    let (throttled, _, succeeded) = burst_against_a_low_quota(1000, 1000).await;
+    assert!(
+        throttled > 0,
+        "an unpaced burst of 40 creates against 5/s was not throttled"
+    );
+    assert!(succeeded >= 40);
+    // The parent still unpaced, the enclave pacing its writes under the quota: nothing is
+    // throttled and every sync succeeds the first time.
+    let (throttled, failed, succeeded) = burst_against_a_low_quota(1000, 4).await;
+    assert_eq!((throttled, failed, succeeded), (0, 0, 40));
+}
