@@ -68,6 +68,10 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         regions,
         started: Instant::now(),
         store: Some(store.clone()),
+        commits: Some(crate::store::GroupCommit::start(
+            store.clone(),
+            crate::scheduler::now_ms,
+        )),
         wake: wake.clone(),
         scheduler: scheduler_stats.clone(),
     });

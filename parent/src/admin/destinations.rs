@@ -11,7 +11,8 @@
 //! | `GET /v1/destinations/{tenant}/{id}/history?limit=N` | [`HistoryRecord`]s, newest first |
 //!
 //! `{tenant}` is the tenant's Ed25519 public key in hex. Acknowledgement of a submit means the
-//! bundle is committed to the store: it survives a crash of the daemon.
+//! bundle is committed to the store: it survives a crash of the daemon. Concurrent submits share
+//! transactions ([`GroupCommit`](crate::store::GroupCommit)).
 
 // Handlers return a ready HTTP reply as their error: it is built once and sent as is.
 #![allow(clippy::result_large_err)]
@@ -111,7 +112,7 @@ async fn submit(state: &AdminState, body: Incoming) -> Reply {
             format!("the bundle was rejected: {e}"),
         );
     }
-    let Some(store) = state.store.clone() else {
+    let Some(commits) = state.commits.clone() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "NoStore",
@@ -125,11 +126,9 @@ async fn submit(state: &AdminState, body: Incoming) -> Reply {
         version: header.version,
         previous_version: None,
     };
-    let now = crate::scheduler::now_ms();
-    match blocking(move || store.submit(&bytes, &header, now)).await {
-        Err(r) => r,
-        Ok(Err(e)) => store_error(e),
-        Ok(Ok(SubmitOutcome::Stale { stored_version })) => error(
+    match commits.submit(bytes.to_vec(), header).await {
+        Err(e) => store_error(e),
+        Ok(SubmitOutcome::Stale { stored_version }) => error(
             StatusCode::CONFLICT,
             "StaleVersion",
             format!(
@@ -137,7 +136,7 @@ async fn submit(state: &AdminState, body: Incoming) -> Reply {
                 reply.version
             ),
         ),
-        Ok(Ok(SubmitOutcome::Accepted { previous_version })) => {
+        Ok(SubmitOutcome::Accepted { previous_version }) => {
             state.wake.notify_one();
             json(
                 StatusCode::OK,

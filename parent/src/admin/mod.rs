@@ -210,6 +210,8 @@ pub struct AdminState {
     pub started: Instant,
     /// The durable store (absent only in relay-only test set-ups).
     pub store: Option<Arc<crate::store::Store>>,
+    /// Group commit of submits into `store` (present with it).
+    pub commits: Option<crate::store::GroupCommit>,
     /// Wakes the scheduler after a submit or an enable.
     pub wake: Arc<tokio::sync::Notify>,
     /// Scheduler counters.

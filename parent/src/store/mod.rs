@@ -23,11 +23,13 @@
 //!              └─ newer bundle ──┘ (a result for an older version leaves it pending)
 //! ```
 
+mod group;
 mod records;
 mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use group::GroupCommit;
 pub use records::{
     DISABLED, DestinationKey, DestinationRecord, DestinationState, DueSync, HistoryRecord,
     LastError, ListFilter, Submission, SubmitOutcome,

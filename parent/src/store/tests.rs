@@ -21,7 +21,7 @@ fn config(id: &str) -> DestinationConfig {
     }
 }
 
-fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
+pub(super) fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
     BundleHeader {
         format: BUNDLE_FORMAT,
         tenant_key: [tenant; 32],
@@ -33,7 +33,7 @@ fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
 }
 
 /// The CBOR of a sealed bundle for `header`, with `fill` as its ciphertext.
-fn sealed(header: &BundleHeader, fill: u8) -> Vec<u8> {
+pub(super) fn sealed(header: &BundleHeader, fill: u8) -> Vec<u8> {
     let bundle = SealedBundle {
         header: header.clone(),
         enc: vec![1; 32],

@@ -314,6 +314,7 @@ async fn a_burst_of_pushes_coalesces_into_a_handful_of_writes() {
     .await
     .unwrap();
     let writes = e.puts("burst/env").await;
+    eprintln!("burst: 100 submits in {burst:?}, {accepted} accepted, {writes} writes");
     assert!(
         writes <= 6,
         "100 pushes in {burst:?} ({accepted} accepted) made {writes} writes"
