@@ -191,7 +191,23 @@ class SmRules:
                     status = 400  # AWS answers every JSON-protocol client error with 400
             except ValueError:
                 pass
+        if req.service == "secretsmanager" and req.action == "DescribeSecret" and status == 200:
+            body = self._labelled_versions_only(body)
         return status, body
+
+    @staticmethod
+    def _labelled_versions_only(body: bytes) -> bytes:
+        """AWS's DescribeSecret lists in VersionIdsToStages only the versions that have staging
+        labels; moto lists every version ever written, so its answer grew with each write."""
+        try:
+            out = json.loads(body)
+        except ValueError:
+            return body
+        versions = out.get("VersionIdsToStages")
+        if not isinstance(versions, dict):
+            return body
+        out["VersionIdsToStages"] = {v: stages for v, stages in versions.items() if stages}
+        return json.dumps(out).encode()
 
     def log_write(self, req: Any, status: str) -> None:
         """Called by the front for every Secrets Manager write that reached it (answered, refused by

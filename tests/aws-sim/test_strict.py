@@ -620,3 +620,17 @@ def test_bulk_roles_make_working_pinned_roles(env):
     assert st == 404, text
     assert aws.control("POST", "/_sim/bulk-roles", {"metadata": md, "provider_name": "bulk",
                                                     "roles": [{"role_name": "bad name!"}]})[0] == 400
+
+
+def test_describe_lists_only_labelled_versions(env):
+    aws = env["aws"]
+    assert aws.sm("CreateSecret", {"Name": "labels/a", "SecretString": "v0"})[0] == 200
+    for i in range(3):
+        assert _put(aws, "labels/a", f"v{i + 1}", token())[0] == 200
+    st, out = aws.sm("DescribeSecret", {"SecretId": "labels/a"})
+    assert st == 200, out
+    assert sorted(s for stages in out["VersionIdsToStages"].values() for s in stages) == [
+        "AWSCURRENT", "AWSPREVIOUS"], out
+    assert len(out["VersionIdsToStages"]) == 2
+    # The versions are all still there (the inspection route reads moto directly).
+    assert aws.control("GET", "/_sim/secrets/labels/a")[1]["versions"] == 4
