@@ -54,7 +54,7 @@ pub struct SchedulerStats {
     pub succeeded: AtomicU64,
     /// Syncs that ended with an error.
     pub failed: AtomicU64,
-    /// Times a sync waited for the rate limiter.
+    /// Scheduler passes that held back at least one (account, region) at its rate.
     pub rate_limited: AtomicU64,
     outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
@@ -116,14 +116,21 @@ impl RateLimiter {
             .err()
     }
 
-    /// Waits for a token for `key`; true when it had to wait.
-    pub async fn acquire(&self, key: &(String, String)) -> bool {
-        let mut waited = false;
-        while let Some(wait) = self.try_take(key) {
-            waited = true;
-            tokio::time::sleep(wait).await;
-        }
-        waited
+    /// Takes one token for (`account`, `region`) if there is one now.
+    pub fn take(&self, account: &str, region: &str) -> bool {
+        self.try_take(&(account.to_owned(), region.to_owned()))
+            .is_none()
+    }
+
+    /// The keys at their rate now, and the shortest time until one of them has a token.
+    pub fn held_back(&self) -> (Vec<(String, String)>, Option<Duration>) {
+        let empty = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .empty(Instant::now());
+        let soonest = empty.iter().map(|(_, wait)| *wait).min();
+        (empty.into_iter().map(|(k, _)| k).collect(), soonest)
     }
 }
 
@@ -208,24 +215,49 @@ pub async fn run(
     }
     loop {
         let free = slots.available_permits();
+        // Pacing happens here, before a sync is claimed: a sync waiting for its account's rate
+        // would hold a slot, and one account's backlog would hold up every other account.
+        let (held_back, soonest) = limiter.held_back();
+        let mut paced = !held_back.is_empty();
         let due = if free == 0 || !client.state().connected {
             Vec::new()
         } else {
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.due(now_ms(), free)).await {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
+            let (store, limiter) = (store.clone(), limiter.clone());
+            match tokio::task::spawn_blocking(move || {
+                let mut refused = false;
+                let due = store.due_paced(now_ms(), free, &held_back, |account, region| {
+                    let ok = limiter.take(account, region);
+                    refused |= !ok;
+                    ok
+                });
+                (due, refused)
+            })
+            .await
+            {
+                Ok((Ok(d), refused)) => {
+                    paced |= refused;
+                    d
+                }
+                Ok((Err(e), _)) => {
                     warn!(error = %e, "store: cannot read due syncs");
                     Vec::new()
                 }
                 Err(_) => Vec::new(),
             }
         };
+        if paced {
+            stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
         if due.is_empty() {
+            // Back when a sync ends or a bundle arrives (wake), when a held-back account has a
+            // token again, or after half a second for retries coming due.
+            let nap = soonest
+                .unwrap_or(Duration::from_millis(500))
+                .clamp(Duration::from_millis(1), Duration::from_millis(500));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(nap) => {}
             }
             continue;
         }
@@ -233,18 +265,14 @@ pub async fn run(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let (store, client, limiter, stats, settings) = (
+            let (store, client, stats, settings, wake) = (
                 store.clone(),
                 client.clone(),
-                limiter.clone(),
                 stats.clone(),
                 settings.clone(),
+                wake.clone(),
             );
             tokio::spawn(async move {
-                let key = (d.account.clone(), d.region.clone());
-                if limiter.acquire(&key).await {
-                    stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                }
                 stats.started.fetch_add(1, Ordering::Relaxed);
                 let started = now_ms();
                 let report = run_sync(&client, &d).await;
@@ -274,6 +302,8 @@ pub async fn run(
                     warn!(error = %e, "store: cannot record a sync result");
                 }
                 drop(permit);
+                // A slot is free: the scheduler may claim another sync.
+                wake.notify_one();
             });
         }
     }

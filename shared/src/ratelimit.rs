@@ -45,6 +45,17 @@ impl<K: Eq + Hash + Clone> TokenBuckets<K> {
         }
     }
 
+    /// The keys that have no whole token at `now`, each with the time until it has one.
+    pub fn empty(&self, now: Instant) -> Vec<(K, Duration)> {
+        self.buckets
+            .iter()
+            .filter_map(|(k, (tokens, last))| {
+                let t = tokens + now.saturating_duration_since(*last).as_secs_f64() * self.rate;
+                (t < 1.0).then(|| (k.clone(), Duration::from_secs_f64((1.0 - t) / self.rate)))
+            })
+            .collect()
+    }
+
     /// Keys tracked now.
     pub fn len(&self) -> usize {
         self.buckets.len()
@@ -82,6 +93,20 @@ mod tests {
         );
         assert!(b.try_take(&"a", t + wait).is_ok());
         assert!(b.try_take(&"b", t).is_ok(), "another key is not affected");
+    }
+
+    #[test]
+    fn empty_lists_the_keys_without_a_token() {
+        let mut b = TokenBuckets::new(10, 2);
+        let t = Instant::now();
+        b.try_take(&"a", t).unwrap();
+        b.try_take(&"a", t).unwrap();
+        b.try_take(&"b", t).unwrap();
+        let empty = b.empty(t);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].0, "a");
+        assert!(empty[0].1 > Duration::from_millis(90) && empty[0].1 <= Duration::from_millis(100));
+        assert!(b.empty(t + Duration::from_millis(100)).is_empty());
     }
 
     #[test]

@@ -400,25 +400,59 @@ impl Store {
     /// does not make a syncing destination due again before its result is recorded, so one
     /// destination has at most one sync in flight and bursts coalesce into the newest version.
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<DueSync>, StoreError> {
+        self.due_paced(now_ms, limit, &[], |_, _| true)
+    }
+
+    /// Like [`due`](Self::due), for a scheduler that paces each (account, region): syncs of the
+    /// keys in `held_back` are not considered, and `take(account, region)` is asked for every
+    /// other candidate, oldest first; only those it accepts are claimed. So one account with a
+    /// long backlog at its rate does not hold up the others. At most `4 * limit` candidates are
+    /// looked at per call.
+    pub fn due_paced(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        held_back: &[(String, String)],
+        mut take: impl FnMut(&str, &str) -> bool,
+    ) -> Result<Vec<DueSync>, StoreError> {
+        use rusqlite::types::Value;
         let now = to_sql("now_ms", now_ms)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let scan = i64::try_from(limit.saturating_mul(4)).unwrap_or(i64::MAX);
+        let mut sql = String::from(
+            "SELECT d.account, d.region, d.tenant_key, d.id, d.attempts, b.version, b.bytes \
+             FROM destinations d \
+             JOIN bundles b ON b.tenant_key = d.tenant_key AND b.id = d.id \
+             WHERE d.enabled = 1 AND d.state IN ('pending', 'failed_retryable') \
+               AND d.next_attempt_at <= ?1",
+        );
+        let mut params: Vec<Value> = vec![Value::Integer(now), Value::Integer(scan)];
+        for (account, region) in held_back {
+            let n = params.len();
+            sql.push_str(&format!(
+                " AND NOT (d.account = ?{} AND d.region = ?{})",
+                n + 1,
+                n + 2
+            ));
+            params.push(Value::Text(account.clone()));
+            params.push(Value::Text(region.clone()));
+        }
+        sql.push_str(" ORDER BY d.next_attempt_at LIMIT ?2");
         self.write(|tx| {
             let mut out = Vec::new();
             {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT d.tenant_key, d.id, d.region, d.account, d.attempts, b.version, b.bytes \
-                     FROM destinations d \
-                     JOIN bundles b ON b.tenant_key = d.tenant_key AND b.id = d.id \
-                     WHERE d.enabled = 1 AND d.state IN ('pending', 'failed_retryable') \
-                       AND d.next_attempt_at <= ?1 \
-                     ORDER BY d.next_attempt_at LIMIT ?2",
-                )?;
-                let mut rows = stmt.query(params![now, limit])?;
-                while let Some(row) = rows.next()? {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                while out.len() < limit {
+                    let Some(row) = rows.next()? else { break };
+                    let account: String = row.get(0)?;
+                    let region: String = row.get(1)?;
+                    if !take(&account, &region) {
+                        continue;
+                    }
                     out.push(DueSync {
-                        key: key_from_row(row, 0, 1)?,
-                        region: row.get(2)?,
-                        account: row.get(3)?,
+                        key: key_from_row(row, 2, 3)?,
+                        region,
+                        account,
                         attempts: from_sql("destinations.attempts", row.get(4)?)?,
                         version: from_sql("bundles.version", row.get(5)?)?,
                         bundle: row.get(6)?,

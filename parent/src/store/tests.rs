@@ -779,3 +779,40 @@ fn recent_errors_are_newest_first_bounded_and_only_failures() {
     assert_eq!(ids(store.recent_errors(10).unwrap()), ["b", "c", "a"]);
     assert_eq!(ids(store.recent_errors(2).unwrap()), ["b", "c"]);
 }
+
+#[test]
+fn paced_due_skips_held_back_accounts_and_asks_for_each_claim() {
+    let (_dir, store) = temp_store();
+    // Account A has five destinations due first; account B one, submitted last.
+    for i in 0..5 {
+        submit(&store, 1, &format!("a{i}"), 1);
+    }
+    let mut hb = header(1, "b0", 1);
+    hb.destination.role_arn = "arn:aws:iam::210987654321:role/nitrosync".into();
+    store.submit(&sealed(&hb, 0), &hb, T0 + 2).unwrap();
+    let a = ("123456789012".to_owned(), "us-east-1".to_owned());
+
+    // A held back: B is claimed although A's syncs are older.
+    let due = store
+        .due_paced(T0 + 10, 10, std::slice::from_ref(&a), |_, _| true)
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.key.id.as_str()).collect::<Vec<_>>(),
+        ["b0"]
+    );
+
+    // Two tokens for A: two claimed, oldest first; the rest stay pending.
+    let mut tokens = 2;
+    let due = store
+        .due_paced(T0 + 10, 10, &[], |account, _| {
+            assert_eq!(account, a.0);
+            tokens -= 1;
+            tokens >= 0
+        })
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.key.id.as_str()).collect::<Vec<_>>(),
+        ["a0", "a1"]
+    );
+    assert_eq!(store.due(T0 + 10, 10).unwrap().len(), 3);
+}

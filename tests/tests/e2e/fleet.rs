@@ -19,12 +19,17 @@ pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
 
 /// Destination `{prefix}{i}`, secret `{prefix}/{prefix}{i}`, role `{prefix}-{prefix}{i}`.
 pub fn destination(prefix: &str, i: usize) -> DestinationConfig {
+    destination_in(ACCOUNT, prefix, i)
+}
+
+/// [`destination`] in another AWS account.
+pub fn destination_in(account: &str, prefix: &str, i: usize) -> DestinationConfig {
     let id = format!("{prefix}{i}");
     DestinationConfig {
         region: REGION.into(),
         secret_name: format!("{prefix}/{id}"),
-        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{id}"),
-        saml_provider_arn: format!("arn:aws:iam::{ACCOUNT}:saml-provider/nitrosync"),
+        role_arn: format!("arn:aws:iam::{account}:role/{prefix}-{id}"),
+        saml_provider_arn: format!("arn:aws:iam::{account}:saml-provider/nitrosync"),
         kms_key_id: None,
         tags: BTreeMap::new(),
         delete_policy: DeletePolicy::Retain,
@@ -46,7 +51,8 @@ pub fn variables(i: usize, version: u64) -> Variables {
     )
 }
 
-/// Creates the roles of `dests` in the simulator, through its bulk-roles route.
+/// Creates the roles of `dests` (all in one account) in the simulator, through its bulk-roles
+/// route.
 pub async fn create_roles(
     dir: &Path,
     metadata: &str,
@@ -63,11 +69,21 @@ pub async fn create_roles(
             })
         })
         .collect();
-    let spec = dir.join("bulk-roles.json");
+    let account = dests
+        .first()
+        .and_then(|d| d.role_arn.split(':').nth(4))
+        .unwrap_or(ACCOUNT);
+    assert!(
+        dests
+            .iter()
+            .all(|d| d.role_arn.split(':').nth(4) == Some(account))
+    );
+    let spec = dir.join(format!("bulk-roles-{account}.json"));
     std::fs::write(
         &spec,
-        json!({"metadata": metadata, "provider_name": "nitrosync", "region": REGION, "roles": roles})
-            .to_string(),
+        json!({"metadata": metadata, "provider_name": "nitrosync", "region": REGION,
+               "account": account, "roles": roles})
+        .to_string(),
     )
     .unwrap();
     let out = simctl(dir, &["sim", "POST", "bulk-roles", spec.to_str().unwrap()])
