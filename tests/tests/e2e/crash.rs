@@ -5,13 +5,10 @@
 //! parent re-sends every destination that was syncing. The enclave's describe-before-write and
 //! its one-sync-per-destination lock are what keep those re-sends from writing again.
 
-use crate::fleet::{REGION, create_roles, destination, seal_one, submit, successful_writes};
-use nitrosync_bundle::TenantKey;
+use crate::fleet::{Fleet, REGION, create_roles, destination, seal_one, submit, successful_writes};
 use nitrosync_parent::admin::Status;
-use nitrosync_parent::cli::AdminClient;
 use nitrosync_shared::bundle::SealedBundle;
-use nitrosync_shared::control::{RequestBody, ResponseBody};
-use nitrosync_tests::{EnclaveControl, SimStack, simctl, start_parent, wait_for};
+use nitrosync_tests::{simctl, start_parent, wait_for};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,16 +21,13 @@ const KILL_AFTER_ACKS: usize = 120;
 
 #[tokio::test]
 async fn a_kill_of_the_parent_mid_burst_loses_no_acknowledged_version_and_writes_none_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut stack = SimStack::start(dir.path(), REGION).await.unwrap();
-    let api = AdminClient::new(stack.sockets.admin.clone());
-    let mut ctl = EnclaveControl::connect(&stack.sockets.control)
-        .await
-        .unwrap();
-    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
-        panic!("no description")
-    };
-    let tenant = TenantKey::generate(&mut crate::fleet::rng());
+    let Fleet {
+        dir,
+        mut stack,
+        api,
+        desc,
+        tenant,
+    } = Fleet::start(Default::default()).await;
     let dests: Vec<_> = (0..DESTINATIONS).map(|i| destination("crash", i)).collect();
     create_roles(dir.path(), &desc.saml_metadata, &tenant, &dests).await;
     let bundles: Vec<Vec<SealedBundle>> = dests

@@ -5,13 +5,63 @@ use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
 use nitrosync_parent::admin::destinations::SubmitReply;
 use nitrosync_parent::cli::AdminClient;
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
-use nitrosync_tests::simctl;
+use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
+use nitrosync_tests::{EnclaveControl, SimStack, StackOptions, simctl};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
+
+/// A running stack, its admin API, the enclave's description and a tenant.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub stack: SimStack,
+    pub api: AdminClient,
+    pub desc: Description,
+    pub tenant: TenantKey,
+}
+
+impl Fleet {
+    pub async fn start(opts: StackOptions) -> Fleet {
+        Self::start_in(tempfile::tempdir().unwrap(), opts).await
+    }
+
+    /// Starts with `parent_toml` as the parent's config file and extra enclave arguments.
+    pub async fn start_configured(parent_toml: &str, enclave_args: &[&str]) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("parent.toml");
+        std::fs::write(&config, parent_toml).unwrap();
+        let opts = StackOptions {
+            enclave_args: enclave_args.iter().map(|a| a.to_string()).collect(),
+            parent_args: vec!["--config".into(), config.to_str().unwrap().into()],
+            ..Default::default()
+        };
+        Self::start_in(dir, opts).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, opts: StackOptions) -> Fleet {
+        let stack = SimStack::start_with(dir.path(), REGION, opts)
+            .await
+            .unwrap();
+        let api = AdminClient::new(stack.sockets.admin.clone());
+        let mut ctl = EnclaveControl::connect(&stack.sockets.control)
+            .await
+            .unwrap();
+        let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
+            panic!("no description")
+        };
+        let tenant = TenantKey::generate(&mut rng());
+        Fleet {
+            dir,
+            stack,
+            api,
+            desc,
+            tenant,
+        }
+    }
+}
 
 pub fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
     getrandom::rand_core::UnwrapErr(getrandom::SysRng)

@@ -7,13 +7,10 @@
 //! `NITROSYNC_SCALE_DESTINATIONS` changes the count (default 10,000; the run takes about
 //! count / 40 seconds, as the limiter allows).
 
-use crate::fleet::{REGION, create_roles, destination, seal_one, submit, successful_writes};
-use nitrosync_bundle::TenantKey;
+use crate::fleet::{Fleet, create_roles, destination, seal_one, submit, successful_writes};
 use nitrosync_parent::admin::Status;
-use nitrosync_parent::cli::AdminClient;
 use nitrosync_shared::bundle::SealedBundle;
-use nitrosync_shared::control::{RequestBody, ResponseBody};
-use nitrosync_tests::{EnclaveControl, SimStack, rss_kib, simctl};
+use nitrosync_tests::{rss_kib, simctl};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -26,16 +23,13 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let dir = tempfile::tempdir().unwrap();
-    let stack = SimStack::start(dir.path(), REGION).await.unwrap();
-    let api = AdminClient::new(stack.sockets.admin.clone());
-    let mut ctl = EnclaveControl::connect(&stack.sockets.control)
-        .await
-        .unwrap();
-    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
-        panic!("no description")
-    };
-    let tenant = TenantKey::generate(&mut crate::fleet::rng());
+    let Fleet {
+        dir,
+        stack,
+        api,
+        desc,
+        tenant,
+    } = Fleet::start(Default::default()).await;
 
     // The customers' side: a role per destination, trusting only that destination's subject.
     let dests: Vec<_> = (0..n).map(|i| destination("scale", i)).collect();
@@ -164,35 +158,24 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
 /// throttled, syncs that failed, syncs that succeeded).
 async fn burst_against_a_low_quota(parent_rate: u32, enclave_rate: u32) -> (u64, u64, u64) {
     const N: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("parent.toml");
-    std::fs::write(
-        &config,
-        format!("[scheduler]\nwrites_per_second = {parent_rate}\nretry_base_ms = 100\n"),
+    let Fleet {
+        dir,
+        stack,
+        api,
+        desc,
+        tenant,
+    } = Fleet::start_configured(
+        &format!("[scheduler]\nwrites_per_second = {parent_rate}\nretry_base_ms = 100\n"),
+        &["--writes-per-second", &enclave_rate.to_string()],
     )
-    .unwrap();
-    let opts = nitrosync_tests::StackOptions {
-        enclave_args: vec!["--writes-per-second".into(), enclave_rate.to_string()],
-        parent_args: vec!["--config".into(), config.to_str().unwrap().into()],
-        ..Default::default()
-    };
-    let stack = SimStack::start_with(dir.path(), REGION, opts)
-        .await
-        .unwrap();
+    .await;
     simctl(
         dir.path(),
         &["sim", "PUT", "quotas", r#"{"secretsmanager:create": 10}"#],
     )
     .await
     .unwrap();
-    let api = AdminClient::new(stack.sockets.admin.clone());
-    let mut ctl = EnclaveControl::connect(&stack.sockets.control)
-        .await
-        .unwrap();
-    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
-        panic!("no description")
-    };
-    let tenant = TenantKey::generate(&mut crate::fleet::rng());
+
     let dests: Vec<_> = (0..N).map(|i| destination("quota", i)).collect();
     create_roles(dir.path(), &desc.saml_metadata, &tenant, &dests).await;
     for (i, d) in dests.iter().enumerate() {
@@ -247,24 +230,13 @@ async fn one_accounts_backlog_does_not_hold_up_another_account() {
     // Account A: 200 destinations at 5 writes/s is 40 s of backlog, far more than the 64 syncs
     // in flight. Account B's one destination, submitted last, must not wait behind it.
     const OTHER: &str = "210987654321";
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("parent.toml");
-    std::fs::write(&config, "[scheduler]\nwrites_per_second = 5\n").unwrap();
-    let opts = nitrosync_tests::StackOptions {
-        parent_args: vec!["--config".into(), config.to_str().unwrap().into()],
-        ..Default::default()
-    };
-    let stack = SimStack::start_with(dir.path(), REGION, opts)
-        .await
-        .unwrap();
-    let api = AdminClient::new(stack.sockets.admin.clone());
-    let mut ctl = EnclaveControl::connect(&stack.sockets.control)
-        .await
-        .unwrap();
-    let ResponseBody::Describe(desc) = ctl.request(RequestBody::Describe).await.unwrap() else {
-        panic!("no description")
-    };
-    let tenant = TenantKey::generate(&mut crate::fleet::rng());
+    let Fleet {
+        dir,
+        stack,
+        api,
+        desc,
+        tenant,
+    } = Fleet::start_configured("[scheduler]\nwrites_per_second = 5\n", &[]).await;
     let a: Vec<_> = (0..200).map(|i| destination("busy", i)).collect();
     let b = vec![crate::fleet::destination_in(OTHER, "other", 0)];
     create_roles(dir.path(), &desc.saml_metadata, &tenant, &a).await;
