@@ -7,7 +7,8 @@
 //! ```toml
 //! [enclave]
 //! control = "vsock:16:5000"       # where the parent dials the enclave's control port
-//! request_timeout_ms = 30000      # how long one control request may take
+//! request_timeout_ms = 30000      # how long one control request may take (but a sync)
+//! sync_timeout_ms = 300000        # how long one sync may take (STS, Describe, writes, retries)
 //! max_backoff_ms = 5000           # reconnect backoff ceiling
 //!
 //! [relay]
@@ -108,6 +109,7 @@ pub struct RawScheduler {
 pub struct RawEnclave {
     pub control: Option<String>,
     pub request_timeout_ms: Option<u64>,
+    pub sync_timeout_ms: Option<u64>,
     pub max_backoff_ms: Option<u64>,
 }
 
@@ -204,8 +206,10 @@ pub struct RelaySettings {
 pub struct ParentConfig {
     /// The enclave's control endpoint.
     pub control: Endpoint,
-    /// Timeout of one control request.
+    /// Timeout of one control request other than a sync.
     pub request_timeout: Duration,
+    /// Timeout of one sync request.
+    pub sync_timeout: Duration,
     /// Reconnect backoff ceiling.
     pub max_backoff: Duration,
     /// The relay.
@@ -292,6 +296,11 @@ impl RawConfig {
                 "enclave.request_timeout_ms",
                 self.enclave.request_timeout_ms,
                 30_000,
+            )?,
+            sync_timeout: ms(
+                "enclave.sync_timeout_ms",
+                self.enclave.sync_timeout_ms,
+                300_000,
             )?,
             max_backoff: ms("enclave.max_backoff_ms", self.enclave.max_backoff_ms, 5_000)?,
             relay: RelaySettings {

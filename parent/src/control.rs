@@ -48,6 +48,9 @@ struct Shared {
 pub struct EnclaveClient {
     shared: Arc<Shared>,
     timeout: Duration,
+    /// A sync's own timeout: the enclave may spend minutes on STS, Secrets Manager and their
+    /// retries, and a sync given up on here would still be running there.
+    sync_timeout: Duration,
 }
 
 impl std::fmt::Debug for EnclaveClient {
@@ -70,6 +73,7 @@ impl EnclaveClient {
     pub fn start(
         endpoint: nitrosync_shared::Endpoint,
         request_timeout: Duration,
+        sync_timeout: Duration,
         max_backoff: Duration,
         shutdown: CancellationToken,
     ) -> (EnclaveClient, tokio::task::JoinHandle<()>) {
@@ -90,6 +94,7 @@ impl EnclaveClient {
             EnclaveClient {
                 shared,
                 timeout: request_timeout,
+                sync_timeout,
             },
             task,
         )
@@ -105,8 +110,14 @@ impl EnclaveClient {
         lock(&self.shared.state).clone()
     }
 
-    /// Sends one request and waits for its response, at most the request timeout.
+    /// Sends one request and waits for its response, at most the request timeout (the sync
+    /// timeout for a sync).
     pub async fn request(&self, body: RequestBody) -> Result<ResponseBody, ControlError> {
+        let timeout = if matches!(body, RequestBody::Sync { .. }) {
+            self.sync_timeout
+        } else {
+            self.timeout
+        };
         let outbox = lock(&self.shared.outbox)
             .clone()
             .ok_or_else(|| unavailable("the enclave is not connected"))?;
@@ -120,7 +131,7 @@ impl EnclaveClient {
             forget();
             return Err(unavailable("the control connection closed"));
         }
-        match tokio::time::timeout(self.timeout, rx).await {
+        match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(ResponseBody::Error(e))) => Err(e),
             Ok(Ok(body)) => Ok(body),
             Ok(Err(_)) => Err(unavailable(
@@ -130,7 +141,7 @@ impl EnclaveClient {
                 forget();
                 Err(unavailable(format!(
                     "the enclave did not answer within {} ms",
-                    self.timeout.as_millis()
+                    timeout.as_millis()
                 )))
             }
         }

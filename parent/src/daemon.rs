@@ -58,6 +58,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
     let (client, control_task) = EnclaveClient::start(
         cfg.control.clone(),
         cfg.request_timeout,
+        cfg.sync_timeout,
         cfg.max_backoff,
         shutdown.clone(),
     );

@@ -285,6 +285,8 @@ pub async fn run(
                     }
                     Some(e) => {
                         stats.failed.fetch_add(1, Ordering::Relaxed);
+                        // Codes and messages never hold a variable's value.
+                        warn!(destination = %d.key.id, version = d.version, code = %e.code, retryable = e.retryable, message = %e.message, "sync failed");
                         e.retryable.then(|| {
                             finished.saturating_add(
                                 u64::try_from(backoff(&settings, d.attempts).as_millis())

@@ -1,4 +1,5 @@
-//! One sync at a time per destination.
+//! One holder at a time per key: one sync per destination, and (in the write pacer) one waiter
+//! per (account, region, group) in arrival order.
 //!
 //! The parent runs at most one sync per destination, but a parent that dies mid-sync leaves that
 //! sync running here while its successor re-sends the same destination. Two syncs of one
@@ -6,32 +7,45 @@
 //! this lock across describe-and-write makes the second one see the first one's result.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 /// A destination: the tenant's Ed25519 key and the destination id (ids are unique per tenant).
 pub type DestinationKey = ([u8; 32], String);
 
-/// A lock per destination, created on first use and dropped when nobody holds or waits for it.
-#[derive(Debug, Default)]
-pub struct DestinationLocks {
-    locks: Mutex<HashMap<DestinationKey, Arc<AsyncMutex<()>>>>,
+/// One sync at a time per destination.
+pub type DestinationLocks = KeyedLocks<DestinationKey>;
+
+/// A lock per key, created on first use and dropped when nobody holds or waits for it. Waiters
+/// get it in the order they asked (Tokio's mutex is fair).
+#[derive(Debug)]
+pub struct KeyedLocks<K> {
+    locks: Mutex<HashMap<K, Arc<AsyncMutex<()>>>>,
 }
 
-/// Held while a destination is being synced; releases on drop.
+impl<K> Default for KeyedLocks<K> {
+    fn default() -> Self {
+        Self {
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Held while a key is locked; releases on drop.
 #[derive(Debug)]
-pub struct DestinationGuard<'a> {
-    owner: &'a DestinationLocks,
-    key: DestinationKey,
+pub struct KeyedGuard<'a, K: Eq + Hash + Clone> {
+    owner: &'a KeyedLocks<K>,
+    key: K,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
-impl DestinationLocks {
-    /// Waits until no other sync of `key` runs, then holds it.
-    pub async fn lock(&self, key: DestinationKey) -> DestinationGuard<'_> {
+impl<K: Eq + Hash + Clone> KeyedLocks<K> {
+    /// Waits until nobody else holds `key`, then holds it.
+    pub async fn lock(&self, key: K) -> KeyedGuard<'_, K> {
         let lock = self.map().entry(key.clone()).or_default().clone();
         let guard = lock.lock_owned().await;
-        DestinationGuard {
+        KeyedGuard {
             owner: self,
             key,
             guard: Some(guard),
@@ -48,12 +62,12 @@ impl DestinationLocks {
         self.len() == 0
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<DestinationKey, Arc<AsyncMutex<()>>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<AsyncMutex<()>>>> {
         self.locks.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl Drop for DestinationGuard<'_> {
+impl<K: Eq + Hash + Clone> Drop for KeyedGuard<'_, K> {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut map = self.owner.map();

@@ -98,10 +98,17 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
 
     // No error was surfaced: every sync succeeded at its first attempt.
     let failures = || {
-        let log = std::fs::read_to_string(dir.path().join("enclave.log")).unwrap_or_default();
-        log.lines()
+        let enclave = std::fs::read_to_string(dir.path().join("enclave.log")).unwrap_or_default();
+        let parent = std::fs::read_to_string(dir.path().join("parent.log")).unwrap_or_default();
+        enclave
+            .lines()
             .filter(|l| l.contains("sync done") && l.contains("Failed"))
-            .take(5)
+            .chain(
+                parent
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR")),
+            )
+            .take(10)
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -136,6 +143,23 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
         assert_eq!(v["VAR_2"], format!("v2-{i}-1"));
     }
 
+    // The slowest sync as the enclave timed it (pacing and retries included).
+    let slowest_ms = std::fs::read_to_string(dir.path().join("enclave.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("sync done"))
+        .filter_map(|l| {
+            l.split("total_us=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+        / 1000;
+    eprintln!("scale: slowest sync {slowest_ms} ms, as the enclave timed it");
     eprintln!(
         "scale: {n} destinations: submitted in {submitted:.1?}, all synced after {took:.1?} \
          ({:.1} syncs/s); the parent's limiter held an account back in {} scheduling passes; simulator throttled {} calls \
