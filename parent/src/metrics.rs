@@ -1,8 +1,8 @@
 //! Prometheus metrics on a configurable TCP address (`[metrics] listen`), text format 0.0.4.
 //!
 //! `GET /metrics` reports the relay counters, syncs by outcome and error code, the queue (pending
-//! and retrying destinations), destinations by state, rate-limiter waits and whether the enclave is
-//! connected. Nothing here names a tenant's variables.
+//! and retrying destinations), destinations by state, rate-limited scheduling passes and whether
+//! the enclave is connected. Nothing here names a tenant's variables.
 
 use crate::admin::AdminState;
 use bytes::Bytes;
@@ -78,9 +78,9 @@ pub async fn render(state: &AdminState) -> String {
         &by_outcome,
     );
     metric(
-        "nitrosync_rate_limiter_waits_total",
+        "nitrosync_rate_limited_passes_total",
         "counter",
-        "Syncs that waited for the per-account rate limiter.",
+        "Scheduling passes that held back at least one (account, region) at its write rate.",
         &[(String::new(), state.scheduler.rate_limited.load(Relaxed))],
     );
     let counts = match state.store.clone() {

@@ -48,7 +48,8 @@ pub struct Status {
     pub relay: RelayStatus,
     /// Destinations by state.
     pub destinations: std::collections::BTreeMap<String, u64>,
-    /// Scheduler counters: syncs started, succeeded, failed, rate-limited.
+    /// Scheduler counters: syncs started, succeeded, failed, and `rate_limited` (scheduling
+    /// passes that held back an account at its rate).
     pub syncs: std::collections::BTreeMap<String, u64>,
     /// The most recent failures (destination, code, message).
     pub recent_errors: Vec<RecentError>,
