@@ -19,8 +19,9 @@ pub mod pacing;
 pub mod session;
 
 use crate::https::{AwsHttpClient, hex};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
-use errors::{Failure, Service, classify};
+use errors::{Failure, HasStatus, Service, classify};
 use hmac::{Hmac, Mac};
 use nitrosync_bundle::{EnclaveBundleKey, OpenedBundle, open, render_json};
 use nitrosync_saml::SamlSigner;
@@ -222,6 +223,27 @@ impl SyncEngine {
         report
     }
 
+    /// Every Secrets Manager write goes through here: paced for its quota group (DESIGN §8, see
+    /// [`pacing`]), timed, and its error classified. The call's future is lazy, so nothing is
+    /// sent before the pacer allows it.
+    async fn write_call<T, E, R>(
+        &self,
+        dest: &DestinationConfig,
+        group: WriteGroup,
+        costs: &mut Costs,
+        operation: &str,
+        call: impl std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    ) -> Result<T, Failure>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: HasStatus + std::fmt::Debug + 'static,
+    {
+        self.pacer.acquire(dest, group).await;
+        timed(costs, call)
+            .await
+            .map_err(|e| classify(Service::SecretsManager, operation, &e))
+    }
+
     async fn session(&self, opened: &OpenedBundle, costs: &mut Costs) -> Result<Session, Failure> {
         let t = Instant::now();
         let (s, signed) = self
@@ -290,23 +312,25 @@ impl SyncEngine {
         let Some(d) = described else {
             let mut tags: Vec<Tag> = dest.tags.iter().map(|(k, v)| tag(k, v)).collect();
             tags.extend(managed_tags(dest, version, &mac));
-            self.pacer.acquire(dest, WriteGroup::Create).await;
-            let created = timed(
-                costs,
-                sm.create_secret()
-                    .name(&dest.secret_name)
-                    .secret_string(value.as_str())
-                    .set_kms_key_id(dest.kms_key_id.clone())
-                    .set_tags(Some(tags))
-                    .client_request_token(&token)
-                    .description(format!(
-                        "Managed by nitrosync (destination {}). Do not edit by hand.",
-                        dest.id
-                    ))
-                    .send(),
-            )
-            .await
-            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:CreateSecret", &e))?;
+            let created = self
+                .write_call(
+                    dest,
+                    WriteGroup::Create,
+                    costs,
+                    "secretsmanager:CreateSecret",
+                    sm.create_secret()
+                        .name(&dest.secret_name)
+                        .secret_string(value.as_str())
+                        .set_kms_key_id(dest.kms_key_id.clone())
+                        .set_tags(Some(tags))
+                        .client_request_token(&token)
+                        .description(format!(
+                            "Managed by nitrosync (destination {}). Do not edit by hand.",
+                            dest.id
+                        ))
+                        .send(),
+                )
+                .await?;
             report.secret_arn = created.arn().map(str::to_owned);
             report.aws_version_id = created.version_id().map(str::to_owned);
             return Ok(SyncOutcome::Created);
@@ -330,17 +354,19 @@ impl SyncEngine {
             return Ok(SyncOutcome::Unchanged);
         }
         if !same_content {
-            self.pacer.acquire(dest, WriteGroup::Update).await;
-            let put = timed(
-                costs,
-                sm.put_secret_value()
-                    .secret_id(&arn)
-                    .secret_string(value.as_str())
-                    .client_request_token(&token)
-                    .send(),
-            )
-            .await
-            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:PutSecretValue", &e))?;
+            let put = self
+                .write_call(
+                    dest,
+                    WriteGroup::Update,
+                    costs,
+                    "secretsmanager:PutSecretValue",
+                    sm.put_secret_value()
+                        .secret_id(&arn)
+                        .secret_string(value.as_str())
+                        .client_request_token(&token)
+                        .send(),
+                )
+                .await?;
             report.aws_version_id = put.version_id().map(str::to_owned);
         }
         // The version tag moves forward even when the content is unchanged, so an older bundle
@@ -353,16 +379,17 @@ impl SyncEngine {
             .collect();
         tags.push(tag(TAG_VERSION, &version.to_string()));
         tags.push(tag(TAG_MAC, &mac));
-        self.pacer.acquire(dest, WriteGroup::Tags).await;
-        timed(
+        self.write_call(
+            dest,
+            WriteGroup::Tags,
             costs,
+            "secretsmanager:TagResource",
             sm.tag_resource()
                 .secret_id(&arn)
                 .set_tags(Some(tags))
                 .send(),
         )
-        .await
-        .map_err(|e| classify(Service::SecretsManager, "secretsmanager:TagResource", &e))?;
+        .await?;
         Ok(if same_content {
             SyncOutcome::Unchanged
         } else {
@@ -384,41 +411,32 @@ impl SyncEngine {
             tag(TAG_DESTINATION, &dest.id),
         ];
         tags.extend(dest.tags.iter().map(|(k, v)| tag(k, v)));
-        self.pacer.acquire(dest, WriteGroup::Create).await;
-        let created = timed(
-            costs,
-            sm.create_secret()
-                .name(&name)
-                .secret_string("nitrosync connection test placeholder")
-                .set_kms_key_id(dest.kms_key_id.clone())
-                .set_tags(Some(tags))
-                .send(),
-        )
-        .await
-        .map_err(|e| {
-            classify(
-                Service::SecretsManager,
+        let created = self
+            .write_call(
+                dest,
+                WriteGroup::Create,
+                costs,
                 "secretsmanager:CreateSecret (test placeholder)",
-                &e,
+                sm.create_secret()
+                    .name(&name)
+                    .secret_string("nitrosync connection test placeholder")
+                    .set_kms_key_id(dest.kms_key_id.clone())
+                    .set_tags(Some(tags))
+                    .send(),
             )
-        })?;
+            .await?;
         let arn = created.arn().unwrap_or(&name).to_owned();
-        self.pacer.acquire(dest, WriteGroup::Delete).await;
-        timed(
+        self.write_call(
+            dest,
+            WriteGroup::Delete,
             costs,
+            "secretsmanager:DeleteSecret (test placeholder)",
             sm.delete_secret()
                 .secret_id(&arn)
                 .force_delete_without_recovery(true)
                 .send(),
         )
-        .await
-        .map_err(|e| {
-            classify(
-                Service::SecretsManager,
-                "secretsmanager:DeleteSecret (test placeholder)",
-                &e,
-            )
-        })?;
+        .await?;
 
         // The trust-policy probe: a subject that was never issued must be refused.
         let mut probe_subject = String::from("ns1-probe");
@@ -506,32 +524,31 @@ impl SyncEngine {
             .filter_map(|r| r.region().map(str::to_owned))
             .collect();
         if !replicas.is_empty() {
-            self.pacer.acquire(dest, WriteGroup::Update).await;
-            timed(
+            self.write_call(
+                dest,
+                WriteGroup::Update,
                 costs,
+                "secretsmanager:RemoveRegionsFromReplication",
                 sm.remove_regions_from_replication()
                     .secret_id(&arn)
                     .set_remove_replica_regions(Some(replicas))
                     .send(),
             )
-            .await
-            .map_err(|e| {
-                classify(
-                    Service::SecretsManager,
-                    "secretsmanager:RemoveRegionsFromReplication",
-                    &e,
-                )
-            })?;
+            .await?;
         }
         let req = sm.delete_secret().secret_id(&arn);
         let req = match recovery_days {
             Some(days) => req.recovery_window_in_days(i64::from(days)),
             None => req.force_delete_without_recovery(true),
         };
-        self.pacer.acquire(dest, WriteGroup::Delete).await;
-        timed(costs, req.send())
-            .await
-            .map_err(|e| classify(Service::SecretsManager, "secretsmanager:DeleteSecret", &e))?;
+        self.write_call(
+            dest,
+            WriteGroup::Delete,
+            costs,
+            "secretsmanager:DeleteSecret",
+            req.send(),
+        )
+        .await?;
         Ok(SyncOutcome::Deleted)
     }
 }
