@@ -15,19 +15,30 @@
 //! formula (those are in `nitrosync-shared`), nor key persistence, attestation, rollback checks
 //! against the stored version, or the 65,536-byte secret size limit, which belong to the enclave.
 //! It is sans-io: randomness comes in as an argument, and there is no clock, file or socket.
+//!
+//! Everything but [`verify_signed`] is behind the default `seal` feature. The parent turns it
+//! off: it checks a submission's signature, and has no HPKE, key types or secret types linked.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(feature = "seal")]
 mod keys;
+#[cfg(feature = "seal")]
 mod seal;
+#[cfg(feature = "seal")]
 mod secret;
+mod verify;
 
 pub use error::BundleError;
+#[cfg(feature = "seal")]
 pub use keys::{EnclaveBundleKey, TenantKey};
-pub use seal::{OpenedBundle, open, seal, verify_signed};
+#[cfg(feature = "seal")]
+pub use seal::{OpenedBundle, open, seal};
+#[cfg(feature = "seal")]
 pub use secret::{SecretValue, Variables, render_json};
+pub use verify::verify_signed;
 
 /// The HPKE `info` string: binds every bundle key schedule to this format and purpose.
 pub const HPKE_INFO: &[u8] = b"nitrosync/bundle/v1 hpke";

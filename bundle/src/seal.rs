@@ -3,8 +3,8 @@
 use crate::error::BundleError;
 use crate::keys::{EnclaveBundleKey, HpkePublicKey, TenantKey};
 use crate::secret::{PlaintextOwned, PlaintextRef, Variables, ZeroizingWriter};
-use crate::{ENC_LEN, HPKE_INFO, TAG_LEN};
-use ed25519_dalek::{Signature, VerifyingKey};
+use crate::verify::verify_signed;
+use crate::{HPKE_INFO, TAG_LEN};
 use hpke::aead::{AeadTag, AesGcm256};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -109,36 +109,6 @@ pub fn seal(
         ciphertext,
         signature,
     })
-}
-
-/// Checks what anyone can check without the enclave's key: sizes, the header's rules and the
-/// tenant's signature. The parent runs this before it stores a submitted bundle; the enclave's
-/// [`open`] repeats it.
-pub fn verify_signed(bundle: &SealedBundle) -> Result<(), BundleError> {
-    let SealedBundle {
-        header,
-        enc,
-        ciphertext,
-        signature,
-    } = bundle;
-    if enc.len() != ENC_LEN {
-        return Err(BundleError::EncappedKeyLength { len: enc.len() });
-    }
-    if ciphertext.len() > MAX_CIPHERTEXT_LEN {
-        return Err(BundleError::CiphertextTooLarge {
-            len: ciphertext.len(),
-            max: MAX_CIPHERTEXT_LEN,
-        });
-    }
-    header.validate().map_err(BundleError::Header)?;
-    let tenant =
-        VerifyingKey::from_bytes(&header.tenant_key).map_err(|_| BundleError::InvalidTenantKey)?;
-    tenant
-        .verify_strict(
-            &signing_message(header, enc, ciphertext),
-            &Signature::from_bytes(signature),
-        )
-        .map_err(|_| BundleError::BadSignature)
 }
 
 /// Verifies and opens a bundle with the enclave's key.

@@ -7,7 +7,7 @@
 
 use crate::EnclaveError;
 use crate::config::{EnclaveConfig, Mode};
-use crate::https::{AwsHttpClient, RelayConnector, hex, tls_config};
+use crate::https::{AwsHttpClient, RelayConnector, tls_config};
 use crate::sync::SyncEngine;
 use nitrosync_attestation::{Nsm, SimulatedNsm};
 use nitrosync_bundle::EnclaveBundleKey;
@@ -18,11 +18,12 @@ use nitrosync_shared::control::{
     ControlError, Description, EnclaveMessage, Event, HealthReport, Request, RequestBody, Response,
     ResponseBody, RuntimeMode,
 };
-use nitrosync_transport::{FrameReader, Listener, Stream, write_frame};
+use nitrosync_transport::{FrameReader, Listener, write_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,7 +119,7 @@ impl EnclaveState {
             bundle_key: bundle_key.public(),
             saml_entity_id: signer.entity_id().to_owned(),
             saml_metadata: signer.metadata_xml(),
-            saml_cert_sha256: hex(&saml_cert_sha256),
+            saml_cert_sha256: hex::encode(saml_cert_sha256),
             simulator_root_pem: match &cfg.mode {
                 Mode::Simulator { nsm_dir, .. } => Some(
                     std::fs::read_to_string(
@@ -286,7 +287,7 @@ pub async fn serve(
                 let (state, rx, shutdown) = (state.clone(), logs.subscribe(), shutdown.clone());
                 tasks.spawn(async move {
                     info!("parent connected");
-                    let why = connection(stream, state, rx, shutdown).await;
+                    let why = serve_connection(stream, state, rx, shutdown).await;
                     info!(reason = %why, "parent disconnected");
                     drop(permit);
                 });
@@ -301,12 +302,18 @@ pub async fn serve(
     tasks.wait().await;
 }
 
-async fn connection(
-    stream: Stream,
+/// Serves one parent connection over any byte stream (what [`serve`] runs for each accepted
+/// one; a protocol test passes an in-memory pipe) until the parent closes it, a frame is bad, the
+/// log channel closes or `shutdown`. Returns why it ended.
+pub async fn serve_connection<S>(
+    stream: S,
     state: Arc<EnclaveState>,
     mut logs: broadcast::Receiver<Event>,
     shutdown: CancellationToken,
-) -> String {
+) -> String
+where
+    S: AsyncRead + AsyncWrite,
+{
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<EnclaveMessage>(256);
     let handlers = TaskTracker::new();

@@ -229,7 +229,7 @@ pub fn tls_config(mode: &Mode) -> Result<(rustls::ClientConfig, TlsTrust), Encla
             };
             roots.add(cert.clone()).map_err(|e| bad(e.to_string()))?;
             TlsTrust::SimulatorCa {
-                sha256: hex(&Sha256::digest(cert.as_ref())),
+                sha256: hex::encode(Sha256::digest(cert.as_ref())),
             }
         }
     };
@@ -239,11 +239,6 @@ pub fn tls_config(mode: &Mode) -> Result<(rustls::ClientConfig, TlsTrust), Encla
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok((config, trust))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 type HyperClient = Client<hyper_rustls::HttpsConnector<RelayConnector>, SdkBody>;

@@ -51,8 +51,7 @@ fn sealed(header: &BundleHeader) -> Vec<u8> {
         ciphertext: vec![0x5a; CIPHERTEXT_LEN],
         signature: [2; 64],
     };
-    let framed = nitrosync_shared::frame::encode(&bundle).expect("encodes");
-    framed[4..].to_vec()
+    nitrosync_shared::frame::encode_payload(&bundle).expect("encodes")
 }
 
 fn now_ms() -> u64 {

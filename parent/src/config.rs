@@ -42,7 +42,7 @@
 //! ```
 
 use crate::ParentError;
-use crate::relay::RelayPolicy;
+use nitrosync_relay::{RelayPolicy, RelaySettings};
 use nitrosync_shared::Endpoint;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -182,25 +182,6 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
-/// Validated settings of the relay.
-#[derive(Debug, Clone)]
-pub struct RelaySettings {
-    /// Where tunnels arrive.
-    pub listen: Endpoint,
-    /// What may be dialled.
-    pub policy: RelayPolicy,
-    /// Tunnels open at once.
-    pub max_connections: usize,
-    /// Copy buffer per direction.
-    pub buffer_bytes: usize,
-    /// Time allowed for the `Connect` frame.
-    pub preface_timeout: Duration,
-    /// Time allowed for resolution plus TCP connect.
-    pub connect_timeout: Duration,
-    /// Idle time after which a tunnel is closed.
-    pub idle_timeout: Duration,
-}
-
 /// Validated daemon configuration.
 #[derive(Debug, Clone)]
 pub struct ParentConfig {
@@ -221,9 +202,33 @@ pub struct ParentConfig {
     /// The SQLite database.
     pub store_path: PathBuf,
     /// The scheduler.
-    pub scheduler: crate::scheduler::SchedulerSettings,
+    pub scheduler: SchedulerSettings,
     /// Where Prometheus metrics are served (off when absent).
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// Writes per second per (account, region).
+    pub writes_per_second: u32,
+    /// Syncs in flight at once.
+    pub max_in_flight: usize,
+    /// First retry delay ceiling; doubles per attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            writes_per_second: 40,
+            max_in_flight: 64,
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(300),
+        }
+    }
 }
 
 /// Default store path.
@@ -235,8 +240,10 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nitrosync/admin.sock";
 impl RawConfig {
     /// Parses TOML text. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<RawConfig, ParentError> {
-        toml::from_str(text)
-            .map_err(|e| ParentError::Config(format!("{}: {}", origin.display(), e.message())))
+        toml::from_str(text).map_err(|source| ParentError::ConfigSyntax {
+            path: origin.to_owned(),
+            source,
+        })
     }
 
     /// Reads and parses a file.
@@ -250,17 +257,20 @@ impl RawConfig {
 
     /// Applies overrides and validates.
     pub fn resolve(self, o: Overrides) -> Result<ParentConfig, ParentError> {
-        let bad = |key: &str, e: &dyn std::fmt::Display| ParentError::Config(format!("{key}: {e}"));
         let control = o
             .control
             .or(self.enclave.control)
             .unwrap_or_else(|| "vsock:16:5000".to_owned());
-        let control: Endpoint = control.parse().map_err(|e| bad("enclave.control", &e))?;
+        let control: Endpoint = control
+            .parse()
+            .map_err(|e| ParentError::unparsable("enclave.control", e))?;
         let listen = o
             .relay_listen
             .or(self.relay.listen)
             .unwrap_or_else(|| format!("vsock:any:{}", nitrosync_shared::RELAY_VSOCK_PORT));
-        let listen: Endpoint = listen.parse().map_err(|e| bad("relay.listen", &e))?;
+        let listen: Endpoint = listen
+            .parse()
+            .map_err(|e| ParentError::unparsable("relay.listen", e))?;
 
         let mut regions = self.relay.regions.unwrap_or_default();
         regions.extend(o.regions);
@@ -268,28 +278,39 @@ impl RawConfig {
         allow.extend(o.allow);
         let upstream = o.simulator_upstream.or(self.relay.simulator_upstream);
         let policy = RelayPolicy::new(&regions, &allow, upstream.as_deref())
-            .map_err(|e| bad("relay", &e))?;
+            .map_err(|e| ParentError::unparsable("relay", e))?;
 
         let max_connections = self.relay.max_connections.unwrap_or(4096);
         if !(1..=1_000_000).contains(&max_connections) {
-            return Err(bad("relay.max_connections", &"must be 1 to 1000000"));
+            return Err(ParentError::setting(
+                "relay.max_connections",
+                "must be 1 to 1000000",
+            ));
         }
         let buffer_bytes = self.relay.buffer_bytes.unwrap_or(64 * 1024);
         if !(4096..=16 * 1024 * 1024).contains(&buffer_bytes) {
-            return Err(bad("relay.buffer_bytes", &"must be 4096 to 16777216"));
+            return Err(ParentError::setting(
+                "relay.buffer_bytes",
+                "must be 4096 to 16777216",
+            ));
         }
-        let ms = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ParentError> {
-            match v.unwrap_or(default) {
-                0 => Err(bad(key, &"must be greater than 0")),
-                n => Ok(Duration::from_millis(n)),
-            }
-        };
+        let ms =
+            |key: &'static str, v: Option<u64>, default: u64| -> Result<Duration, ParentError> {
+                match v.unwrap_or(default) {
+                    0 => Err(ParentError::setting(key, "must be greater than 0")),
+                    n => Ok(Duration::from_millis(n)),
+                }
+            };
         let log_format = o
             .log_format
             .or(self.log.format)
             .unwrap_or_else(|| "text".to_owned())
             .parse::<LogFormat>()
-            .map_err(|e| bad("log.format", &e))?;
+            .map_err(|e| ParentError::InvalidSetting {
+                key: "log.format".into(),
+                reason: e.into(),
+                source: None,
+            })?;
         Ok(ParentConfig {
             control,
             request_timeout: ms(
@@ -328,24 +349,32 @@ impl RawConfig {
             metrics_listen: o
                 .metrics_listen
                 .or(self.metrics.listen)
-                .map(|a| a.parse().map_err(|e| bad("metrics.listen", &e)))
+                .map(|a| {
+                    a.parse()
+                        .map_err(|e| ParentError::unparsable("metrics.listen", e))
+                })
                 .transpose()?,
             store_path: o
                 .store
                 .or(self.store.path)
                 .unwrap_or_else(|| DEFAULT_STORE_PATH.into()),
-            scheduler: crate::scheduler::SchedulerSettings {
+            scheduler: SchedulerSettings {
                 writes_per_second: match self.scheduler.writes_per_second.unwrap_or(40) {
                     0 => {
-                        return Err(bad(
+                        return Err(ParentError::setting(
                             "scheduler.writes_per_second",
-                            &"must be greater than 0",
+                            "must be greater than 0",
                         ));
                     }
                     n => n,
                 },
                 max_in_flight: match self.scheduler.max_in_flight.unwrap_or(64) {
-                    0 => return Err(bad("scheduler.max_in_flight", &"must be greater than 0")),
+                    0 => {
+                        return Err(ParentError::setting(
+                            "scheduler.max_in_flight",
+                            "must be greater than 0",
+                        ));
+                    }
                     n => n,
                 },
                 retry_base: ms(

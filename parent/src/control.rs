@@ -5,35 +5,23 @@
 //! `tracing` events under the target `enclave`. If the connection drops, requests in flight fail
 //! with `EnclaveUnavailable` and a supervisor reconnects with capped exponential backoff.
 
+use nitrosync_api::ControlState;
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::control::{
     ControlError, EnclaveMessage, Event, LogLevel, Request, RequestBody, RequestId, Response,
     ResponseBody,
 };
 use nitrosync_transport::{FrameReader, write_frame};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<ResponseBody>>>>;
-
-/// The state of the control connection, for status output.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct ControlState {
-    /// The endpoint dialled.
-    pub endpoint: String,
-    /// Whether a connection is up now.
-    pub connected: bool,
-    /// Successful connections so far (1 after the first connect).
-    pub connects: u64,
-    /// The last connection error, if the last attempt failed.
-    pub last_error: Option<String>,
-}
 
 struct Shared {
     connects: tokio::sync::watch::Sender<u64>,
@@ -41,6 +29,23 @@ struct Shared {
     outbox: Mutex<Option<mpsc::Sender<Request>>>,
     pending: Pending,
     next_id: AtomicU64,
+}
+
+impl Shared {
+    fn new(endpoint: String) -> Arc<Shared> {
+        Arc::new(Shared {
+            connects: tokio::sync::watch::Sender::new(0),
+            state: Mutex::new(ControlState {
+                endpoint,
+                connected: false,
+                connects: 0,
+                last_error: None,
+            }),
+            outbox: Mutex::new(None),
+            pending: Arc::default(),
+            next_id: AtomicU64::new(1),
+        })
+    }
 }
 
 /// A handle for making control requests; cheap to clone.
@@ -77,19 +82,42 @@ impl EnclaveClient {
         max_backoff: Duration,
         shutdown: CancellationToken,
     ) -> (EnclaveClient, tokio::task::JoinHandle<()>) {
-        let shared = Arc::new(Shared {
-            connects: tokio::sync::watch::Sender::new(0),
-            state: Mutex::new(ControlState {
-                endpoint: endpoint.to_string(),
-                connected: false,
-                connects: 0,
-                last_error: None,
-            }),
-            outbox: Mutex::new(None),
-            pending: Arc::default(),
-            next_id: AtomicU64::new(1),
-        });
+        let shared = Shared::new(endpoint.to_string());
         let task = tokio::spawn(supervise(endpoint, shared.clone(), max_backoff, shutdown));
+        (
+            EnclaveClient {
+                shared,
+                timeout: request_timeout,
+                sync_timeout,
+            },
+            task,
+        )
+    }
+
+    /// Runs the client over one stream that is already open (`label` names it in the state):
+    /// no dialling and no reconnect. Requests can be sent as soon as this returns; when the
+    /// stream ends, requests in flight and later ones fail with `EnclaveUnavailable`. The task
+    /// ends with the connection and returns why. Protocol tests pass an in-memory pipe here.
+    pub fn over_stream<S>(
+        stream: S,
+        label: &str,
+        request_timeout: Duration,
+        sync_timeout: Duration,
+        shutdown: CancellationToken,
+    ) -> (EnclaveClient, tokio::task::JoinHandle<String>)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let shared = Shared::new(label.to_owned());
+        let rx = connection_up(&shared);
+        let task = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                let reason = run_connection(stream, rx, &shared, &shutdown).await;
+                connection_down(&shared, &reason);
+                reason
+            }
+        });
         (
             EnclaveClient {
                 shared,
@@ -168,27 +196,10 @@ async fn supervise(
         match attempt {
             Ok(stream) => {
                 backoff = Duration::from_millis(50);
-                {
-                    let mut st = lock(&shared.state);
-                    st.connected = true;
-                    st.connects += 1;
-                    st.last_error = None;
-                }
+                let rx = connection_up(&shared);
                 info!(%endpoint, "control connection up");
-                let (tx, rx) = mpsc::channel::<Request>(256);
-                *lock(&shared.outbox) = Some(tx);
-                let connect_count = lock(&shared.state).connects;
-                // Requests can be sent from here on: tell whoever waits for a (re)connect.
-                shared.connects.send_replace(connect_count);
                 let reason = run_connection(stream, rx, &shared, &shutdown).await;
-                lock(&shared.outbox).take();
-                // Fail everything in flight: those answers will never come.
-                lock(&shared.pending).clear();
-                {
-                    let mut st = lock(&shared.state);
-                    st.connected = false;
-                    st.last_error = Some(reason.clone());
-                }
+                connection_down(&shared, &reason);
                 if shutdown.is_cancelled() {
                     return;
                 }
@@ -211,12 +222,41 @@ async fn supervise(
     }
 }
 
-async fn run_connection(
-    stream: nitrosync_transport::Stream,
+/// Marks a connection up and opens the outbox it will drain.
+fn connection_up(shared: &Shared) -> mpsc::Receiver<Request> {
+    {
+        let mut st = lock(&shared.state);
+        st.connected = true;
+        st.connects += 1;
+        st.last_error = None;
+    }
+    let (tx, rx) = mpsc::channel::<Request>(256);
+    *lock(&shared.outbox) = Some(tx);
+    let connect_count = lock(&shared.state).connects;
+    // Requests can be sent from here on: tell whoever waits for a (re)connect.
+    shared.connects.send_replace(connect_count);
+    rx
+}
+
+/// Marks the connection down for `reason`, closing the outbox.
+fn connection_down(shared: &Shared, reason: &str) {
+    lock(&shared.outbox).take();
+    // Fail everything in flight: those answers will never come.
+    lock(&shared.pending).clear();
+    let mut st = lock(&shared.state);
+    st.connected = false;
+    st.last_error = Some(reason.to_owned());
+}
+
+async fn run_connection<S>(
+    stream: S,
     mut rx: mpsc::Receiver<Request>,
     shared: &Shared,
     shutdown: &CancellationToken,
-) -> String {
+) -> String
+where
+    S: AsyncRead + AsyncWrite,
+{
     let (read, mut write) = tokio::io::split(stream);
     let writer = async {
         while let Some(req) = rx.recv().await {

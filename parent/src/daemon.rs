@@ -5,7 +5,7 @@ use crate::ParentError;
 use crate::admin::{self, AdminState};
 use crate::config::ParentConfig;
 use crate::control::EnclaveClient;
-use crate::relay::{self, RelayStats};
+use nitrosync_relay::{self as relay, RelayStats};
 use nitrosync_shared::Endpoint;
 use nitrosync_transport::Listener;
 use std::sync::Arc;
@@ -42,14 +42,18 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         })?;
     }
     let admin_listener = Listener::bind(&Endpoint::Unix(cfg.admin_socket.clone())).await?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     if let Some(dir) = cfg.store_path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ParentError::Config(format!("store directory {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| ParentError::StoreDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
-    let store =
-        Arc::new(crate::store::Store::open(&cfg.store_path).map_err(|e| {
-            ParentError::Config(format!("store {}: {e}", cfg.store_path.display()))
-        })?);
+    // Open's errors name the file.
+    let store = Arc::new(crate::store::Store::open(&cfg.store_path)?);
     let wake = Arc::new(tokio::sync::Notify::new());
     let scheduler_stats = Arc::new(crate::scheduler::SchedulerStats::default());
     let regions = cfg.relay.policy.regions().to_vec();
@@ -62,31 +66,39 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         cfg.max_backoff,
         shutdown.clone(),
     );
+    let scheduler = crate::scheduler::Scheduler::new(
+        store.clone(),
+        client.clone(),
+        wake.clone(),
+        cfg.scheduler.clone(),
+        scheduler_stats.clone(),
+    );
     let state = Arc::new(AdminState {
         client: client.clone(),
         relay_stats: relay.stats.clone(),
         relay_listen: relay_listen.clone(),
         regions,
         started: Instant::now(),
-        store: Some(store.clone()),
-        commits: Some(crate::store::GroupCommit::start(
-            store.clone(),
-            crate::scheduler::now_ms,
-        )),
+        store: store.clone(),
+        commits: crate::store::GroupCommit::start(store.clone(), crate::scheduler::now_ms),
         wake: wake.clone(),
-        scheduler: scheduler_stats.clone(),
+        scheduler: scheduler.clone(),
     });
-    let scheduler_task = tokio::spawn(crate::scheduler::run(
-        store,
-        client.clone(),
-        wake,
-        cfg.scheduler.clone(),
-        scheduler_stats,
-        shutdown.clone(),
-    ));
-    let metrics_task = cfg
-        .metrics_listen
-        .map(|addr| tokio::spawn(crate::metrics::serve(addr, state.clone(), shutdown.clone())));
+    let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
+    let metrics_task = match metrics_listener {
+        Some(listener) => {
+            let sources = crate::metrics::MetricsSources {
+                relay: relay.stats.clone(),
+                store: store.clone(),
+                scheduler: scheduler_stats,
+                enclave: client.clone(),
+            };
+            let limits = crate::metrics::ServerLimits::DAEMON;
+            let server = crate::metrics::start_on(listener, sources, limits, shutdown.clone())?;
+            Some(server.into_task())
+        }
+        None => None,
+    };
     let admin_task = tokio::spawn(admin::serve(admin_listener, state, shutdown.clone()));
     let root_path = cfg
         .admin_socket
@@ -127,8 +139,7 @@ pub async fn run(cfg: ParentConfig, shutdown: CancellationToken) -> Result<(), P
     Ok(())
 }
 
-/// File name of the simulated NSM's root, written next to the admin socket.
-pub const SIM_ROOT_FILE: &str = "sim-root.pem";
+pub use nitrosync_api::SIM_ROOT_FILE;
 
 /// Simulator mode: after each (re)connect, asks the enclave for its description and writes the
 /// simulated NSM's root next to the admin socket, where the CLI and `nitrosync-attest --root`

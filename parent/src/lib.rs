@@ -1,28 +1,30 @@
-//! The parent side of nitrosync: everything that runs on the EC2 host outside the enclave.
+//! `nitrosync-parent`: the operator's control plane on the EC2 host, in layers. Each module uses
+//! only the ones listed before it:
 //!
-//! - [`relay`]: allowlisted outbound TCP for the enclave. It reads one `Connect` preface, checks
-//!   it against the [`relay::RelayPolicy`], dials, and then copies opaque bytes (TLS records) both
-//!   ways. It never sees plaintext.
-//! - [`control`]: the control connection to the enclave, with reconnection and request ids.
-//! - [`admin`]: the HTTP+JSON admin API on a Unix socket, used by the `nitrosync` CLI.
-//! - [`daemon`]: wiring of the above with an explicit lifecycle (`start` → [`daemon::Handle`]).
-//! - [`config`]: the TOML file, environment and flags, validated into [`config::ParentConfig`].
+//! 1. [`config`]: the TOML file, environment and flags, validated into [`config::ParentConfig`];
+//!    [`logging`].
+//! 2. [`store`] (SQLite: destinations, sealed bundles, history) and [`control`] (the control
+//!    connection to the enclave, with reconnection and request ids).
+//! 3. [`scheduler`]: the only way into a sync. It paces, claims and runs scheduled syncs, and
+//!    runs the admin API's test and delete through [`scheduler::Scheduler::run_now`].
+//! 4. [`admin`]: the HTTP+JSON admin API on a Unix socket (its contract is `nitrosync-api`).
+//! 5. [`metrics`]: Prometheus text from the store, the scheduler and the relay.
+//! 6. [`daemon`]: wiring of the above and the relay (`nitrosync-relay`), with an explicit
+//!    lifecycle (`start` → [`daemon::Handle`]).
 //!
-//! It does not own the wire formats (`nitrosync-shared`) or socket set-up (`nitrosync-transport`),
-//! and it never holds a variable value or key material.
+//! It does not own the wire formats (`nitrosync-shared`), socket set-up (`nitrosync-transport`),
+//! the data plane (`nitrosync-relay`), the tenant's tools or the customer's IAM (`nitrosync-cli`,
+//! `nitrosync-iam`). It never holds a variable value or key material: bundles pass through it
+//! sealed.
 
 #![warn(missing_docs)]
 
 pub mod admin;
-pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod iam;
-pub mod iam_apply;
 pub mod logging;
 pub mod metrics;
-pub mod relay;
 pub mod scheduler;
 pub mod store;
 
@@ -35,41 +37,13 @@ pub mod env {
     /// The relay's listen endpoint (overrides the file).
     pub const RELAY_LISTEN: &str = "NITROSYNC_RELAY_LISTEN";
     /// The admin socket path, for the daemon and the CLI.
-    pub const ADMIN_SOCKET: &str = "NITROSYNC_ADMIN_SOCKET";
+    pub const ADMIN_SOCKET: &str = nitrosync_api::ENV_ADMIN_SOCKET;
     /// `text` or `json`.
     pub const LOG_FORMAT: &str = "NITROSYNC_LOG_FORMAT";
     /// The parent's SQLite store.
     pub const STORE: &str = "NITROSYNC_STORE";
-    /// The tenant directory of the CLI (key and destination files).
-    pub const TENANT_DIR: &str = "NITROSYNC_TENANT_DIR";
 }
 
-/// Errors of the parent library. Each says what failed and carries its source.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParentError {
-    /// The configuration is invalid; the message names the key.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// A config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    ConfigRead {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A listener could not be bound.
-    #[error(transparent)]
-    Transport(#[from] nitrosync_transport::TransportError),
-    /// The admin socket could not be used.
-    #[error("admin socket {path}: {source}")]
-    Admin {
-        /// The socket path.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
+mod error;
+
+pub use error::ParentError;

@@ -6,44 +6,24 @@
 //! Retryable failures come back after a full-jitter exponential backoff; terminal ones wait for a
 //! new bundle or an explicit retry. A new submit or enable wakes it at once.
 
+use crate::ParentError;
 use crate::control::EnclaveClient;
-use crate::store::{DueSync, Store};
+use crate::store::{DestinationKey, DueSync, Store};
 use nitrosync_shared::ErrorCode;
-use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_shared::control::{
-    RequestBody, ResponseBody, SyncError, SyncOutcome, SyncReport, SyncTimings,
+    RequestBody, ResponseBody, SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings,
 };
 use nitrosync_shared::ratelimit::TokenBuckets;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-/// Scheduler settings.
-#[derive(Debug, Clone)]
-pub struct SchedulerSettings {
-    /// Writes per second per (account, region).
-    pub writes_per_second: u32,
-    /// Syncs in flight at once.
-    pub max_in_flight: usize,
-    /// First retry delay ceiling; doubles per attempt.
-    pub retry_base: Duration,
-    /// Longest retry delay.
-    pub retry_cap: Duration,
-}
-
-impl Default for SchedulerSettings {
-    fn default() -> Self {
-        Self {
-            writes_per_second: 40,
-            max_in_flight: 64,
-            retry_base: Duration::from_secs(1),
-            retry_cap: Duration::from_secs(300),
-        }
-    }
-}
+pub use crate::config::SchedulerSettings;
 
 /// Scheduler counters, for status and metrics.
 #[derive(Debug, Default)]
@@ -56,6 +36,8 @@ pub struct SchedulerStats {
     pub failed: AtomicU64,
     /// Scheduler passes that held back at least one (account, region) at its rate.
     pub rate_limited: AtomicU64,
+    /// How long the enclave took to report each sync, by mode.
+    pub durations: SyncDurations,
     outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
@@ -82,6 +64,50 @@ impl SchedulerStats {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+}
+
+/// Upper bounds, in seconds, of the [`SyncDurations`] buckets: 1–2.5–5 steps from 1 ms (DESIGN
+/// §11: enclave CPU per write) through 50 ms (submit to written, p50) to 300 s (the default sync
+/// timeout and retry cap).
+pub const SYNC_SECONDS_BUCKETS: [f64; 17] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// Parent-observed sync durations, from sending `Sync` to the enclave's report, one histogram
+/// per mode. Syncs that got no report (enclave down, timeout) are not observed; they are counted
+/// by outcome and code instead.
+#[derive(Debug)]
+pub struct SyncDurations {
+    write: Histogram,
+    test_connection: Histogram,
+    delete: Histogram,
+}
+
+impl Default for SyncDurations {
+    fn default() -> Self {
+        Self {
+            write: Histogram::new(SYNC_SECONDS_BUCKETS),
+            test_connection: Histogram::new(SYNC_SECONDS_BUCKETS),
+            delete: Histogram::new(SYNC_SECONDS_BUCKETS),
+        }
+    }
+}
+
+impl SyncDurations {
+    /// Records one sync of `mode` that took `elapsed`.
+    pub fn observe(&self, mode: SyncMode, elapsed: Duration) {
+        self.of(mode).observe(elapsed.as_secs_f64());
+    }
+
+    /// The histogram of `mode`.
+    pub fn of(&self, mode: SyncMode) -> &Histogram {
+        match mode {
+            SyncMode::Write => &self.write,
+            SyncMode::TestConnection => &self.test_connection,
+            SyncMode::Delete => &self.delete,
+        }
     }
 }
 
@@ -165,148 +191,289 @@ pub fn unavailable_report(due: &DueSync, message: String) -> SyncReport {
 }
 
 /// Sends one sync to the enclave and returns its report (a synthetic one if it failed to run).
-pub async fn run_sync(client: &EnclaveClient, due: &DueSync) -> SyncReport {
-    let bundle: SealedBundle = match nitrosync_shared::frame::decode_payload(&due.bundle) {
-        Ok(b) => b,
-        Err(e) => {
-            let mut r = unavailable_report(due, format!("the stored bundle does not decode: {e}"));
-            if let Some(err) = r.error.as_mut() {
-                err.code = ErrorCode::InvalidBundle;
-                err.retryable = false;
-            }
-            return r;
-        }
-    };
+///
+/// The bundle goes as the bytes the tenant signed and the store kept: the parent does not decode
+/// and re-encode it on the way.
+async fn send(client: &EnclaveClient, due: &DueSync, durations: &SyncDurations) -> SyncReport {
     let req = RequestBody::Sync {
-        bundle: Box::new(bundle),
+        bundle: due.bundle.clone(),
         mode: due.mode,
     };
+    let sent = Instant::now();
     match client.request(req).await {
-        Ok(ResponseBody::Sync(r)) => r,
+        Ok(ResponseBody::Sync(r)) => {
+            durations.observe(due.mode, sent.elapsed());
+            r
+        }
         Ok(other) => unavailable_report(due, format!("unexpected answer to Sync: {other:?}")),
         Err(e) => unavailable_report(due, e.message),
     }
 }
 
-/// Runs the scheduler until `shutdown`.
-pub async fn run(
+/// One lock per destination: a scheduled sync and a test or delete of the same destination never
+/// run at once, whichever path they came by.
+#[derive(Debug, Default)]
+struct DestinationLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<DestinationKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl DestinationLocks {
+    async fn lock(&self, key: &DestinationKey) -> DestinationGuard<'_> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        DestinationGuard {
+            locks: self,
+            key: key.clone(),
+            lock,
+            _guard: Some(guard),
+        }
+    }
+}
+
+struct DestinationGuard<'a> {
+    locks: &'a DestinationLocks,
+    key: DestinationKey,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for DestinationGuard<'_> {
+    fn drop(&mut self) {
+        self._guard = None;
+        let mut map = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours, the map's, and nobody waiting: forget the lock.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// The only way into a sync. The loop ([`Scheduler::run`]) claims due syncs from the store,
+/// paced per (account, region); [`Scheduler::run_now`] runs a test or a delete that the admin
+/// API asked for, through the same pacing, the same per-destination lock and the same record
+/// keeping.
+#[derive(Debug)]
+pub struct Scheduler {
     store: Arc<Store>,
     client: EnclaveClient,
     wake: Arc<Notify>,
     settings: SchedulerSettings,
     stats: Arc<SchedulerStats>,
-    shutdown: CancellationToken,
-) {
-    let limiter = Arc::new(RateLimiter::new(settings.writes_per_second));
-    let slots = Arc::new(Semaphore::new(settings.max_in_flight));
-    let settings = Arc::new(settings);
-    match tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || store.reset_pending_on_start()
-    })
-    .await
-    {
-        Ok(Ok(n)) if n > 0 => info!(
-            count = n,
-            "syncs interrupted by the last stop are pending again"
-        ),
-        Ok(Err(e)) => warn!(error = %e, "cannot reset interrupted syncs"),
-        _ => {}
+    limiter: RateLimiter,
+    locks: DestinationLocks,
+    tasks: TaskTracker,
+}
+
+impl Scheduler {
+    /// A scheduler over `store`, sending syncs through `client`. `wake` is notified by submits
+    /// and enables.
+    pub fn new(
+        store: Arc<Store>,
+        client: EnclaveClient,
+        wake: Arc<Notify>,
+        settings: SchedulerSettings,
+        stats: Arc<SchedulerStats>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            client,
+            wake,
+            limiter: RateLimiter::new(settings.writes_per_second),
+            settings,
+            stats,
+            locks: DestinationLocks::default(),
+            tasks: TaskTracker::new(),
+        })
     }
-    loop {
-        let free = slots.available_permits();
-        // Pacing happens here, before a sync is claimed: a sync waiting for its account's rate
-        // would hold a slot, and one account's backlog would hold up every other account.
-        let (held_back, soonest) = limiter.held_back();
-        let mut paced = !held_back.is_empty();
-        let due = if free == 0 || !client.state().connected {
-            Vec::new()
-        } else {
-            let (store, limiter) = (store.clone(), limiter.clone());
-            match tokio::task::spawn_blocking(move || {
-                let mut refused = false;
-                let due = store.due_paced(now_ms(), free, &held_back, |account, region| {
-                    let ok = limiter.take(account, region);
-                    refused |= !ok;
-                    ok
-                });
-                (due, refused)
+
+    /// Counters.
+    pub fn stats(&self) -> &Arc<SchedulerStats> {
+        &self.stats
+    }
+
+    /// Runs `due` now: waits for its destination's lock and its account's rate, sends it, and
+    /// records the report (with a retry time, for scheduled writes that failed retryably).
+    async fn execute(&self, due: &DueSync) -> (SyncReport, u64, u64) {
+        let _lock = self.locks.lock(&due.key).await;
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+        let started = now_ms();
+        let report = send(&self.client, due, &self.stats.durations).await;
+        let finished = now_ms();
+        self.stats.record(&report);
+        match &report.error {
+            None => {
+                self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(e) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                // Codes and messages never hold a variable's value.
+                warn!(destination = %due.key.id, version = due.version, mode = ?due.mode, code = %e.code, retryable = e.retryable, message = %e.message, "sync failed");
+            }
+        }
+        (report, started, finished)
+    }
+
+    /// Waits until (`account`, `region`) has a write token, and takes it.
+    async fn pace(&self, account: &str, region: &str) {
+        let key = (account.to_owned(), region.to_owned());
+        while let Some(wait) = self.limiter.try_take(&key) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Runs a test or a delete of `key` now with its stored bundle, and records it in the
+    /// history. It waits for the destination's lock (a scheduled sync of it finishes first) and
+    /// for its account's write rate.
+    pub async fn run_now(
+        &self,
+        key: &DestinationKey,
+        mode: SyncMode,
+    ) -> Result<SyncReport, ParentError> {
+        let (record, bundle) = {
+            let (store, key) = (self.store.clone(), key.clone());
+            tokio::task::spawn_blocking(move || -> Result<_, ParentError> {
+                Ok((store.get(&key)?, store.bundle(&key)?))
             })
-            .await
-            {
-                Ok((Ok(d), refused)) => {
-                    paced |= refused;
-                    d
-                }
-                Ok((Err(e), _)) => {
-                    warn!(error = %e, "store: cannot read due syncs");
-                    Vec::new()
-                }
-                Err(_) => Vec::new(),
-            }
+            .await??
         };
-        if paced {
-            stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let record = record.ok_or_else(|| ParentError::UnknownDestination(key.clone()))?;
+        let bundle = bundle.ok_or_else(|| ParentError::NoBundle(key.clone()))?;
+        let account = record
+            .config
+            .account()
+            .ok_or_else(|| ParentError::NoAccount {
+                destination: record.config.id.clone(),
+                role_arn: record.config.role_arn.clone(),
+            })?;
+        self.pace(&account, &record.config.region).await;
+        let due = DueSync {
+            key: key.clone(),
+            region: record.config.region.clone(),
+            account,
+            version: record.version,
+            bundle,
+            mode,
+            attempts: 0,
+        };
+        let (report, started, finished) = self.execute(&due).await;
+        let (store, key, r, version) = (
+            self.store.clone(),
+            key.clone(),
+            report.clone(),
+            record.version,
+        );
+        tokio::task::spawn_blocking(move || {
+            store.record_result(&key, version, &r, started, finished, None)
+        })
+        .await??;
+        Ok(report)
+    }
+
+    /// Runs the scheduling loop until `shutdown`, then waits for the syncs in flight.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.run_loop(&shutdown).await;
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    async fn run_loop(self: &Arc<Self>, shutdown: &CancellationToken) {
+        let slots = Arc::new(Semaphore::new(self.settings.max_in_flight));
+        match tokio::task::spawn_blocking({
+            let store = self.store.clone();
+            move || store.reset_pending_on_start()
+        })
+        .await
+        {
+            Ok(Ok(n)) if n > 0 => info!(
+                count = n,
+                "syncs interrupted by the last stop are pending again"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "cannot reset interrupted syncs"),
+            _ => {}
         }
-        if due.is_empty() {
-            // Back when a sync ends or a bundle arrives (wake), when a held-back account has a
-            // token again, or after half a second for retries coming due.
-            let nap = soonest
-                .unwrap_or(Duration::from_millis(500))
-                .clamp(Duration::from_millis(1), Duration::from_millis(500));
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
-            continue;
-        }
-        for d in due {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let (store, client, stats, settings, wake) = (
-                store.clone(),
-                client.clone(),
-                stats.clone(),
-                settings.clone(),
-                wake.clone(),
-            );
-            tokio::spawn(async move {
-                stats.started.fetch_add(1, Ordering::Relaxed);
-                let started = now_ms();
-                let report = run_sync(&client, &d).await;
-                let finished = now_ms();
-                stats.record(&report);
-                let retry_at = match &report.error {
-                    None => {
-                        stats.succeeded.fetch_add(1, Ordering::Relaxed);
-                        None
-                    }
-                    Some(e) => {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        // Codes and messages never hold a variable's value.
-                        warn!(destination = %d.key.id, version = d.version, code = %e.code, retryable = e.retryable, message = %e.message, "sync failed");
-                        e.retryable.then(|| {
-                            finished.saturating_add(
-                                u64::try_from(backoff(&settings, d.attempts).as_millis())
-                                    .unwrap_or(u64::MAX),
-                            )
-                        })
-                    }
-                };
-                debug!(destination = %d.key.id, version = d.version, outcome = ?report.outcome, "sync recorded");
-                let rec = tokio::task::spawn_blocking(move || {
-                    store.record_result(&d.key, d.version, &report, started, finished, retry_at)
+        loop {
+            let free = slots.available_permits();
+            // Pacing happens here, before a sync is claimed: a sync waiting for its account's
+            // rate would hold a slot, and one account's backlog would hold up every other account.
+            let (held_back, soonest) = self.limiter.held_back();
+            let mut paced = !held_back.is_empty();
+            let due = if free == 0 || !self.client.state().connected {
+                Vec::new()
+            } else {
+                let this = self.clone();
+                match tokio::task::spawn_blocking(move || {
+                    let mut refused = false;
+                    let due =
+                        this.store
+                            .due_paced(now_ms(), free, &held_back, |account, region| {
+                                let ok = this.limiter.take(account, region);
+                                refused |= !ok;
+                                ok
+                            });
+                    (due, refused)
                 })
-                .await;
-                if let Ok(Err(e)) = rec {
-                    warn!(error = %e, "store: cannot record a sync result");
+                .await
+                {
+                    Ok((Ok(d), refused)) => {
+                        paced |= refused;
+                        d
+                    }
+                    Ok((Err(e), _)) => {
+                        warn!(error = %e, "store: cannot read due syncs");
+                        Vec::new()
+                    }
+                    Err(_) => Vec::new(),
                 }
-                drop(permit);
-                // A slot is free: the scheduler may claim another sync.
-                wake.notify_one();
-            });
+            };
+            if paced {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            if due.is_empty() {
+                // Back when a sync ends or a bundle arrives (wake), when a held-back account has
+                // a token again, or after half a second for retries coming due.
+                let nap = soonest
+                    .unwrap_or(Duration::from_millis(500))
+                    .clamp(Duration::from_millis(1), Duration::from_millis(500));
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(nap) => {}
+                }
+                continue;
+            }
+            for d in due {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let this = self.clone();
+                self.tasks.spawn(async move {
+                    let (report, started, finished) = this.execute(&d).await;
+                    let retry_at = report.error.as_ref().filter(|e| e.retryable).map(|_| {
+                        finished.saturating_add(
+                            u64::try_from(backoff(&this.settings, d.attempts).as_millis())
+                                .unwrap_or(u64::MAX),
+                        )
+                    });
+                    debug!(destination = %d.key.id, version = d.version, outcome = ?report.outcome, "sync recorded");
+                    let store = this.store.clone();
+                    let rec = tokio::task::spawn_blocking(move || {
+                        store.record_result(&d.key, d.version, &report, started, finished, retry_at)
+                    })
+                    .await;
+                    if let Ok(Err(e)) = rec {
+                        warn!(error = %e, "store: cannot record a sync result");
+                    }
+                    drop(permit);
+                    // A slot is free: the scheduler may claim another sync.
+                    this.wake.notify_one();
+                });
+            }
         }
     }
 }

@@ -19,13 +19,7 @@ pub const SIGNATURE_DOMAIN: &[u8] = b"nitrosync/bundle/v1\0";
 /// Domain separator of the SAML subject derivation.
 pub const SUBJECT_DOMAIN: &[u8] = b"nitrosync/saml-subject/v1";
 
-/// Tags nitrosync writes on every secret it owns. They count against AWS's 50-tag limit.
-pub const RESERVED_TAGS: [&str; 4] = [
-    "nitrosync:managed-by",
-    "nitrosync:destination",
-    "nitrosync:version",
-    "nitrosync:mac",
-];
+pub use crate::tags::RESERVED_TAGS;
 
 /// Most user tags a destination may carry: AWS allows 50, nitrosync uses four.
 pub const MAX_USER_TAGS: usize = 50 - RESERVED_TAGS.len();

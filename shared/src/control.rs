@@ -5,7 +5,6 @@
 //! any time. Both directions use the frame format of [`crate::frame`].
 
 use crate::ErrorCode;
-use crate::bundle::SealedBundle;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -45,8 +44,11 @@ pub enum RequestBody {
     },
     /// Open a sealed bundle and act on its destination.
     Sync {
-        /// The tenant's sealed bundle.
-        bundle: Box<SealedBundle>,
+        /// The tenant's sealed bundle: the CBOR of a [`SealedBundle`](crate::bundle::SealedBundle)
+        /// exactly as the tenant submitted it. The parent stores and forwards these bytes without
+        /// re-encoding them; only the enclave decodes them, and treats them as hostile.
+        #[serde(with = "serde_bytes")]
+        bundle: Vec<u8>,
         /// What to do.
         mode: SyncMode,
     },

@@ -170,6 +170,14 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
     Ok(())
 }
 
+/// Encodes `msg` as a frame body alone (no length prefix): the form a sealed bundle is stored,
+/// submitted and carried in, and what [`decode_payload`] reads.
+pub fn encode_payload<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = encode(msg)?;
+    out.drain(..LEN_PREFIX);
+    Ok(out)
+}
+
 /// Decodes one frame body into a message. The whole body must be exactly one CBOR value.
 pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
     let mut reader = payload;

@@ -18,7 +18,9 @@ pub mod endpoint;
 pub mod error_code;
 pub mod frame;
 pub mod names;
+pub mod pcr;
 pub mod ratelimit;
+pub mod tags;
 pub mod tunnel;
 
 pub use endpoint::{Endpoint, EndpointError};
@@ -33,3 +35,11 @@ pub const CONTROL_VSOCK_PORT: u32 = 5000;
 
 /// The vsock port the parent's relay listens on for the enclave's outbound tunnels.
 pub const RELAY_VSOCK_PORT: u32 = 8000;
+
+/// Milliseconds since the Unix epoch of `t` (0 before the epoch, `u64::MAX` past year 584 million).
+/// The caller reads the clock; this crate does not.
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

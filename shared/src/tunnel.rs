@@ -18,6 +18,23 @@ pub struct Connect {
     pub port: u16,
 }
 
+/// A point-in-time copy of the relay's counters, as the operator's API reports them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RelayStatsSnapshot {
+    /// Connections accepted from the enclave.
+    pub accepted: u64,
+    /// Tunnels open now (accepted and not yet ended).
+    pub active: u64,
+    /// Tunnels that reached `Connected`.
+    pub connected: u64,
+    /// Bytes copied from the enclave to upstream.
+    pub bytes_to_upstream: u64,
+    /// Bytes copied from upstream to the enclave.
+    pub bytes_to_enclave: u64,
+    /// Refusals by reason.
+    pub refused: std::collections::BTreeMap<String, u64>,
+}
+
 /// The relay's answer to a [`Connect`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConnectReply {

@@ -12,10 +12,10 @@
 #![allow(clippy::as_conversions)]
 
 use anyhow::{Context, Result, bail};
+use nitrosync_api::AdminClient;
+use nitrosync_api::SubmitReply;
+use nitrosync_api::records::HistoryRecord;
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
-use nitrosync_parent::admin::destinations::SubmitReply;
-use nitrosync_parent::cli::AdminClient;
-use nitrosync_parent::store::HistoryRecord;
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
 use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
 use nitrosync_tests::{EnclaveControl, SimStack, rss_kib, simctl};
@@ -53,11 +53,11 @@ fn vars(i: usize) -> Variables {
 }
 
 async fn submit(api: &AdminClient, b: &SealedBundle) -> Result<SubmitReply> {
-    let bytes = nitrosync_shared::frame::encode(b)?;
+    let bytes = nitrosync_shared::frame::encode_payload(b)?;
     api.call_with(
         http::Method::POST,
-        "/v1/bundles",
-        Some(bytes[4..].to_vec()),
+        nitrosync_api::paths::BUNDLES,
+        Some(bytes),
         "application/cbor",
     )
     .await

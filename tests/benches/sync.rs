@@ -130,7 +130,7 @@ async fn main() -> Result<()> {
            -> Result<SyncReport> {
         match ctl
             .request(RequestBody::Sync {
-                bundle: Box::new(b.clone()),
+                bundle: nitrosync_shared::frame::encode_payload(b)?,
                 mode: SyncMode::Write,
             })
             .await?

@@ -3,9 +3,13 @@
 //! It starts the real programs (`nitrosync-parent`, `nitrosync-enclave`, the Python AWS
 //! simulator) as child processes in one run directory, over Unix sockets, and stops them when
 //! dropped. The binaries are found next to the running executable in Cargo's target directory;
-//! `make test` builds them first.
+//! `make test` builds them first, and [`bin`] refuses one older than its sources.
+//! [`sim`] is the `nitrosync-sim` demo.
 
 #![warn(missing_docs)]
+
+mod dep_info;
+pub mod sim;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -22,12 +26,23 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The path of one of the workspace's binaries, built for the same profile as the caller.
+///
+/// Panics if there is none, or if it is older than one of its sources by the dep-info file Cargo
+/// writes beside it (`<name>.d`): a test must not run a stale program. Without that file there is
+/// no verdict and the binary is used.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // A test runs from target/<profile>/deps, a binary from target/<profile>.
     for dir in exe.ancestors().skip(1).take(2) {
         let candidate = dir.join(name);
         if candidate.is_file() {
+            if let Some(stale) = dep_info::stale_source(&candidate, &repo_root()) {
+                panic!(
+                    "binary {} is stale: {stale} (by {}); rebuild the workspace's binaries with `cargo build --workspace --bins` (which `make test` does)",
+                    candidate.display(),
+                    dep_info::dep_info_path(&candidate).display()
+                );
+            }
             return candidate;
         }
     }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use nitrosync_attestation::{
     MetadataError, Nsm, Policy, SimulatedNsm, VerifiedDocument, check_metadata_binding, verify,
@@ -204,9 +204,16 @@ fn an_entity_bomb_is_refused_without_expanding() {
     bomb.push_str(&format!("{}&lol9;{}", &body[..start], &body[end..]));
 
     let doc = enclave_document();
-    let started = Instant::now();
     assert_eq!(
         check_metadata_binding(&bomb, &doc),
+        Err(MetadataError::DtdForbidden)
+    );
+    // Refused at the DOCTYPE, before any entity is referenced: the same document cut off in the
+    // middle of `&lol9;`, which a parser that got that far would call malformed, gets the same
+    // answer.
+    let cut = bomb.find("&lol9;").unwrap() + "&lol".len();
+    assert_eq!(
+        check_metadata_binding(&bomb[..cut], &doc),
         Err(MetadataError::DtdForbidden)
     );
     // Even an empty DOCTYPE, which the parser itself would take.
@@ -215,7 +222,6 @@ fn an_entity_bomb_is_refused_without_expanding() {
         check_metadata_binding(&empty, &doc),
         Err(MetadataError::DtdForbidden)
     );
-    assert!(started.elapsed().as_secs() < 1, "{:?}", started.elapsed());
 }
 
 /// The command-line tool.

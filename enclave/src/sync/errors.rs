@@ -186,3 +186,327 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! One case per row of the table in DESIGN §8, as `classify` sees AWS's answers after the
+    //! SDK's retries. The local rows (size, trust-policy probe) are made elsewhere in `sync` and
+    //! covered end to end.
+
+    use super::*;
+    use crate::https::{RelayRefused, TunnelError};
+    use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueError;
+    use aws_sdk_sts::operation::assume_role_with_saml::AssumeRoleWithSAMLError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig};
+    use nitrosync_shared::tunnel::RefusalReason;
+
+    type SmError = SdkError<PutSecretValueError, Response>;
+
+    fn response(status: u16) -> Response {
+        Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty())
+    }
+
+    fn meta(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    /// A Secrets Manager service error.
+    fn sm(status: u16, code: &str, message: &str) -> Failure {
+        let err: SmError = SdkError::service_error(
+            PutSecretValueError::generic(meta(code, message)),
+            response(status),
+        );
+        classify(
+            Service::SecretsManager,
+            "secretsmanager:PutSecretValue",
+            &err,
+        )
+    }
+
+    /// An STS service error.
+    fn sts(status: u16, code: &str, message: &str) -> Failure {
+        let err = SdkError::service_error(
+            AssumeRoleWithSAMLError::generic(meta(code, message)),
+            response(status),
+        );
+        classify(Service::Sts, "sts:AssumeRoleWithSAML", &err)
+    }
+
+    /// Asserts the product code and the report's retryable flag.
+    #[track_caller]
+    fn expect(f: Failure, code: ErrorCode, retryable: bool) {
+        assert_eq!(f.code, code, "{f}");
+        let report = f.into_sync_error();
+        assert_eq!(report.code, code);
+        assert_eq!(report.retryable, retryable, "{code}");
+        assert!(
+            report.message.ends_with(code.remedy()),
+            "{}",
+            report.message
+        );
+    }
+
+    #[test]
+    fn access_denied_that_does_not_mention_kms() {
+        let f = sm(
+            400,
+            "AccessDeniedException",
+            "User: arn:aws:sts::111111111111:assumed-role/r/s is not authorized to perform: \
+             secretsmanager:PutSecretValue on resource: app/env because no identity-based policy \
+             allows the secretsmanager:PutSecretValue action",
+        );
+        expect(f, ErrorCode::AccessDenied, false);
+    }
+
+    #[test]
+    fn access_denied_that_mentions_kms_is_a_key_error() {
+        for msg in [
+            "Access to KMS is not allowed",
+            "not authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:us-east-1:111111111111:key/k",
+        ] {
+            expect(
+                sm(400, "AccessDeniedException", msg),
+                ErrorCode::KmsKeyError,
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn sts_refusals_are_assume_role_errors() {
+        for code in [
+            "AccessDenied",
+            "InvalidIdentityToken",
+            "IDPRejectedClaim",
+            "ExpiredToken",
+            // What STS sends for an expired assertion; reached through the STS default.
+            "ExpiredTokenException",
+            "RegionDisabled",
+            "RegionDisabledException",
+            "ValidationError",
+            "MalformedPolicyDocument",
+            "PackedPolicyTooLarge",
+        ] {
+            expect(sts(400, code, "no"), ErrorCode::AssumeRoleError, false);
+        }
+        // Any other answer from STS with a client status is a refusal too.
+        expect(
+            sts(403, "SomethingNew", "no"),
+            ErrorCode::AssumeRoleError,
+            false,
+        );
+        // A response the SDK could not read, with a client status.
+        let err: SdkError<AssumeRoleWithSAMLError, Response> =
+            SdkError::response_error("garbage", response(400));
+        let f = classify(Service::Sts, "sts:AssumeRoleWithSAML", &err);
+        expect(f, ErrorCode::AssumeRoleError, false);
+    }
+
+    #[test]
+    fn aws_failures_are_internal_service_errors() {
+        for code in [
+            "InternalServiceError",
+            "InternalFailure",
+            "ServiceUnavailable",
+        ] {
+            expect(sm(400, code, "oops"), ErrorCode::InternalServiceError, true);
+            expect(
+                sts(400, code, "oops"),
+                ErrorCode::InternalServiceError,
+                true,
+            );
+        }
+        // Any 5xx, whatever the code.
+        for status in [500, 502, 503, 504] {
+            expect(sm(status, "", ""), ErrorCode::InternalServiceError, true);
+            expect(
+                sm(status, "Whatever", "x"),
+                ErrorCode::InternalServiceError,
+                true,
+            );
+            expect(
+                sts(status, "Whatever", "x"),
+                ErrorCode::InternalServiceError,
+                true,
+            );
+        }
+        // An unknown Secrets Manager code with a client status.
+        expect(
+            sm(400, "SomethingNew", "x"),
+            ErrorCode::InternalServiceError,
+            true,
+        );
+        let err: SmError = SdkError::response_error("garbage", response(400));
+        let f = classify(
+            Service::SecretsManager,
+            "secretsmanager:PutSecretValue",
+            &err,
+        );
+        expect(f, ErrorCode::InternalServiceError, true);
+    }
+
+    #[test]
+    fn transport_failures_are_internal_service_errors() {
+        let io = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let dispatch: SmError = SdkError::dispatch_failure(ConnectorError::io(Box::new(io())));
+        let timeout: SmError = SdkError::timeout_error(Box::new(io()));
+        for err in [&dispatch, &timeout] {
+            let f = classify(
+                Service::SecretsManager,
+                "secretsmanager:PutSecretValue",
+                err,
+            );
+            // No AWS code: the message quotes the whole cause chain.
+            assert!(f.message.contains("reset by peer"), "{f}");
+            expect(f, ErrorCode::InternalServiceError, true);
+        }
+        // Even for STS, which otherwise defaults to AssumeRoleError.
+        let err: SdkError<AssumeRoleWithSAMLError, Response> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io())));
+        let f = classify(Service::Sts, "sts:AssumeRoleWithSAML", &err);
+        expect(f, ErrorCode::InternalServiceError, true);
+    }
+
+    #[test]
+    fn kms_failures_are_key_errors() {
+        for code in [
+            "EncryptionFailure",
+            "DecryptionFailure",
+            "KMSInvalidStateException",
+            "KMSNotFoundException",
+            "KMSAccessDeniedException",
+            "KMSDisabledException",
+        ] {
+            expect(sm(400, code, "key"), ErrorCode::KmsKeyError, false);
+        }
+        // An invalid key id.
+        for code in ["InvalidParameterException", "ValidationException"] {
+            let f = sm(400, code, "Invalid KMS key id: alias/nope");
+            expect(f, ErrorCode::KmsKeyError, false);
+        }
+    }
+
+    #[test]
+    fn limits_and_throttling_are_limit_exceeded() {
+        for code in [
+            "LimitExceededException",
+            "ThrottlingException",
+            "Throttling",
+            "TooManyRequestsException",
+        ] {
+            expect(sm(400, code, "slow down"), ErrorCode::LimitExceeded, true);
+            expect(sts(400, code, "slow down"), ErrorCode::LimitExceeded, true);
+        }
+    }
+
+    #[test]
+    fn a_name_pending_deletion_is_a_conflict() {
+        for msg in [
+            "You can't create this secret because a secret with this name is already scheduled for deletion.",
+            "You can't perform this operation on the secret because it was marked for deletion.",
+        ] {
+            expect(
+                sm(400, "InvalidRequestException", msg),
+                ErrorCode::SecretNameConflict,
+                false,
+            );
+        }
+    }
+
+    #[test]
+    fn an_existing_secret_not_owned_is_a_conflict() {
+        let dest = |id: &str| DestinationConfig {
+            id: id.into(),
+            region: "us-east-1".into(),
+            secret_name: "app/env".into(),
+            role_arn: "arn:aws:iam::111111111111:role/r".into(),
+            saml_provider_arn: "arn:aws:iam::111111111111:saml-provider/p".into(),
+            kms_key_id: None,
+            tags: Default::default(),
+            delete_policy: DeletePolicy::Retain,
+        };
+        let ours = super::super::managed_tags(&dest("d"), 1, "m");
+        assert_eq!(super::super::check_owner(&dest("d"), &ours, false), Ok(()));
+        for (tags, pending) in [(&[][..], false), (&ours[..], true)] {
+            let f = super::super::check_owner(&dest("d"), tags, pending).unwrap_err();
+            expect(f, ErrorCode::SecretNameConflict, false);
+        }
+        // Managed by nitrosync, but for another destination.
+        let theirs = super::super::managed_tags(&dest("other"), 1, "m");
+        let f = super::super::check_owner(&dest("d"), &theirs, false).unwrap_err();
+        expect(f, ErrorCode::SecretNameConflict, false);
+    }
+
+    #[test]
+    fn other_client_errors_are_invalid_config() {
+        for code in [
+            "InvalidParameterException",
+            "ValidationException",
+            "InvalidRequestException",
+            "MalformedPolicyDocumentException",
+        ] {
+            expect(sm(400, code, "bad input"), ErrorCode::InvalidConfig, false);
+        }
+    }
+
+    #[test]
+    fn a_relay_refusal_wins_over_everything() {
+        let refused = || RelayRefused {
+            host: "secretsmanager.us-east-1.amazonaws.com".into(),
+            port: 443,
+            reason: RefusalReason::NotAllowed,
+            detail: "not in the allowlist".into(),
+        };
+        let direct: SmError = SdkError::dispatch_failure(ConnectorError::user(Box::new(refused())));
+        let wrapped: SmError = SdkError::dispatch_failure(ConnectorError::user(Box::new(
+            TunnelError::Refused(refused()),
+        )));
+        for err in [&direct, &wrapped] {
+            let f = classify(
+                Service::SecretsManager,
+                "secretsmanager:PutSecretValue",
+                err,
+            );
+            assert!(
+                f.message
+                    .contains("secretsmanager.us-east-1.amazonaws.com:443"),
+                "{f}"
+            );
+            expect(f, ErrorCode::RelayRefused, true);
+        }
+        // Other relay troubles are transport failures.
+        let other: SmError = SdkError::dispatch_failure(ConnectorError::io(Box::new(
+            TunnelError::NoAnswer("vsock:3:8000".into()),
+        )));
+        let f = classify(
+            Service::SecretsManager,
+            "secretsmanager:PutSecretValue",
+            &other,
+        );
+        expect(f, ErrorCode::InternalServiceError, true);
+    }
+
+    #[test]
+    fn messages_quote_the_operation_and_aws() {
+        let f = sm(400, "LimitExceededException", "too many versions");
+        assert_eq!(
+            f.message,
+            "secretsmanager:PutSecretValue failed: LimitExceededException: too many versions"
+        );
+    }
+
+    #[test]
+    fn chain_joins_every_source() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        assert_eq!(
+            chain(&Outer(std::io::Error::other("inner"))),
+            "outer: inner"
+        );
+    }
+}

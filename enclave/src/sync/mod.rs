@@ -18,7 +18,7 @@ pub mod locks;
 pub mod pacing;
 pub mod session;
 
-use crate::https::{AwsHttpClient, hex};
+use crate::https::AwsHttpClient;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
 use errors::{Failure, HasStatus, Service, classify};
@@ -38,14 +38,9 @@ use zeroize::Zeroizing;
 /// The largest secret value AWS accepts.
 pub const MAX_SECRET_BYTES: usize = 65_536;
 
-/// Tag: who manages the secret.
-pub const TAG_MANAGED_BY: &str = "nitrosync:managed-by";
-/// Tag: which destination owns it.
-pub const TAG_DESTINATION: &str = "nitrosync:destination";
-/// Tag: the bundle version written.
-pub const TAG_VERSION: &str = "nitrosync:version";
-/// Tag: HMAC of the JSON written.
-pub const TAG_MAC: &str = "nitrosync:mac";
+pub use nitrosync_shared::tags::{
+    MANAGED_BY, TAG_DESTINATION, TAG_MAC, TAG_MANAGED_BY, TAG_VERSION,
+};
 
 /// Everything a sync needs; shared by all syncs.
 #[derive(Debug)]
@@ -95,13 +90,13 @@ pub fn client_request_token(destination: &str, version: u64, mac: &str) -> Strin
     h.update(b"\0");
     h.update(version.to_be_bytes());
     h.update(mac.as_bytes());
-    hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 fn random_suffix() -> String {
     let mut b = [0u8; 4];
     getrandom::fill(&mut b).unwrap_or_else(|e| panic!("no entropy: {e}"));
-    hex(&b)
+    hex::encode(b)
 }
 
 impl SyncEngine {
@@ -154,12 +149,13 @@ impl SyncEngine {
         let mut m = <Hmac<Sha256>>::new_from_slice(&*self.mac_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         m.update(json);
-        hex(&m.finalize().into_bytes())
+        hex::encode(m.finalize().into_bytes())
     }
 
     /// Runs one sync and reports it. Never panics on hostile input; never puts a value in the
-    /// report.
-    pub async fn sync(&self, bundle: &SealedBundle, mode: SyncMode) -> SyncReport {
+    /// report. `bundle` is the CBOR of a `SealedBundle` as the tenant submitted it, from the parent:
+    /// hostile until it decodes and its signature verifies.
+    pub async fn sync(&self, bundle: &[u8], mode: SyncMode) -> SyncReport {
         let started = Instant::now();
         let mut costs = Costs::default();
         let mut report = SyncReport {
@@ -172,7 +168,11 @@ impl SyncEngine {
             aws_version_id: None,
             timings: SyncTimings::default(),
         };
-        let result = match open(bundle, &self.bundle_key) {
+        let decoded = nitrosync_shared::frame::decode_payload::<SealedBundle>(bundle);
+        let result = match decoded
+            .map_err(|e| e.to_string())
+            .and_then(|b| open(&b, &self.bundle_key).map_err(|e| e.to_string()))
+        {
             Err(e) => Err(Failure::new(
                 ErrorCode::InvalidBundle,
                 format!("the bundle was rejected: {e}."),
@@ -405,9 +405,9 @@ impl SyncEngine {
         let dest = &opened.header.destination;
         let session = self.session(opened, costs).await?;
         let sm = &session.client;
-        let name = format!("{}-nitrosync-test-{}", dest.secret_name, random_suffix());
+        let name = nitrosync_shared::tags::test_secret_name(&dest.secret_name, &random_suffix());
         let mut tags = vec![
-            tag(TAG_MANAGED_BY, "nitrosync"),
+            tag(TAG_MANAGED_BY, MANAGED_BY),
             tag(TAG_DESTINATION, &dest.id),
         ];
         tags.extend(dest.tags.iter().map(|(k, v)| tag(k, v)));
@@ -555,7 +555,7 @@ impl SyncEngine {
 
 fn managed_tags(dest: &DestinationConfig, version: u64, mac: &str) -> [Tag; 4] {
     [
-        tag(TAG_MANAGED_BY, "nitrosync"),
+        tag(TAG_MANAGED_BY, MANAGED_BY),
         tag(TAG_DESTINATION, &dest.id),
         tag(TAG_VERSION, &version.to_string()),
         tag(TAG_MAC, mac),
@@ -567,7 +567,7 @@ fn check_owner(
     tags: &[Tag],
     pending_deletion: bool,
 ) -> Result<(), Failure> {
-    let owned = tag_value(tags, TAG_MANAGED_BY) == Some("nitrosync")
+    let owned = tag_value(tags, TAG_MANAGED_BY) == Some(MANAGED_BY)
         && tag_value(tags, TAG_DESTINATION) == Some(dest.id.as_str());
     if !owned {
         return Err(Failure::new(

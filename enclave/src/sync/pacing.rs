@@ -12,7 +12,7 @@ use super::locks::KeyedLocks;
 use nitrosync_shared::bundle::DestinationConfig;
 use nitrosync_shared::ratelimit::TokenBuckets;
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Default write calls a second per (account, region, group), under AWS's 50.
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
@@ -54,9 +54,10 @@ impl WritePacer {
     /// Waits until a `group` call to the destination's account and region may go; true when it
     /// had to wait.
     pub async fn acquire(&self, dest: &DestinationConfig, group: WriteGroup) -> bool {
-        // The role ARN was validated when the bundle was opened: arn:PARTITION:iam::ACCOUNT:role/…
-        let account = dest.role_arn.split(':').nth(4).unwrap_or_default();
-        let key = (account.to_owned(), dest.region.clone(), group);
+        // The role ARN was validated when the bundle was opened. Were it not to parse, it would
+        // get a bucket of its own (the whole ARN), never one shared with other unparsable ARNs.
+        let account = dest.account().unwrap_or_else(|| dest.role_arn.clone());
+        let key = (account, dest.region.clone(), group);
         let _turn = self.queues.lock(key.clone()).await;
         let mut waited = false;
         loop {
@@ -64,7 +65,7 @@ impl WritePacer {
                 .buckets
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .try_take(&key, Instant::now());
+                .try_take(&key, Instant::now().into_std());
             match wait {
                 Ok(()) => return waited,
                 Err(wait) => {
@@ -80,6 +81,10 @@ impl WritePacer {
 mod tests {
     use super::*;
     use nitrosync_shared::bundle::DeletePolicy;
+    use std::future::Future;
+    use std::pin::{Pin, pin};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
     use std::time::Duration;
 
     fn dest(account: &str, region: &str) -> DestinationConfig {
@@ -95,47 +100,99 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // The clock is paused: it moves only when every task waits on it, straight to the next
+    // deadline, so the times below are exact.
+    #[tokio::test(start_paused = true)]
     async fn paces_per_account_region_and_group() {
         let p = WritePacer::new(2);
         let a = dest("111111111111", "us-east-1");
-        assert!(!p.acquire(&a, WriteGroup::Create).await);
-        assert!(!p.acquire(&a, WriteGroup::Create).await);
-        // The burst is spent: the third waits for a token (half a second).
         let t = Instant::now();
+        assert!(!p.acquire(&a, WriteGroup::Create).await);
+        assert!(!p.acquire(&a, WriteGroup::Create).await);
+        assert_eq!(t.elapsed(), Duration::ZERO, "the burst does not wait");
+        // The burst is spent: the third waits for a token, half a second at 2 a second.
         assert!(p.acquire(&a, WriteGroup::Create).await);
-        assert!(t.elapsed() >= Duration::from_millis(400));
+        assert_eq!(t.elapsed(), Duration::from_millis(500));
         // Other groups, accounts and regions have their own buckets.
+        let t = Instant::now();
         assert!(!p.acquire(&a, WriteGroup::Tags).await);
         let b = dest("222222222222", "us-east-1");
         assert!(!p.acquire(&b, WriteGroup::Create).await);
         let c = dest("111111111111", "eu-west-1");
         assert!(!p.acquire(&c, WriteGroup::Create).await);
+        assert_eq!(t.elapsed(), Duration::ZERO);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn holds_the_rate_after_the_burst() {
+        let p = WritePacer::new(DEFAULT_WRITES_PER_SECOND);
+        let a = dest("111111111111", "us-east-1");
+        let t = Instant::now();
+        for _ in 0..DEFAULT_WRITES_PER_SECOND {
+            assert!(!p.acquire(&a, WriteGroup::Update).await);
+        }
+        for _ in 0..DEFAULT_WRITES_PER_SECOND {
+            assert!(p.acquire(&a, WriteGroup::Update).await);
+        }
+        // A second's worth of calls after the burst took at least a second.
+        assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn waiters_are_served_in_arrival_order() {
-        let p = std::sync::Arc::new(WritePacer::new(20));
+        let p = Arc::new(WritePacer::new(20));
         let a = dest("111111111111", "us-east-1");
         for _ in 0..20 {
-            p.acquire(&a, WriteGroup::Update).await;
+            assert!(!p.acquire(&a, WriteGroup::Update).await);
         }
         // The burst is spent; ten waiters arrive in order and must get tokens in that order.
-        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let t = Instant::now();
+        let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
         for i in 0..10 {
             let (p, a, order) = (p.clone(), a.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                p.acquire(&a, WriteGroup::Update).await;
+            let mut waiter: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+                assert!(p.acquire(&a, WriteGroup::Update).await);
                 order.lock().unwrap().push(i);
-            }));
-            // Let it reach the queue before the next one starts.
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            });
+            // Arrival: one poll puts the waiter in the queue (or, for the first, to sleep until
+            // a token is due) before the next one exists. The task re-registers its waker
+            // when it is first polled and keeps its place.
+            assert_eq!(waiter.as_mut().poll(&mut cx), Poll::Pending);
+            tasks.push(tokio::spawn(waiter));
         }
         for t in tasks {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), (0..10).collect::<Vec<_>>());
+        // Ten tokens at 20 a second.
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newcomer_does_not_take_the_token_a_waiter_is_due() {
+        let p = WritePacer::new(1);
+        let a = dest("111111111111", "us-east-1");
+        assert!(!p.acquire(&a, WriteGroup::Update).await);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut first = pin!(p.acquire(&a, WriteGroup::Update));
+        assert_eq!(first.as_mut().poll(&mut cx), Poll::Pending);
+        // The next token is due, and the first waiter has not run since.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let mut newcomer = pin!(p.acquire(&a, WriteGroup::Update));
+        assert_eq!(
+            newcomer.as_mut().poll(&mut cx),
+            Poll::Pending,
+            "a newcomer queues behind the waiter"
+        );
+        assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(true));
+        let t = Instant::now();
+        assert!(newcomer.await);
+        assert_eq!(t.elapsed(), Duration::from_secs(1));
     }
 }

@@ -90,7 +90,7 @@ fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     // getrandom failing means the enclave has no entropy: nothing sensible can continue.
     getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("no entropy: {e}"));
-    format!("{prefix}{}", crate::https::hex(&bytes))
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// A role session name AWS accepts: 2–64 of `[A-Za-z0-9_+=,.@-]`.

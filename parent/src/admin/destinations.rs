@@ -17,35 +17,34 @@
 // Handlers return a ready HTTP reply as their error: it is built once and sent as is.
 #![allow(clippy::result_large_err)]
 
-use super::{AdminState, Reply, error, json, to_hex};
-use crate::store::{
-    DestinationKey, DestinationRecord, DueSync, HistoryRecord, ListFilter, SubmitOutcome,
-};
-use bytes::Bytes;
-use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use super::{AdminState, Reply, SharedState, error, get_only, json, not_found, read_body};
+use crate::ParentError;
+use crate::store::{DestinationKey, DestinationRecord, HistoryRecord, ListFilter, SubmitOutcome};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{self, post};
+use http::{Method, StatusCode, Uri};
+use nitrosync_api::{SubmitReply, from_hex, paths, to_hex};
 use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_shared::control::SyncMode;
-use serde::{Deserialize, Serialize};
 
-/// The answer to a submit.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubmitReply {
-    /// Tenant key, hex.
-    pub tenant: String,
-    /// Destination id.
-    pub destination: String,
-    /// The version submitted.
-    pub version: u64,
-    /// The version it replaced, if any.
-    pub previous_version: Option<u64>,
+/// The routes of this module.
+pub(super) fn routes() -> Router<SharedState> {
+    let one = format!("{}/{{tenant}}/{{id}}", paths::DESTINATIONS);
+    let action = format!("{one}/{{action}}");
+    Router::new()
+        .route(paths::BUNDLES, post(submit).fallback(bundles_only_post))
+        .route(paths::DESTINATIONS, get_only(list))
+        .route(&one, get_only(one_destination))
+        .route(&action, routing::get(history).head(not_found).post(act))
 }
 
 fn store_error(e: impl std::fmt::Display) -> Reply {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "StoreError",
+        "ParentError",
         e.to_string(),
     )
 }
@@ -61,7 +60,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn parse_key(tenant: &str, id: &str) -> Result<DestinationKey, Reply> {
-    let bytes = super::from_hex(tenant)
+    let bytes = from_hex(tenant)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .ok_or_else(|| {
@@ -81,12 +80,10 @@ fn parse_key(tenant: &str, id: &str) -> Result<DestinationKey, Reply> {
     Ok(DestinationKey::new(bytes, id))
 }
 
-async fn submit(state: &AdminState, body: Incoming) -> Reply {
-    let bytes: Bytes = match Limited::new(body, nitrosync_shared::MAX_FRAME_LEN)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
+/// `POST /v1/bundles`: the body is the CBOR of a `SealedBundle`, at most a frame long.
+async fn submit(State(state): State<SharedState>, body: Body) -> Reply {
+    let bytes = match read_body(body, nitrosync_shared::MAX_FRAME_LEN).await {
+        Ok(b) => b,
         Err(e) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -112,13 +109,7 @@ async fn submit(state: &AdminState, body: Incoming) -> Reply {
             format!("the bundle was rejected: {e}"),
         );
     }
-    let Some(commits) = state.commits.clone() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NoStore",
-            "this daemon has no store",
-        );
-    };
+    let commits = &state.commits;
     let header = bundle.header.clone();
     let reply = SubmitReply {
         tenant: to_hex(&header.tenant_key),
@@ -150,13 +141,7 @@ async fn submit(state: &AdminState, body: Incoming) -> Reply {
 }
 
 async fn get(state: &AdminState, key: DestinationKey) -> Result<DestinationRecord, Reply> {
-    let Some(store) = state.store.clone() else {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NoStore",
-            "this daemon has no store",
-        ));
-    };
+    let store = state.store.clone();
     let id = key.id.clone();
     match blocking(move || store.get(&key)).await? {
         Ok(Some(r)) => Ok(r),
@@ -169,180 +154,137 @@ async fn get(state: &AdminState, key: DestinationKey) -> Result<DestinationRecor
     }
 }
 
-/// Runs a test or delete now with the stored bundle, and records it in the history.
+/// Runs a test or delete now through the scheduler (its pacing, its per-destination lock, its
+/// record keeping).
 async fn run_now(
     state: &AdminState,
-    record: &DestinationRecord,
+    key: &DestinationKey,
     mode: SyncMode,
 ) -> Result<nitrosync_shared::control::SyncReport, Reply> {
-    let Some(store) = state.store.clone() else {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NoStore",
-            "this daemon has no store",
-        ));
-    };
-    let key = record.key.clone();
-    let bundle = {
-        let store = store.clone();
-        let key = key.clone();
-        match blocking(move || store.bundle(&key)).await? {
-            Ok(Some(b)) => b,
-            Ok(None) => {
-                return Err(error(
-                    StatusCode::CONFLICT,
-                    "NoBundle",
-                    "no bundle stored for this destination yet",
-                ));
+    state
+        .scheduler
+        .run_now(key, mode)
+        .await
+        .map_err(|e| match e {
+            ParentError::UnknownDestination(_) => {
+                error(StatusCode::NOT_FOUND, "UnknownDestination", e.to_string())
             }
-            Err(e) => return Err(store_error(e)),
-        }
-    };
-    let due = DueSync {
-        key: key.clone(),
-        region: record.config.region.clone(),
-        account: record.config.account().unwrap_or_default(),
-        version: record.version,
-        bundle,
-        mode,
-        attempts: 0,
-    };
-    let started = crate::scheduler::now_ms();
-    let report = crate::scheduler::run_sync(&state.client, &due).await;
-    let finished = crate::scheduler::now_ms();
-    let (r, version) = (report.clone(), record.version);
-    if let Ok(Err(e)) =
-        blocking(move || store.record_result(&key, version, &r, started, finished, None)).await
-    {
-        return Err(store_error(e));
-    }
-    Ok(report)
+            ParentError::NoBundle(_) => error(StatusCode::CONFLICT, "NoBundle", e.to_string()),
+            other => store_error(other),
+        })
 }
 
-/// Routes `/v1/bundles` and `/v1/destinations…`; `None` when the path is not one of these.
-pub async fn route(
-    state: &AdminState,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    body: Incoming,
-) -> Option<Reply> {
-    if path == "/v1/bundles" {
-        return Some(match *method {
-            Method::POST => submit(state, body).await,
-            _ => error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "BadRequest",
-                "POST a bundle here",
-            ),
-        });
+/// Anything but `POST` on `/v1/bundles`.
+async fn bundles_only_post() -> Reply {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "BadRequest",
+        "POST a bundle here",
+    )
+}
+
+/// A path segment that does not decode (percent-encoding of invalid UTF-8).
+fn bad_path(e: PathRejection) -> Reply {
+    error(StatusCode::BAD_REQUEST, "BadRequest", e.body_text())
+}
+
+/// `GET /v1/destinations`.
+async fn list(State(state): State<SharedState>) -> Reply {
+    let store = state.store.clone();
+    match blocking(move || store.list(ListFilter::All)).await {
+        Ok(Ok(list)) => json(StatusCode::OK, &list),
+        Ok(Err(e)) => store_error(e),
+        Err(r) => r,
     }
-    let rest = path.strip_prefix("/v1/destinations")?;
-    let store = match state.store.clone() {
-        Some(s) => s,
-        None => {
-            return Some(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NoStore",
-                "this daemon has no store",
-            ));
+}
+
+/// `GET /v1/destinations/{tenant}/{id}`.
+async fn one_destination(
+    State(state): State<SharedState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Reply, Reply> {
+    let Path((tenant, id)) = path.map_err(bad_path)?;
+    let key = parse_key(&tenant, &id)?;
+    let rec = get(&state, key).await?;
+    Ok(json(StatusCode::OK, &rec))
+}
+
+/// `GET /v1/destinations/{tenant}/{id}/history?limit=N`; any other `GET` below a destination is
+/// no route.
+async fn history(
+    State(state): State<SharedState>,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Reply, Reply> {
+    let Path((tenant, id, action)) = path.map_err(bad_path)?;
+    if action != "history" {
+        return Err(not_found(method, uri).await);
+    }
+    let key = parse_key(&tenant, &id)?;
+    let limit = query
+        .as_deref()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(20)
+        .min(1000);
+    get(&state, key.clone()).await?;
+    let store = state.store.clone();
+    Ok(match blocking(move || store.history(&key, limit)).await? {
+        Ok(h) => json::<Vec<HistoryRecord>>(StatusCode::OK, &h),
+        Err(e) => store_error(e),
+    })
+}
+
+/// `POST /v1/destinations/{tenant}/{id}/{enable|disable|retry|test|delete}`.
+async fn act(
+    State(state): State<SharedState>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Result<Reply, Reply> {
+    let Path((tenant, id, action)) = path.map_err(bad_path)?;
+    let key = parse_key(&tenant, &id)?;
+    get(&state, key.clone()).await?;
+    let store = state.store.clone();
+    let now = crate::scheduler::now_ms();
+    Ok(match action.as_str() {
+        "enable" | "disable" | "retry" => {
+            let enable = action == "enable";
+            let k = key.clone();
+            let s = store.clone();
+            let changed = blocking(move || {
+                if action == "retry" {
+                    s.retry_now(&k, now)
+                } else {
+                    s.set_enabled(&k, enable, now)
+                }
+            })
+            .await?;
+            match changed {
+                Ok(_) => {
+                    state.wake.notify_one();
+                    json(StatusCode::OK, &get(&state, key).await?)
+                }
+                Err(e) => store_error(e),
+            }
         }
-    };
-    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    let reply = match (method, parts.as_slice()) {
-        (&Method::GET, []) => match blocking(move || store.list(ListFilter::All)).await {
-            Ok(Ok(list)) => json(StatusCode::OK, &list),
-            Ok(Err(e)) => store_error(e),
-            Err(r) => r,
-        },
-        (&Method::GET, [tenant, id]) => match parse_key(tenant, id) {
-            Err(r) => r,
-            Ok(key) => match get(state, key).await {
-                Ok(rec) => json(StatusCode::OK, &rec),
-                Err(r) => r,
-            },
-        },
-        (&Method::GET, [tenant, id, "history"]) => match parse_key(tenant, id) {
-            Err(r) => r,
-            Ok(key) => {
-                let limit = query
-                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(20)
-                    .min(1000);
-                if let Err(r) = get(state, key.clone()).await {
-                    return Some(r);
-                }
-                match blocking(move || store.history(&key, limit)).await {
-                    Ok(Ok(h)) => json::<Vec<HistoryRecord>>(StatusCode::OK, &h),
-                    Ok(Err(e)) => store_error(e),
-                    Err(r) => r,
-                }
+        "test" => json(
+            StatusCode::OK,
+            &run_now(&state, &key, SyncMode::TestConnection).await?,
+        ),
+        "delete" => {
+            let report = run_now(&state, &key, SyncMode::Delete).await?;
+            if report.error.is_none()
+                && let Ok(Err(e)) = blocking(move || store.delete_destination(&key)).await
+            {
+                return Err(store_error(e));
             }
-        },
-        (&Method::POST, [tenant, id, action]) => match parse_key(tenant, id) {
-            Err(r) => r,
-            Ok(key) => {
-                let record = match get(state, key.clone()).await {
-                    Ok(r) => r,
-                    Err(r) => return Some(r),
-                };
-                let now = crate::scheduler::now_ms();
-                match *action {
-                    "enable" | "disable" | "retry" => {
-                        let enable = *action == "enable";
-                        let action = action.to_string();
-                        let k = key.clone();
-                        let s = store.clone();
-                        let changed = blocking(move || {
-                            if action == "retry" {
-                                s.retry_now(&k, now)
-                            } else {
-                                s.set_enabled(&k, enable, now)
-                            }
-                        })
-                        .await;
-                        match changed {
-                            Ok(Ok(_)) => {
-                                state.wake.notify_one();
-                                match get(state, key).await {
-                                    Ok(rec) => json(StatusCode::OK, &rec),
-                                    Err(r) => r,
-                                }
-                            }
-                            Ok(Err(e)) => store_error(e),
-                            Err(r) => r,
-                        }
-                    }
-                    "test" => match run_now(state, &record, SyncMode::TestConnection).await {
-                        Ok(report) => json(StatusCode::OK, &report),
-                        Err(r) => r,
-                    },
-                    "delete" => match run_now(state, &record, SyncMode::Delete).await {
-                        Ok(report) => {
-                            if report.error.is_none()
-                                && let Ok(Err(e)) =
-                                    blocking(move || store.delete_destination(&key)).await
-                            {
-                                return Some(store_error(e));
-                            }
-                            json(StatusCode::OK, &report)
-                        }
-                        Err(r) => r,
-                    },
-                    other => error(
-                        StatusCode::NOT_FOUND,
-                        "NotFound",
-                        format!("no action {other:?}"),
-                    ),
-                }
-            }
-        },
-        _ => error(
+            json(StatusCode::OK, &report)
+        }
+        other => error(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("no route {method} {path}"),
+            format!("no action {other:?}"),
         ),
-    };
-    Some(reply)
+    })
 }

@@ -6,7 +6,8 @@
 //! is committed at once, so it gains no latency; under load, batches form on their own. A submit
 //! is answered only after its batch committed, so an acknowledgement still means durable.
 
-use super::{Store, StoreError, Submission, SubmitOutcome};
+use super::{Store, Submission, SubmitOutcome};
+use crate::ParentError;
 use nitrosync_shared::bundle::BundleHeader;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +18,7 @@ pub const MAX_BATCH: usize = 256;
 struct Job {
     bundle: Vec<u8>,
     header: BundleHeader,
-    reply: oneshot::Sender<Result<SubmitOutcome, String>>,
+    reply: oneshot::Sender<Result<SubmitOutcome, ParentError>>,
 }
 
 /// The handle of the committer task; cheap to clone. The task ends when every handle is gone.
@@ -49,7 +50,7 @@ impl GroupCommit {
         &self,
         bundle: Vec<u8>,
         header: BundleHeader,
-    ) -> Result<SubmitOutcome, String> {
+    ) -> Result<SubmitOutcome, ParentError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -58,10 +59,8 @@ impl GroupCommit {
                 reply,
             })
             .await
-            .map_err(|_| "the store's committer has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the store's committer has stopped".to_owned())?
+            .map_err(|_| ParentError::CommitterStopped)?;
+        answer.await.map_err(|_| ParentError::CommitterStopped)?
     }
 }
 
@@ -81,14 +80,14 @@ async fn committer(store: Arc<Store>, mut rx: mpsc::Receiver<Job>, now_ms: fn() 
             continue;
         };
         for (job, outcome) in batch.into_iter().zip(outcomes) {
-            let _ = job.reply.send(outcome.map_err(|e| e.to_string()));
+            let _ = job.reply.send(outcome);
         }
     }
 }
 
 /// One transaction for the batch. If it fails and holds more than one submit, each is retried
 /// alone, so one bad submit does not fail the others.
-fn commit(store: &Store, batch: &[Job], now_ms: u64) -> Vec<Result<SubmitOutcome, StoreError>> {
+fn commit(store: &Store, batch: &[Job], now_ms: u64) -> Vec<Result<SubmitOutcome, ParentError>> {
     let subs: Vec<Submission<'_>> = batch
         .iter()
         .map(|j| Submission {

@@ -23,6 +23,8 @@
 //!              └─ newer bundle ──┘ (a result for an older version leaves it pending)
 //! ```
 
+#[cfg(test)]
+mod crash_tests;
 mod group;
 mod records;
 mod schema;
@@ -35,6 +37,7 @@ pub use records::{
     LastError, ListFilter, Submission, SubmitOutcome,
 };
 
+use crate::ParentError;
 use nitrosync_shared::bundle::{BundleHeader, saml_subject};
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
 use records::{
@@ -46,92 +49,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-/// What went wrong in the store. Every variant is the operator's or the disk's problem, never
-/// a tenant's: a tenant's stale submit is an [`SubmitOutcome::Stale`], not an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database file could not be opened or configured. Fatal at start.
-    #[error("cannot open store {path}: {source}")]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// SQLite would not switch to WAL mode (for example an in-memory database). Fatal at start.
-    #[error("store {path}: journal mode is {mode:?}, not WAL")]
-    JournalMode {
-        /// The database file.
-        path: PathBuf,
-        /// The mode SQLite kept.
-        mode: String,
-    },
-    /// The file is an SQLite database of some other program. Fatal at start.
-    #[error("{path} is an SQLite database of another program, not a nitrosync store")]
-    NotAStore {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// The database was written by a newer nitrosync; this build will not touch it. Fatal at
-    /// start: run the newer build, or restore a backup.
-    #[error(
-        "store {path} has schema version {found}, newer than the {known} this build knows; \
-         it was written by a newer nitrosync-parent"
-    )]
-    NewerSchema {
-        /// The database file.
-        path: PathBuf,
-        /// Its `user_version`.
-        found: i64,
-        /// The newest version this build knows.
-        known: u32,
-    },
-    /// A schema migration failed; the database stays at the version before it.
-    #[error("store {path}: migration to schema version {version} failed: {source}")]
-    Migration {
-        /// The database file.
-        path: PathBuf,
-        /// The version being migrated to.
-        version: i64,
-        /// Why.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A query failed (disk full, I/O error, lock timeout). The transaction was rolled back;
-    /// a submit was not stored and must not be acknowledged.
-    #[error("store query failed: {0}")]
-    Query(#[from] rusqlite::Error),
-    /// A stored value is not one this build writes: the file was edited or damaged.
-    #[error("store holds a corrupt value in {column}: {detail}")]
-    Corrupt {
-        /// `table.column`.
-        column: &'static str,
-        /// What was found.
-        detail: String,
-    },
-    /// A number does not fit SQLite's signed 64-bit integers. The caller passed it.
-    #[error("{field} {value} is too large to store")]
-    OutOfRange {
-        /// What it is.
-        field: &'static str,
-        /// The value.
-        value: u64,
-    },
-    /// A bundle larger than a frame can carry. The caller passed it.
-    #[error("bundle of {len} bytes is larger than the {max}-byte maximum")]
-    BundleTooLarge {
-        /// Its length.
-        len: usize,
-        /// The maximum ([`nitrosync_shared::MAX_FRAME_LEN`]).
-        max: usize,
-    },
-    /// A destination's configuration could not be written or read as JSON.
-    #[error("destination config JSON: {0}")]
-    ConfigJson(#[source] serde_json::Error),
-}
 
 /// Settings of a [`Store`].
 #[derive(Debug, Clone)]
@@ -177,14 +94,14 @@ const DESTINATION_FROM: &str =
 impl Store {
     /// Opens (creating if needed) the store at `path` with default options, and migrates it to
     /// the current schema.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, ParentError> {
         Self::open_with(path, StoreOptions::default())
     }
 
     /// Opens the store at `path` with `options`.
-    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, ParentError> {
         let path = path.as_ref().to_owned();
-        let open_err = |source| StoreError::Open {
+        let open_err = |source| ParentError::Open {
             path: path.clone(),
             source,
         };
@@ -218,8 +135,8 @@ impl Store {
     /// Runs `f` in one write transaction and commits it.
     fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, ParentError>,
+    ) -> Result<T, ParentError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -237,7 +154,7 @@ impl Store {
         bundle: &[u8],
         header: &BundleHeader,
         now_ms: u64,
-    ) -> Result<SubmitOutcome, StoreError> {
+    ) -> Result<SubmitOutcome, ParentError> {
         self.write(|tx| submit_in(tx, bundle, header, now_ms))
     }
 
@@ -248,7 +165,7 @@ impl Store {
         &self,
         batch: &[Submission<'_>],
         now_ms: u64,
-    ) -> Result<Vec<SubmitOutcome>, StoreError> {
+    ) -> Result<Vec<SubmitOutcome>, ParentError> {
         self.write(|tx| {
             batch
                 .iter()
@@ -264,7 +181,7 @@ impl Store {
         key: &DestinationKey,
         enabled: bool,
         now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, ParentError> {
         let now = to_sql("now_ms", now_ms)?;
         self.write(|tx| {
             let n = tx
@@ -279,7 +196,7 @@ impl Store {
 
     /// Deletes a destination with its bundle and history. Returns false when there was none.
     /// (Applying the delete policy to the secret is a `Delete` sync, before this.)
-    pub fn delete_destination(&self, key: &DestinationKey) -> Result<bool, StoreError> {
+    pub fn delete_destination(&self, key: &DestinationKey) -> Result<bool, ParentError> {
         self.write(|tx| {
             let n = tx
                 .prepare_cached("DELETE FROM destinations WHERE tenant_key = ?1 AND id = ?2")?
@@ -289,7 +206,7 @@ impl Store {
     }
 
     /// The stored (newest) sealed bundle of a destination, as submitted.
-    pub fn bundle(&self, key: &DestinationKey) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn bundle(&self, key: &DestinationKey) -> Result<Option<Vec<u8>>, ParentError> {
         use rusqlite::OptionalExtension as _;
         let conn = self.lock();
         let mut stmt =
@@ -302,7 +219,7 @@ impl Store {
     }
 
     /// One destination.
-    pub fn get(&self, key: &DestinationKey) -> Result<Option<DestinationRecord>, StoreError> {
+    pub fn get(&self, key: &DestinationKey) -> Result<Option<DestinationRecord>, ParentError> {
         let sql = format!(
             "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
              WHERE d.tenant_key = ?1 AND d.id = ?2"
@@ -312,7 +229,7 @@ impl Store {
     }
 
     /// Every tenant's destination with this id (ids are unique only per tenant).
-    pub fn find(&self, id: &str) -> Result<Vec<DestinationRecord>, StoreError> {
+    pub fn find(&self, id: &str) -> Result<Vec<DestinationRecord>, ParentError> {
         let sql = format!(
             "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} WHERE d.id = ?1 \
              ORDER BY d.tenant_key"
@@ -321,7 +238,7 @@ impl Store {
     }
 
     /// Destinations matching `filter`, ordered by tenant and id.
-    pub fn list(&self, filter: ListFilter) -> Result<Vec<DestinationRecord>, StoreError> {
+    pub fn list(&self, filter: ListFilter) -> Result<Vec<DestinationRecord>, ParentError> {
         let order = "ORDER BY d.tenant_key, d.id";
         match filter {
             ListFilter::All => self.query_destinations(
@@ -347,7 +264,7 @@ impl Store {
 
     /// The `limit` destinations whose last sync failed most recently, newest first. Reads only
     /// those rows, so a status call stays cheap with 10,000 destinations.
-    pub fn recent_errors(&self, limit: usize) -> Result<Vec<DestinationRecord>, StoreError> {
+    pub fn recent_errors(&self, limit: usize) -> Result<Vec<DestinationRecord>, ParentError> {
         let sql = format!(
             "SELECT {DESTINATION_COLUMNS} FROM {DESTINATION_FROM} \
              WHERE d.last_error_code IS NOT NULL \
@@ -360,7 +277,7 @@ impl Store {
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Vec<DestinationRecord>, StoreError> {
+    ) -> Result<Vec<DestinationRecord>, ParentError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params)?;
@@ -373,7 +290,7 @@ impl Store {
 
     /// How many destinations are in each state, with disabled ones counted under
     /// [`DISABLED`] only. Every state appears, with zero if need be.
-    pub fn counts_by_state(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+    pub fn counts_by_state(&self) -> Result<BTreeMap<String, u64>, ParentError> {
         let mut out: BTreeMap<String, u64> = DestinationState::ALL
             .iter()
             .map(|s| (s.as_str().to_owned(), 0))
@@ -399,7 +316,7 @@ impl Store {
     /// [`reset_pending_on_start`](Self::reset_pending_on_start)). A bundle submitted meanwhile
     /// does not make a syncing destination due again before its result is recorded, so one
     /// destination has at most one sync in flight and bursts coalesce into the newest version.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<DueSync>, StoreError> {
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<DueSync>, ParentError> {
         self.due_paced(now_ms, limit, &[], |_, _| true)
     }
 
@@ -414,7 +331,7 @@ impl Store {
         limit: usize,
         held_back: &[(String, String)],
         mut take: impl FnMut(&str, &str) -> bool,
-    ) -> Result<Vec<DueSync>, StoreError> {
+    ) -> Result<Vec<DueSync>, ParentError> {
         use rusqlite::types::Value;
         let now = to_sql("now_ms", now_ms)?;
         let scan = i64::try_from(limit.saturating_mul(4)).unwrap_or(i64::MAX);
@@ -486,7 +403,7 @@ impl Store {
         started_ms: u64,
         finished_ms: u64,
         retry_at_ms: Option<u64>,
-    ) -> Result<Option<DestinationState>, StoreError> {
+    ) -> Result<Option<DestinationState>, ParentError> {
         let keep = i64::from(self.options.history_per_destination);
         self.write(|tx| {
             let current: Option<(String, i64)> = tx
@@ -573,7 +490,7 @@ impl Store {
     /// After a restart, makes every `syncing` destination `pending` again (its result was
     /// lost with the old process), keeping its `next_attempt_at` so it is due at once.
     /// Returns how many there were. Call it once, before the scheduler starts.
-    pub fn reset_pending_on_start(&self) -> Result<u64, StoreError> {
+    pub fn reset_pending_on_start(&self) -> Result<u64, ParentError> {
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE destinations SET state = 'pending' WHERE state = 'syncing'",
@@ -586,7 +503,7 @@ impl Store {
     /// A person's "retry now": a failed (or synced, or pending) destination becomes pending,
     /// due at `now_ms`, with its attempt count reset. Returns false when there is no such
     /// destination or it is `syncing` (its result is on the way).
-    pub fn retry_now(&self, key: &DestinationKey, now_ms: u64) -> Result<bool, StoreError> {
+    pub fn retry_now(&self, key: &DestinationKey, now_ms: u64) -> Result<bool, ParentError> {
         let now = to_sql("now_ms", now_ms)?;
         self.write(|tx| {
             let n = tx
@@ -604,7 +521,7 @@ impl Store {
         &self,
         key: &DestinationKey,
         limit: usize,
-    ) -> Result<Vec<HistoryRecord>, StoreError> {
+    ) -> Result<Vec<HistoryRecord>, ParentError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
@@ -622,7 +539,7 @@ impl Store {
     }
 
     /// Runs SQLite's `PRAGMA integrity_check`; returns its messages (`["ok"]` when intact).
-    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+    pub fn integrity_check(&self) -> Result<Vec<String>, ParentError> {
         let conn = self.lock();
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
@@ -635,10 +552,10 @@ fn submit_in(
     bundle: &[u8],
     header: &BundleHeader,
     now_ms: u64,
-) -> Result<SubmitOutcome, StoreError> {
+) -> Result<SubmitOutcome, ParentError> {
     let max = nitrosync_shared::MAX_FRAME_LEN;
     if bundle.len() > max {
-        return Err(StoreError::BundleTooLarge {
+        return Err(ParentError::BundleTooLarge {
             len: bundle.len(),
             max,
         });
@@ -657,7 +574,7 @@ fn submit_in(
     {
         return Ok(SubmitOutcome::Stale { stored_version });
     }
-    let config = serde_json::to_string(dest).map_err(StoreError::ConfigJson)?;
+    let config = serde_json::to_string(dest).map_err(ParentError::ConfigJson)?;
     // A destination being synced stays `syncing`: its result finds the newer bundle and leaves
     // it pending, so there is never a second sync of one destination in flight.
     tx.prepare_cached(
@@ -676,7 +593,10 @@ fn submit_in(
         dest.id,
         config,
         dest.region,
-        dest.account().unwrap_or_default(),
+        dest.account().ok_or_else(|| ParentError::NoAccount {
+            destination: dest.id.clone(),
+            role_arn: dest.role_arn.clone(),
+        })?,
         saml_subject(&header.tenant_key, &dest.id),
         now
     ])?;
@@ -699,7 +619,7 @@ fn insert_history(
     started_ms: u64,
     finished_ms: u64,
     keep: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), ParentError> {
     let t = &report.timings;
     tx.prepare_cached(
         "INSERT INTO history (tenant_key, id, version, mode, outcome, error_code, error_msg, \
@@ -734,7 +654,7 @@ fn insert_history(
     Ok(())
 }
 
-fn key_from_row(row: &Row<'_>, tenant: usize, id: usize) -> Result<DestinationKey, StoreError> {
+fn key_from_row(row: &Row<'_>, tenant: usize, id: usize) -> Result<DestinationKey, ParentError> {
     let bytes: Vec<u8> = row.get(tenant)?;
     let tenant_key = <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| corrupt("tenant_key", format!("of {} bytes", bytes.len())))?;
@@ -744,7 +664,7 @@ fn key_from_row(row: &Row<'_>, tenant: usize, id: usize) -> Result<DestinationKe
     })
 }
 
-fn destination_from_row(row: &Row<'_>) -> Result<DestinationRecord, StoreError> {
+fn destination_from_row(row: &Row<'_>) -> Result<DestinationRecord, ParentError> {
     let config: String = row.get(2)?;
     let last_error = match row.get::<_, Option<String>>(12)? {
         Some(code) => Some(LastError {
@@ -756,7 +676,7 @@ fn destination_from_row(row: &Row<'_>) -> Result<DestinationRecord, StoreError> 
     };
     Ok(DestinationRecord {
         key: key_from_row(row, 0, 1)?,
-        config: serde_json::from_str(&config).map_err(StoreError::ConfigJson)?,
+        config: serde_json::from_str(&config).map_err(ParentError::ConfigJson)?,
         saml_subject: row.get(3)?,
         enabled: row.get(4)?,
         state: parse_state(&row.get::<_, String>(5)?)?,
@@ -772,7 +692,7 @@ fn destination_from_row(row: &Row<'_>) -> Result<DestinationRecord, StoreError> 
     })
 }
 
-fn history_from_row(row: &Row<'_>) -> Result<HistoryRecord, StoreError> {
+fn history_from_row(row: &Row<'_>) -> Result<HistoryRecord, ParentError> {
     let error = match row.get::<_, Option<String>>(4)? {
         Some(code) => Some(SyncError {
             code: parse_code("history.error_code", &code)?,

@@ -4,7 +4,7 @@
 //! transaction together with the bump of `user_version`, so a crash leaves the database at one
 //! version or the next, never between. Migrations are only ever appended to [`MIGRATIONS`].
 
-use super::StoreError;
+use crate::ParentError;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
@@ -86,43 +86,43 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Sets the connection's pragmas: WAL, `synchronous=FULL`, foreign keys.
-pub(super) fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+pub(super) fn configure(conn: &Connection, path: &Path) -> Result<(), ParentError> {
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|source| StoreError::Open {
+        .map_err(|source| ParentError::Open {
             path: path.to_owned(),
             source,
         })?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::JournalMode {
+        return Err(ParentError::JournalMode {
             path: path.to_owned(),
             mode,
         });
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(|source| StoreError::Open {
+        .map_err(|source| ParentError::Open {
             path: path.to_owned(),
             source,
         })
 }
 
 /// Brings the database up to [`current_version`], refusing one written by a newer build.
-pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), ParentError> {
     let known = current_version();
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
-        .map_err(|source| StoreError::Open {
+        .map_err(|source| ParentError::Open {
             path: path.to_owned(),
             source,
         })?;
     if app_id != 0 && app_id != APPLICATION_ID {
-        return Err(StoreError::NotAStore {
+        return Err(ParentError::NotAStore {
             path: path.to_owned(),
         });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let target = i64::try_from(index + 1).unwrap_or(i64::MAX);
-        let fail = |source| StoreError::Migration {
+        let fail = |source| ParentError::Migration {
             path: path.to_owned(),
             version: target,
             source,
@@ -133,7 +133,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             .map_err(fail)?;
         let found = user_version(&tx).map_err(fail)?;
         if found > i64::from(known) {
-            return Err(StoreError::NewerSchema {
+            return Err(ParentError::NewerSchema {
                 path: path.to_owned(),
                 found,
                 known,
@@ -150,12 +150,12 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         tx.commit().map_err(fail)?;
     }
     // Also covers a database that needed no migration.
-    let found = user_version(conn).map_err(|source| StoreError::Open {
+    let found = user_version(conn).map_err(|source| ParentError::Open {
         path: path.to_owned(),
         source,
     })?;
     if found > i64::from(known) {
-        return Err(StoreError::NewerSchema {
+        return Err(ParentError::NewerSchema {
             path: path.to_owned(),
             found,
             known,

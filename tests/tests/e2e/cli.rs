@@ -136,6 +136,7 @@ async fn the_demo_flow_and_destination_management_through_the_cli() {
     assert_eq!(list[0]["state"], "synced", "{list}");
 
     // Disabled: bundles are stored, nothing is written.
+    let writes_before = e.puts("app/env").await;
     e.ok(&["destination", "disable", "app"]).await;
     let f2 = e.env_file("app2.env", "A=changed\n");
     e.ok(&[
@@ -147,16 +148,51 @@ async fn the_demo_flow_and_destination_management_through_the_cli() {
         f2.to_str().unwrap(),
     ])
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The barrier that makes the absence certain: a push to another destination, stored after
+    // app's and waited for. The scheduler claims due syncs oldest first, so the pass that took
+    // this one had app's new bundle in front of it; had it taken that too, app would now show the
+    // sync in flight (`syncing`) or in its history.
+    e.destination("barrier", "barrier/env", &[]).await;
+    let fb = e.env_file("barrier.env", "B=1\n");
+    e.ok(&[
+        "env",
+        "push",
+        "--destination",
+        "barrier",
+        "--file",
+        fb.to_str().unwrap(),
+        "--wait",
+    ])
+    .await;
+    let show: Value =
+        serde_json::from_str(&e.ok(&["destination", "show", "app", "--json"]).await.stdout)
+            .unwrap();
+    assert_eq!(show["enabled"], false);
+    assert_eq!(show["state"], "pending", "stored, not taken: {show}");
+    assert_ne!(show["synced_version"], show["version"], "{show}");
+    let h: Value = serde_json::from_str(
+        &e.ok(&["destination", "history", "app", "--json"])
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        h.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["version"] != show["version"]),
+        "no attempt at the disabled destination's bundle: {h}"
+    );
     assert_eq!(
         value_of(&e.secret("app/env").await)["A"],
         "1",
         "a disabled destination gets no write"
     );
-    let show: Value =
-        serde_json::from_str(&e.ok(&["destination", "show", "app", "--json"]).await.stdout)
-            .unwrap();
-    assert_eq!(show["enabled"], false);
+    assert_eq!(
+        e.puts("app/env").await,
+        writes_before,
+        "no write call at all"
+    );
     // Enabled again: the stored bundle goes out.
     e.ok(&["destination", "enable", "app"]).await;
     wait_for(

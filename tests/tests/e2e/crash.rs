@@ -6,7 +6,7 @@
 //! its one-sync-per-destination lock are what keep those re-sends from writing again.
 
 use crate::fleet::{Fleet, REGION, create_roles, destination, seal_one, submit, successful_writes};
-use nitrosync_parent::admin::Status;
+use nitrosync_api::Status;
 use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_tests::{simctl, start_parent, wait_for};
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,7 +127,14 @@ async fn a_kill_of_the_parent_mid_burst_loses_no_acknowledged_version_and_writes
             let s: Status = api.call(http::Method::GET, "/v1/status", None).await.ok()?;
             let busy: u64 = ["pending", "syncing", "failed_retryable"]
                 .iter()
-                .map(|k| s.destinations.get(*k).copied().unwrap_or(0))
+                .map(|k| {
+                    s.destinations
+                        .as_ref()
+                        .expect("the store answered")
+                        .get(*k)
+                        .copied()
+                        .unwrap_or(0)
+                })
                 .sum();
             (busy == 0).then_some(s)
         },
@@ -135,7 +142,8 @@ async fn a_kill_of_the_parent_mid_burst_loses_no_acknowledged_version_and_writes
     .await
     .map(|s| {
         assert_eq!(
-            s.destinations["failed_terminal"], 0,
+            s.destinations.as_ref().expect("the store answered")["failed_terminal"],
+            0,
             "{:?}",
             s.recent_errors
         )

@@ -1,9 +1,9 @@
 //! Many destinations at once: their configs, their roles in the simulator (one per destination,
 //! trusting only its subject), sealed bundles and submits through the admin API.
 
+use nitrosync_api::AdminClient;
+use nitrosync_api::SubmitReply;
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
-use nitrosync_parent::admin::destinations::SubmitReply;
-use nitrosync_parent::cli::AdminClient;
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
 use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
 use nitrosync_tests::{EnclaveControl, SimStack, StackOptions, simctl};
@@ -163,11 +163,11 @@ pub fn seal_one(
 
 /// Submits through the admin API; Err when the daemon did not acknowledge it.
 pub async fn submit(api: &AdminClient, b: &SealedBundle) -> Result<SubmitReply, String> {
-    let bytes = nitrosync_shared::frame::encode(b).unwrap();
+    let bytes = nitrosync_shared::frame::encode_payload(b).unwrap();
     api.call_with(
         http::Method::POST,
-        "/v1/bundles",
-        Some(bytes[4..].to_vec()),
+        nitrosync_api::paths::BUNDLES,
+        Some(bytes),
         "application/cbor",
     )
     .await

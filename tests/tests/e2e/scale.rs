@@ -8,7 +8,7 @@
 //! count / 40 seconds, as the limiter allows).
 
 use crate::fleet::{Fleet, create_roles, destination, seal_one, submit, successful_writes};
-use nitrosync_parent::admin::Status;
+use nitrosync_api::Status;
 use nitrosync_shared::bundle::SealedBundle;
 use nitrosync_tests::{rss_kib, simctl};
 use serde_json::Value;
@@ -71,8 +71,20 @@ async fn ten_thousand_destinations_submitted_at_once_all_sync_without_throttling
             .call(http::Method::GET, "/v1/status", None)
             .await
             .unwrap();
-        let synced = s.destinations.get("synced").copied().unwrap_or(0);
-        let terminal = s.destinations.get("failed_terminal").copied().unwrap_or(0);
+        let synced = s
+            .destinations
+            .as_ref()
+            .expect("the store answered")
+            .get("synced")
+            .copied()
+            .unwrap_or(0);
+        let terminal = s
+            .destinations
+            .as_ref()
+            .expect("the store answered")
+            .get("failed_terminal")
+            .copied()
+            .unwrap_or(0);
         assert_eq!(terminal, 0, "terminal failures: {:?}", s.recent_errors);
         if synced == u64::try_from(n).unwrap() {
             break s;
@@ -212,7 +224,9 @@ async fn burst_against_a_low_quota(parent_rate: u32, enclave_rate: u32) -> (u64,
         Duration::from_secs(120),
         || async {
             let s: Status = api.call(http::Method::GET, "/v1/status", None).await.ok()?;
-            (s.destinations["synced"] == u64::try_from(N).unwrap()).then_some(s)
+            (s.destinations.as_ref().expect("the store answered")["synced"]
+                == u64::try_from(N).unwrap())
+            .then_some(s)
         },
     )
     .await

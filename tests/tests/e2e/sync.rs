@@ -138,7 +138,7 @@ impl World {
 
     async fn sync(&mut self, bundle: &SealedBundle, mode: SyncMode) -> SyncReport {
         let req = RequestBody::Sync {
-            bundle: Box::new(bundle.clone()),
+            bundle: nitrosync_shared::frame::encode_payload(bundle).unwrap(),
             mode,
         };
         match self.ctl.request(req).await.unwrap() {

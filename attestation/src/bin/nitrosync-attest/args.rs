@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
+use nitrosync_shared::pcr::PcrPin;
 
 /// Verify or inspect AWS Nitro Enclaves attestation documents, and check SAML metadata against
 /// them.
@@ -64,8 +65,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
     /// Expected PCR value; repeatable.
-    #[arg(long = "pcr", value_name = "N=HEX", value_parser = parse_pcr)]
-    pub pcrs: Vec<(u16, Vec<u8>)>,
+    #[arg(long = "pcr", value_name = "N=HEX")]
+    pub pcrs: Vec<PcrPin>,
     /// Required nonce.
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     pub nonce: Option<Hex>,
@@ -99,16 +100,4 @@ pub struct Hex(pub Vec<u8>);
 fn parse_hex(s: &str) -> Result<Hex, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     hex::decode(s).map(Hex).map_err(|e| format!("not hex: {e}"))
-}
-
-fn parse_pcr(s: &str) -> Result<(u16, Vec<u8>), String> {
-    let (index, value) = s.split_once('=').ok_or("expected N=HEX")?;
-    let index: u16 = index
-        .trim_start_matches("PCR")
-        .parse()
-        .map_err(|_| format!("PCR index {index:?} is not a number"))?;
-    if usize::from(index) >= nitrosync_attestation::MAX_PCRS {
-        return Err(format!("PCR index {index} is out of range"));
-    }
-    Ok((index, parse_hex(value)?.0))
 }

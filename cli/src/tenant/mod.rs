@@ -1,17 +1,23 @@
 //! The tenant-facing commands: key, destinations, pushing environments, bundles and IAM.
 
-use super::{
-    AdminClient, AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg,
-    DestinationCommand, EXIT_FAILED, EnvCommand, IamCommand, IamFormat, TenantCommand, dotenv,
-    fail, print_json, tenant,
+pub mod dotenv;
+pub mod iam;
+pub mod key;
+
+use crate::{
+    AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EXIT_FAILED, EnvCommand,
+    TenantCommand, fail, print_json, report,
 };
-use crate::admin::destinations::SubmitReply;
-use crate::admin::{AttestRequest, AttestationReply, EnclaveDescription, from_hex, to_hex};
-use crate::store::{DestinationRecord, HistoryRecord};
+use key as tenant;
+use nitrosync_api::records::HistoryRecord;
+use nitrosync_api::{
+    AdminClient, AttestRequest, AttestationReply, EnclaveDescription, SubmitReply, to_hex,
+};
 use nitrosync_attestation::{Policy, TrustRoot};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables};
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
 use nitrosync_shared::control::{RuntimeMode, SyncReport};
+use nitrosync_shared::pcr::PcrPin;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,11 +30,11 @@ pub fn default_tenant_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".nitrosync"))
 }
 
-fn user(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn user(e: impl std::fmt::Display) -> CliError {
     fail(EXIT_FAILED, e.to_string())
 }
 
-fn load_key(dir: &Path) -> Result<TenantKey, CliError> {
+pub(crate) fn load_key(dir: &Path) -> Result<TenantKey, CliError> {
     tenant::load(dir).map_err(user)
 }
 
@@ -46,10 +52,6 @@ pub fn tenant(c: TenantCommand, dir: &Path) -> Result<(), CliError> {
     }
 }
 
-fn key_path(tenant_key: &[u8; 32], id: &str) -> String {
-    format!("/v1/destinations/{}/{id}", to_hex(tenant_key))
-}
-
 fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     tags.iter()
         .map(|t| {
@@ -60,7 +62,7 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
         .collect()
 }
 
-fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
+pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
     let key = load_key(dir)?;
     let delete_policy = match (a.delete_policy, a.recovery_days) {
         (DeletePolicyArg::Retain, None) => DeletePolicy::Retain,
@@ -99,164 +101,6 @@ fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn destination(
-    c: DestinationCommand,
-    api: &AdminClient,
-    dir: &Path,
-) -> Result<(), CliError> {
-    let tenant_key = || load_key(dir).map(|k| k.public());
-    match c {
-        DestinationCommand::Create(a) => create(a, dir),
-        DestinationCommand::List { json } => {
-            let list: Vec<DestinationRecord> = api
-                .call(http::Method::GET, "/v1/destinations", None)
-                .await?;
-            if json {
-                return print_json(&list);
-            }
-            println!(
-                "{:<24} {:<10} {:<18} {:>8} {:>8}  last error",
-                "destination", "enabled", "state", "version", "synced"
-            );
-            for d in &list {
-                println!(
-                    "{:<24} {:<10} {:<18} {:>8} {:>8}  {}",
-                    d.key.id,
-                    d.enabled,
-                    d.state.as_str(),
-                    d.version,
-                    d.synced_version
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    d.last_error
-                        .as_ref()
-                        .map(|e| e.code.to_string())
-                        .unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
-        DestinationCommand::Show { id, json } => {
-            let d: DestinationRecord = api
-                .call(http::Method::GET, &key_path(&tenant_key()?, &id), None)
-                .await?;
-            if json {
-                return print_json(&d);
-            }
-            println!("destination   {}", d.key.id);
-            println!(
-                "secret        {} in {}",
-                d.config.secret_name, d.config.region
-            );
-            println!("role          {}", d.config.role_arn);
-            println!("provider      {}", d.config.saml_provider_arn);
-            println!("SAML subject  {}", d.saml_subject);
-            println!("enabled       {}", d.enabled);
-            println!(
-                "state         {} (bundle version {}, synced {})",
-                d.state.as_str(),
-                d.version,
-                d.synced_version
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "never".into())
-            );
-            if let Some(e) = &d.last_error {
-                println!("last error    {}: {}", e.code, e.message);
-            }
-            Ok(())
-        }
-        DestinationCommand::Enable { id } => toggle(api, &tenant_key()?, &id, "enable").await,
-        DestinationCommand::Disable { id } => toggle(api, &tenant_key()?, &id, "disable").await,
-        DestinationCommand::Retry { id } => toggle(api, &tenant_key()?, &id, "retry").await,
-        DestinationCommand::Test { id, json } => {
-            let r: SyncReport = api
-                .call(
-                    http::Method::POST,
-                    &format!("{}/test", key_path(&tenant_key()?, &id)),
-                    None,
-                )
-                .await?;
-            report(&r, json)
-        }
-        DestinationCommand::Delete { id, json } => {
-            let r: SyncReport = api
-                .call(
-                    http::Method::POST,
-                    &format!("{}/delete", key_path(&tenant_key()?, &id)),
-                    None,
-                )
-                .await?;
-            report(&r, json)
-        }
-        DestinationCommand::History { id, limit, json } => {
-            let h: Vec<HistoryRecord> = api
-                .call(
-                    http::Method::GET,
-                    &format!("{}/history?limit={limit}", key_path(&tenant_key()?, &id)),
-                    None,
-                )
-                .await?;
-            if json {
-                return print_json(&h);
-            }
-            for r in &h {
-                println!(
-                    "v{:<14} {:<15?} {:<10?} {:>6} ms  {}",
-                    r.version,
-                    r.mode,
-                    r.outcome,
-                    r.finished_at_ms.saturating_sub(r.started_at_ms),
-                    r.error
-                        .as_ref()
-                        .map(|e| format!("{}: {}", e.code, e.message))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
-    }
-}
-
-async fn toggle(
-    api: &AdminClient,
-    tenant_key: &[u8; 32],
-    id: &str,
-    action: &str,
-) -> Result<(), CliError> {
-    let d: DestinationRecord = api
-        .call(
-            http::Method::POST,
-            &format!("{}/{action}", key_path(tenant_key, id)),
-            None,
-        )
-        .await?;
-    println!(
-        "{}: enabled {}, state {}",
-        d.key.id,
-        d.enabled,
-        d.state.as_str()
-    );
-    Ok(())
-}
-
-fn report(r: &SyncReport, json: bool) -> Result<(), CliError> {
-    if json {
-        print_json(r)?;
-    } else {
-        println!(
-            "{} v{}: {:?} {:?}",
-            r.destination, r.version, r.mode, r.outcome
-        );
-        if let Some(arn) = &r.secret_arn {
-            println!("  secret {arn}");
-        }
-    }
-    match &r.error {
-        None => Ok(()),
-        Some(e) => Err(fail(EXIT_FAILED, format!("{}: {}", e.code, e.message))),
-    }
-}
-
 fn read_env(path: &Path) -> Result<Variables, CliError> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)
@@ -276,21 +120,16 @@ fn policy(
     max_age: Duration,
 ) -> Result<Policy, CliError> {
     let mut p = Policy::new().with_max_age(max_age);
-    let mut pins: Vec<String> = args.pcrs.clone();
+    let mut pins: Vec<PcrPin> = args.pcrs.clone();
     if let Ok(pcr0) = std::env::var("NITROSYNC_EXPECT_PCR0") {
-        pins.push(format!("0={pcr0}"));
+        pins.push(
+            format!("0={pcr0}")
+                .parse()
+                .map_err(|e| user(format!("NITROSYNC_EXPECT_PCR0: {e}")))?,
+        );
     }
     for pin in pins {
-        let (n, hex) = pin
-            .split_once('=')
-            .ok_or_else(|| user(format!("--pcr {pin:?}: expected N=HEX")))?;
-        let n: u16 = n
-            .parse()
-            .map_err(|_| user(format!("--pcr {pin:?}: bad index")))?;
-        p = p.with_pcr(
-            n,
-            from_hex(hex).map_err(|e| user(format!("--pcr {pin:?}: {e}")))?,
-        );
+        p = p.with_pcr(pin.index, pin.value);
     }
     if let Some(n) = nonce {
         p = p.with_nonce(n);
@@ -312,8 +151,8 @@ fn root(
             let p = api
                 .socket()
                 .parent()
-                .map(|d| d.join(crate::daemon::SIM_ROOT_FILE))
-                .unwrap_or_else(|| crate::daemon::SIM_ROOT_FILE.into());
+                .map(|d| d.join(nitrosync_api::SIM_ROOT_FILE))
+                .unwrap_or_else(|| nitrosync_api::SIM_ROOT_FILE.into());
             let note = format!(
                 "simulator mode: verified against the simulator root {}",
                 p.display()
@@ -329,9 +168,16 @@ fn root(
 }
 
 /// Fetches a fresh document with our own nonce, verifies it, and returns the attested key.
-async fn attested_key(api: &AdminClient, args: &AttestationArgs) -> Result<[u8; 32], CliError> {
+pub(crate) async fn attested_key(
+    api: &AdminClient,
+    args: &AttestationArgs,
+) -> Result<[u8; 32], CliError> {
     let desc: EnclaveDescription = api
-        .call(http::Method::GET, "/v1/enclave/describe", None)
+        .call(
+            http::Method::GET,
+            nitrosync_api::paths::ENCLAVE_DESCRIBE,
+            None,
+        )
         .await?;
     let mut nonce = vec![0u8; 32];
     getrandom::fill(&mut nonce).map_err(user)?;
@@ -340,7 +186,11 @@ async fn attested_key(api: &AdminClient, args: &AttestationArgs) -> Result<[u8; 
     })
     .map_err(user)?;
     let a: AttestationReply = api
-        .call(http::Method::POST, "/v1/enclave/attest", Some(body))
+        .call(
+            http::Method::POST,
+            nitrosync_api::paths::ENCLAVE_ATTEST,
+            Some(body),
+        )
         .await?;
     use base64::Engine as _;
     let doc = base64::engine::general_purpose::STANDARD
@@ -381,7 +231,7 @@ fn key_from_document(doc: &[u8], root: &TrustRoot, policy: &Policy) -> Result<[u
 
 /// Versions are the sealing time in milliseconds: increasing without any state on the tenant's side.
 fn next_version() -> u64 {
-    crate::scheduler::now_ms()
+    nitrosync_shared::unix_ms(SystemTime::now())
 }
 
 fn seal(
@@ -408,16 +258,15 @@ fn seal(
 
 async fn submit(
     api: &AdminClient,
-    bundle: &SealedBundle,
+    bundle: Vec<u8>,
     wait: bool,
     json: bool,
 ) -> Result<(), CliError> {
-    let bytes = nitrosync_shared::frame::encode(bundle).map_err(user)?;
     let reply: SubmitReply = api
         .call_with(
             http::Method::POST,
-            "/v1/bundles",
-            Some(bytes[4..].to_vec()),
+            nitrosync_api::paths::BUNDLES,
+            Some(bundle),
             "application/cbor",
         )
         .await?;
@@ -494,7 +343,8 @@ pub async fn env(c: EnvCommand, api: &AdminClient, dir: &Path) -> Result<(), Cli
             read_env(&file)?;
             let key = attested_key(api, &attestation).await?;
             let bundle = seal(dir, &destination, &file, &key)?;
-            submit(api, &bundle, wait, json).await
+            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
+            submit(api, bytes, wait, json).await
         }
     }
 }
@@ -517,8 +367,8 @@ pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(
             };
             let key = key_from_document(&doc, &root, &policy(&checks, None, max_age)?)?;
             let bundle = seal(dir, &destination, &file, &key)?;
-            let bytes = nitrosync_shared::frame::encode(&bundle).map_err(user)?;
-            std::fs::write(&out, &bytes[4..])
+            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
+            std::fs::write(&out, &bytes)
                 .map_err(|e| user(format!("cannot write {}: {e}", out.display())))?;
             println!(
                 "sealed {} version {} to {}",
@@ -531,85 +381,10 @@ pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(
         BundleCommand::Submit { file, wait, json } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| user(format!("cannot read {}: {e}", file.display())))?;
-            let bundle: SealedBundle = nitrosync_shared::frame::decode_payload(&bytes)
+            // Checked here for a clear error; submitted as the bytes the tenant signed.
+            nitrosync_shared::frame::decode_payload::<SealedBundle>(&bytes)
                 .map_err(|e| user(format!("{} is not a sealed bundle: {e}", file.display())))?;
-            submit(api, &bundle, wait, json).await
-        }
-    }
-}
-
-async fn iam_input(
-    api: &AdminClient,
-    dir: &Path,
-    destination: &str,
-) -> Result<crate::iam::IamInput, CliError> {
-    let key = load_key(dir)?;
-    let d = tenant::load_destination(dir, destination).map_err(user)?;
-    let desc: EnclaveDescription = api
-        .call(http::Method::GET, "/v1/enclave/describe", None)
-        .await?;
-    Ok(crate::iam::IamInput {
-        subject: saml_subject(&key.public(), &d.id),
-        destination: d,
-        saml_metadata: desc.description.saml_metadata,
-    })
-}
-
-pub async fn iam(c: IamCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
-    match c {
-        IamCommand::Template {
-            destination,
-            format,
-        } => {
-            let input = iam_input(api, dir, &destination).await?;
-            let text = match format {
-                IamFormat::Cloudformation => crate::iam::cloudformation(&input).map_err(user)?,
-                IamFormat::Terraform => crate::iam::terraform(&input).map_err(user)?,
-                IamFormat::Json => {
-                    serde_json::to_string_pretty(&crate::iam::json(&input).map_err(user)?)
-                        .map_err(user)?
-                }
-            };
-            println!("{text}");
-            Ok(())
-        }
-        IamCommand::Apply {
-            destination,
-            profile,
-            endpoint_url,
-            ca_bundle,
-            json,
-        } => {
-            let input = iam_input(api, dir, &destination).await?;
-            let docs = crate::iam::json(&input).map_err(user)?;
-            let partition = nitrosync_shared::names::partition_of(&input.destination.region);
-            let http =
-                crate::iam_apply::DirectHttpClient::new(ca_bundle.as_deref()).map_err(user)?;
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http)
-                // IAM is global; its endpoint is in us-east-1 for the aws partition.
-                .region(aws_config::Region::new(input.destination.region.clone()));
-            if let Some(p) = &profile {
-                loader = loader.profile_name(p);
-            }
-            if let Some(url) = &endpoint_url {
-                loader = loader.endpoint_url(url);
-            }
-            let conf = loader.load().await;
-            let client = aws_sdk_iam::Client::new(&conf);
-            let report = crate::iam_apply::apply(&client, &docs, partition)
-                .await
-                .map_err(user)?;
-            if json {
-                return print_json(&report);
-            }
-            println!(
-                "SAML provider {} ({})",
-                report.saml_provider_arn, report.saml_provider
-            );
-            println!("role          {} ({})", report.role_arn, report.role);
-            println!("policy        {} (inline, written)", report.policy);
-            Ok(())
+            submit(api, bytes, wait, json).await
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `nitrosync`: the admin CLI for a nitrosync parent daemon.
 
 use clap::Parser;
-use nitrosync_parent::cli::{Cli, run};
+use nitrosync_cli::{Cli, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

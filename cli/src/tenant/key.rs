@@ -94,8 +94,8 @@ pub fn init(dir: &Path) -> Result<[u8; 32], TenantError> {
     let key = TenantKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
     let body = KeyFile {
         format: KEY_FORMAT.into(),
-        public: crate::admin::to_hex(&key.public()),
-        seed: crate::admin::to_hex(&*key.seed()),
+        public: hex::encode(key.public()),
+        seed: hex::encode(&key.seed()[..]),
     };
     let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&body).unwrap_or_default());
     drop(body);
@@ -135,7 +135,7 @@ pub fn load(dir: &Path) -> Result<TenantKey, TenantError> {
     let file: KeyFile =
         serde_json::from_str(&text).map_err(|_| TenantError::BadKey(path.clone()))?;
     let seed = zeroize::Zeroizing::new(
-        crate::admin::from_hex(&file.seed).map_err(|_| TenantError::BadKey(path.clone()))?,
+        hex::decode(&file.seed).map_err(|_| TenantError::BadKey(path.clone()))?,
     );
     let seed: &[u8; 32] = seed
         .as_slice()
@@ -145,7 +145,7 @@ pub fn load(dir: &Path) -> Result<TenantKey, TenantError> {
         return Err(TenantError::BadKey(path));
     }
     let key = TenantKey::from_seed(seed);
-    if crate::admin::to_hex(&key.public()) != file.public {
+    if hex::encode(key.public()) != file.public {
         return Err(TenantError::BadKey(path));
     }
     Ok(key)

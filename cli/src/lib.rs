@@ -1,19 +1,24 @@
-//! The `nitrosync` admin CLI: argument types, an admin-API client, and the commands.
+//! `nitrosync-cli`: the `nitrosync` command. The tenant's commands ([`tenant`]: key, destination
+//! files, dotenv, sealing, push, attestation checks, IAM) and the operator's ([`operator`]: status,
+//! enclave, destination management) live in separate modules; both talk to the daemon through
+//! `nitrosync-api`'s client. Key material and variable values exist only in [`tenant`], on the
+//! tenant's machine.
 //!
 //! Exit codes scripts can rely on: 0 success; 1 the operation ran and reported a failure;
 //! 2 usage error; 3 the daemon's admin socket is unreachable; 4 the enclave is unavailable.
 
-pub mod dotenv;
-mod flows;
+pub mod operator;
 pub mod tenant;
 
-use crate::admin::{ErrorBody, ProbeRequest, Status};
-use bytes::Bytes;
+pub use tenant::dotenv;
+
+/// Environment variable naming the tenant directory (key and destination files).
+pub const ENV_TENANT_DIR: &str = "NITROSYNC_TENANT_DIR";
+
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
-use nitrosync_shared::control::{Description, ProbeReport, TlsTrust};
+use nitrosync_api::{AdminClient, ClientError};
+use nitrosync_shared::control::SyncReport;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 
 /// Exit code: the operation reported a failure.
@@ -32,10 +37,10 @@ pub const EXIT_ENCLAVE_UNAVAILABLE: u8 = 4;
 )]
 pub struct Cli {
     /// The daemon's admin socket.
-    #[arg(long, global = true, env = crate::env::ADMIN_SOCKET, default_value = crate::config::DEFAULT_ADMIN_SOCKET)]
+    #[arg(long, global = true, env = nitrosync_api::ENV_ADMIN_SOCKET, default_value = nitrosync_api::DEFAULT_ADMIN_SOCKET)]
     pub admin_socket: PathBuf,
     /// The tenant directory: tenant key and destination files [default: ~/.config/nitrosync].
-    #[arg(long, global = true, env = crate::env::TENANT_DIR)]
+    #[arg(long, global = true, env = ENV_TENANT_DIR)]
     pub tenant_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
@@ -200,7 +205,7 @@ pub struct CreateArgs {
 pub struct AttestationArgs {
     /// Expected PCR value, N=HEX (repeatable); also NITROSYNC_EXPECT_PCR0 for PCR0.
     #[arg(long = "pcr", value_name = "N=HEX")]
-    pub pcrs: Vec<String>,
+    pub pcrs: Vec<nitrosync_shared::pcr::PcrPin>,
     /// Trusted root (PEM or DER) [default: AWS Nitro Enclaves Root G1; in simulator mode the
     /// simulator root the daemon published next to its admin socket].
     #[arg(long, value_name = "FILE")]
@@ -361,91 +366,49 @@ pub(crate) fn fail(exit: u8, message: impl Into<String>) -> CliError {
     }
 }
 
-/// A client for the admin API over its Unix socket.
-#[derive(Debug, Clone)]
-pub struct AdminClient {
-    socket: PathBuf,
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        let exit = if e.is_unreachable() {
+            EXIT_DAEMON_UNREACHABLE
+        } else if e.is_enclave_unavailable() {
+            EXIT_ENCLAVE_UNAVAILABLE
+        } else {
+            EXIT_FAILED
+        };
+        fail(exit, crate::error_chain(&e))
+    }
 }
 
-impl AdminClient {
-    /// A client for the socket at `socket`.
-    pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
-    }
-
-    /// The socket path.
-    pub fn socket(&self) -> &std::path::Path {
-        &self.socket
-    }
-
-    /// Calls the API and decodes the JSON answer, mapping API errors to exit codes.
-    pub async fn call<T: DeserializeOwned>(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<T, CliError> {
-        self.call_with(method, path, body, "application/json").await
-    }
-
-    /// Like [`AdminClient::call`] with another request content type.
-    pub async fn call_with<T: DeserializeOwned>(
-        &self,
-        method: http::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        content_type: &str,
-    ) -> Result<T, CliError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
-            fail(
-                EXIT_DAEMON_UNREACHABLE,
-                format!(
-                    "cannot reach nitrosync-parent at {}: {e} (is the daemon running? set --admin-socket or {})",
-                    self.socket.display(),
-                    crate::env::ADMIN_SOCKET
-                ),
-            )
-        })?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| fail(EXIT_DAEMON_UNREACHABLE, format!("admin API handshake: {e}")))?;
-        tokio::spawn(conn);
-        let req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, "nitrosync-parent")
-            .header(http::header::CONTENT_TYPE, content_type)
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| fail(EXIT_DAEMON_UNREACHABLE, format!("admin API request: {e}")))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| fail(EXIT_DAEMON_UNREACHABLE, format!("admin API response: {e}")))?
-            .to_bytes();
-        if !status.is_success() {
-            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => (b.error.code, b.error.message),
-                Err(_) => (
-                    status.to_string(),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                ),
-            };
-            let exit = if code == "EnclaveUnavailable" {
-                EXIT_ENCLAVE_UNAVAILABLE
-            } else {
-                EXIT_FAILED
-            };
-            return Err(fail(exit, format!("{code}: {message}")));
+/// `error: cause: cause ...`, the whole `source()` chain on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| fail(EXIT_FAILED, format!("unreadable admin API answer: {e}")))
+        next = cause.source();
+    }
+    out
+}
+
+pub(crate) fn report(r: &SyncReport, json: bool) -> Result<(), CliError> {
+    if json {
+        print_json(r)?;
+    } else {
+        println!(
+            "{} v{}: {:?} {:?}",
+            r.destination, r.version, r.mode, r.outcome
+        );
+        if let Some(arn) = &r.secret_arn {
+            println!("  secret {arn}");
+        }
+    }
+    match &r.error {
+        None => Ok(()),
+        Some(e) => Err(fail(EXIT_FAILED, format!("{}: {}", e.code, e.message))),
     }
 }
 
@@ -460,192 +423,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let tenant_dir = cli
         .tenant_dir
         .clone()
-        .unwrap_or_else(flows::default_tenant_dir);
+        .unwrap_or_else(tenant::default_tenant_dir);
     let api = AdminClient::new(cli.admin_socket.clone());
     match cli.command {
-        Command::Tenant(c) => return flows::tenant(c, &tenant_dir),
-        Command::Destination(c) => return flows::destination(c, &api, &tenant_dir).await,
-        Command::Env(c) => return flows::env(c, &api, &tenant_dir).await,
-        Command::Bundle(c) => return flows::bundle(c, &api, &tenant_dir).await,
-        Command::Iam(c) => return flows::iam(c, &api, &tenant_dir).await,
+        Command::Tenant(c) => return tenant::tenant(c, &tenant_dir),
+        Command::Destination(c) => {
+            return operator::destinations::destination(c, &api, &tenant_dir).await;
+        }
+        Command::Env(c) => return tenant::env(c, &api, &tenant_dir).await,
+        Command::Bundle(c) => return tenant::bundle(c, &api, &tenant_dir).await,
+        Command::Iam(c) => return tenant::iam::iam(c, &api, &tenant_dir).await,
         _ => {}
     }
-    match cli.command {
-        Command::Tenant(_)
-        | Command::Destination(_)
-        | Command::Env(_)
-        | Command::Bundle(_)
-        | Command::Iam(_) => {}
-        Command::Status { json } => {
-            let s: Status = api.call(http::Method::GET, "/v1/status", None).await?;
-            if json {
-                print_json(&s)?;
-            } else {
-                print_status(&s);
-            }
-            if s.enclave.is_none() {
-                return Err(fail(EXIT_ENCLAVE_UNAVAILABLE, "the enclave is not healthy"));
-            }
-        }
-        Command::SamlMetadata => {
-            let d: crate::admin::EnclaveDescription = api
-                .call(http::Method::GET, "/v1/enclave/describe", None)
-                .await?;
-            print!("{}", d.description.saml_metadata);
-            if !d.description.saml_metadata.ends_with('\n') {
-                println!();
-            }
-        }
-        Command::Enclave(EnclaveCommand::Attest { nonce, out, json }) => {
-            let body = serde_json::to_vec(&crate::admin::AttestRequest { nonce })
-                .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
-            let a: crate::admin::AttestationReply = api
-                .call(http::Method::POST, "/v1/enclave/attest", Some(body))
-                .await?;
-            if let Some(path) = &out {
-                use base64::Engine as _;
-                let doc = base64::engine::general_purpose::STANDARD
-                    .decode(&a.document)
-                    .map_err(|e| fail(EXIT_FAILED, format!("the daemon sent bad base64: {e}")))?;
-                std::fs::write(path, &doc).map_err(|e| {
-                    fail(EXIT_FAILED, format!("cannot write {}: {e}", path.display()))
-                })?;
-                if !json {
-                    eprintln!(
-                        "wrote {} bytes to {} (nonce {})",
-                        doc.len(),
-                        path.display(),
-                        a.nonce
-                    );
-                }
-            }
-            if json {
-                print_json(&a)?;
-            } else if out.is_none() {
-                println!("{}", a.document);
-            }
-        }
-        Command::Enclave(EnclaveCommand::Describe { json }) => {
-            let full: crate::admin::EnclaveDescription = api
-                .call(http::Method::GET, "/v1/enclave/describe", None)
-                .await?;
-            let d: &Description = &full.description;
-            if json {
-                print_json(&full)?;
-            } else {
-                let trust = match &d.tls_trust {
-                    TlsTrust::WebPki { roots } => format!("web PKI ({roots} roots compiled in)"),
-                    TlsTrust::SimulatorCa { sha256 } => {
-                        format!("simulator CA only (sha256 {sha256})")
-                    }
-                };
-                println!("enclave version   {}", d.enclave_version);
-                println!("protocol version  {}", d.protocol_version);
-                println!("mode              {:?}", d.mode);
-                println!("TLS trust         {trust}");
-                println!("bundle key        {}", crate::admin::to_hex(&d.bundle_key));
-                println!("SAML entity id    {}", d.saml_entity_id);
-                println!("SAML cert sha256  {}", d.saml_cert_sha256);
-                match (&full.attestation, &full.attestation_error) {
-                    (Some(a), _) => println!(
-                        "attestation       {} bytes (base64), nonce {}",
-                        a.document.len(),
-                        a.nonce
-                    ),
-                    (None, Some(e)) => println!("attestation       unavailable: {e}"),
-                    (None, None) => {}
-                }
-            }
-        }
-        Command::Enclave(EnclaveCommand::Probe { region, json }) => {
-            let body = serde_json::to_vec(&ProbeRequest { region })
-                .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
-            let r: ProbeReport = api
-                .call(http::Method::POST, "/v1/enclave/probe", Some(body))
-                .await?;
-            if json {
-                print_json(&r)?;
-            } else {
-                print_probe(&r);
-            }
-            if !r.reached {
-                return Err(fail(
-                    EXIT_FAILED,
-                    format!(
-                        "STS at {} was not reached: {}",
-                        r.host,
-                        r.failure.as_deref().unwrap_or("unknown failure")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn print_status(s: &Status) {
-    println!(
-        "parent    nitrosync-parent {} up {} s",
-        s.parent.version,
-        s.parent.uptime_ms / 1000
-    );
-    let conn = if s.control.connected {
-        "connected"
-    } else {
-        "not connected"
-    };
-    println!(
-        "control   {} ({conn}, {} connects)",
-        s.control.endpoint, s.control.connects
-    );
-    match (&s.enclave, &s.enclave_error) {
-        (Some(h), _) => println!(
-            "enclave   healthy, up {} s, {} requests served, {} tunnels opened",
-            h.uptime_ms / 1000,
-            h.requests_served,
-            h.tunnels_opened
-        ),
-        (None, Some(e)) => println!("enclave   {}: {}", e.code, e.message),
-        (None, None) => println!("enclave   unknown"),
-    }
-    let r = &s.relay.stats;
-    println!(
-        "relay     {} regions [{}]: {} accepted, {} active, {} connected, {} B up, {} B down",
-        s.relay.listen,
-        s.relay.regions.join(", "),
-        r.accepted,
-        r.active,
-        r.connected,
-        r.bytes_to_upstream,
-        r.bytes_to_enclave
-    );
-    let refused: Vec<String> = r
-        .refused
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{k}={n}"))
-        .collect();
-    if !refused.is_empty() {
-        println!("refused   {}", refused.join(" "));
-    }
-}
-
-fn print_probe(r: &ProbeReport) {
-    if let Some(account) = &r.account {
-        println!(
-            "reached {} over TLS in {} ms: account {account}",
-            r.host, r.elapsed_ms
-        );
-    } else if let Some(code) = &r.aws_error {
-        println!(
-            "reached {} over TLS in {} ms: AWS answered {code}",
-            r.host, r.elapsed_ms
-        );
-    } else {
-        println!(
-            "did not reach {}: {}",
-            r.host,
-            r.failure.as_deref().unwrap_or("unknown failure")
-        );
-    }
+    operator::run(cli.command, &api).await
 }
