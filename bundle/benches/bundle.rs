@@ -6,7 +6,7 @@
 use nitrosync_bundle::{
     EnclaveBundleKey, SecretValue, TenantKey, Variables, open, render_json, seal,
 };
-use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig};
+use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, Terms};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::collections::BTreeMap;
@@ -36,7 +36,15 @@ fn run(label: &str, variables: &Variables, iterations: u32) {
     let enclave = EnclaveBundleKey::generate(&mut rng);
     let enclave_pub = enclave.public();
     let seal_once = |rng: &mut StdRng| {
-        seal(&tenant, &enclave_pub, destination(), 1, 0, variables, rng).expect("seal")
+        seal(
+            &tenant,
+            &enclave_pub,
+            destination(),
+            Terms::write(1, 0),
+            variables,
+            rng,
+        )
+        .expect("seal")
     };
     // Warm up.
     let bundle = seal_once(&mut rng);

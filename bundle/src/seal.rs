@@ -10,8 +10,8 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use nitrosync_shared::bundle::{
-    BUNDLE_FORMAT, BundleHeader, DestinationConfig, MAX_CIPHERTEXT_LEN, SealedBundle, saml_subject,
-    signing_message,
+    BUNDLE_FORMAT, BundleHeader, DestinationConfig, MAX_CIPHERTEXT_LEN, SealedBundle, Terms,
+    saml_subject, signing_message,
 };
 use nitrosync_shared::names;
 use rand_core::CryptoRng;
@@ -61,8 +61,7 @@ pub fn seal(
     tenant: &TenantKey,
     enclave_pub: &[u8; 32],
     destination: DestinationConfig,
-    version: u64,
-    created_at_ms: u64,
+    terms: Terms,
     variables: &Variables,
     rng: &mut impl CryptoRng,
 ) -> Result<SealedBundle, BundleError> {
@@ -71,8 +70,10 @@ pub fn seal(
         tenant_key: tenant.public(),
         enclave_key: *enclave_pub,
         destination,
-        version,
-        created_at_ms,
+        version: terms.version,
+        created_at_ms: terms.created_at_ms,
+        operation: terms.operation,
+        not_after_ms: terms.not_after_ms,
     };
     header.validate().map_err(BundleError::Header)?;
     check_names(variables)?;

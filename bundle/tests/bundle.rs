@@ -10,7 +10,7 @@ use nitrosync_bundle::{
     open, render_json, seal,
 };
 use nitrosync_shared::bundle::{
-    BundlePlaintext, DeletePolicy, DestinationConfig, MAX_CIPHERTEXT_LEN, SealedBundle,
+    BundlePlaintext, DeletePolicy, DestinationConfig, MAX_CIPHERTEXT_LEN, SealedBundle, Terms,
     saml_subject, signing_message,
 };
 use proptest::prelude::*;
@@ -66,8 +66,7 @@ impl World {
             &self.tenant,
             &enclave,
             d,
-            version,
-            1_700_000_000_000,
+            Terms::write(version, 1_700_000_000_000),
             v,
             &mut self.rng,
         )
@@ -270,7 +269,15 @@ fn invalid_variable_names_are_refused_at_seal_time() {
     let enclave = w.enclave.public();
     for bad in ["", "1ABC", "A-B", "A B", "É", &"A".repeat(257)] {
         let v = vars(&[("GOOD", "x"), (bad, SECRET)]);
-        let err = seal(&w.tenant, &enclave, destination(), 1, 0, &v, &mut w.rng).unwrap_err();
+        let err = seal(
+            &w.tenant,
+            &enclave,
+            destination(),
+            Terms::write(1, 0),
+            &v,
+            &mut w.rng,
+        )
+        .unwrap_err();
         assert!(matches!(err, BundleError::VariableName(_)), "{err:?}");
         assert!(!err.to_string().contains(SECRET));
     }
@@ -337,11 +344,18 @@ fn header_problems_are_refused_first() {
     let mut w = World::new(11);
     let bundle = w.sealed();
     let mut b = bundle.clone();
-    b.header.format = 2;
+    b.header.format = 1;
     refused(
         &b,
         &w.enclave,
         |e| matches!(e, BundleError::Header(c) if c.field == "format"),
+    );
+    let mut b = bundle.clone();
+    b.header.not_after_ms = b.header.created_at_ms;
+    refused(
+        &b,
+        &w.enclave,
+        |e| matches!(e, BundleError::Header(c) if c.field == "not_after_ms"),
     );
     let mut b = bundle.clone();
     b.header.version = 0;
@@ -360,7 +374,15 @@ fn header_problems_are_refused_first() {
     // Seal refuses the same headers.
     let enclave = w.enclave.public();
     let v = vars(&[("A", "b")]);
-    let err = seal(&w.tenant, &enclave, destination(), 0, 0, &v, &mut w.rng).unwrap_err();
+    let err = seal(
+        &w.tenant,
+        &enclave,
+        destination(),
+        Terms::write(0, 0),
+        &v,
+        &mut w.rng,
+    )
+    .unwrap_err();
     assert!(matches!(err, BundleError::Header(c) if c.field == "version"));
 }
 
@@ -394,7 +416,15 @@ fn sizes_are_checked_before_anything_else() {
     // Seal refuses to produce what open would refuse.
     let huge = vars(&[("BIG", &"x".repeat(MAX_CIPHERTEXT_LEN))]);
     let enclave = w.enclave.public();
-    let err = seal(&w.tenant, &enclave, destination(), 1, 0, &huge, &mut w.rng).unwrap_err();
+    let err = seal(
+        &w.tenant,
+        &enclave,
+        destination(),
+        Terms::write(1, 0),
+        &huge,
+        &mut w.rng,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, BundleError::CiphertextTooLarge { .. }),
         "{err:?}"
@@ -415,7 +445,15 @@ fn bad_keys_are_named() {
     });
     // A low-order enclave key (here: zero) would give an all-zero shared secret.
     let v = vars(&[("A", "b")]);
-    let err = seal(&w.tenant, &[0; 32], destination(), 1, 0, &v, &mut w.rng).unwrap_err();
+    let err = seal(
+        &w.tenant,
+        &[0; 32],
+        destination(),
+        Terms::write(1, 0),
+        &v,
+        &mut w.rng,
+    )
+    .unwrap_err();
     assert!(matches!(err, BundleError::InvalidEnclaveKey), "{err:?}");
 }
 

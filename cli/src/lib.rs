@@ -134,17 +134,25 @@ pub enum DestinationCommand {
         id: String,
     },
     /// Test the connection: placeholder secret, and the check that the role pins saml:sub.
+    /// Signed by the tenant key for the next few minutes only; works before the first push.
     Test {
         /// Destination id.
         id: String,
+        /// How the enclave's attestation is checked before signing.
+        #[command(flatten)]
+        attestation: AttestationArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Apply the delete policy to the secret, then forget the destination.
+    /// Apply the delete policy to the secret, then forget the destination. The tenant key
+    /// signs a tombstone: no older bundle is accepted afterwards.
     Delete {
         /// Destination id.
         id: String,
+        /// How the enclave's attestation is checked before signing.
+        #[command(flatten)]
+        attestation: AttestationArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -197,9 +197,7 @@ impl EnclaveState {
             }),
             RequestBody::Describe => ResponseBody::Describe(self.description.clone()),
             RequestBody::Attest { nonce } => self.attest(nonce).await,
-            RequestBody::Sync { bundle, mode } => {
-                ResponseBody::Sync(self.engine.sync(&bundle, mode).await)
-            }
+            RequestBody::Sync { bundle } => ResponseBody::Sync(self.engine.sync(&bundle).await),
             RequestBody::ProbeAws { region } => {
                 if !is_plausible_region(&region) {
                     ResponseBody::Error(ControlError {

@@ -41,6 +41,8 @@ fn header(i: usize, version: u64) -> BundleHeader {
         },
         version,
         created_at_ms: 1_700_000_000_000,
+        operation: nitrosync_shared::bundle::Operation::Write,
+        not_after_ms: 1_700_000_000_000 + nitrosync_shared::bundle::DEFAULT_LIFETIME_MS,
     }
 }
 

@@ -166,12 +166,6 @@ pub enum ParentError {
     /// A blocking store task did not finish (it panicked or was cancelled).
     #[error("a store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-    /// A test or delete named a destination the store does not have.
-    #[error("no destination {0}")]
-    UnknownDestination(nitrosync_api::records::DestinationKey),
-    /// A test or delete of a destination that has no stored bundle to run with.
-    #[error("no bundle stored for destination {0} yet")]
-    NoBundle(nitrosync_api::records::DestinationKey),
 }
 
 impl ParentError {

@@ -10,6 +10,7 @@ use crate::ParentError;
 use crate::control::EnclaveClient;
 use crate::store::{DestinationKey, DueSync, Store};
 use nitrosync_shared::ErrorCode;
+use nitrosync_shared::bundle::BundleHeader;
 use nitrosync_shared::control::{
     RequestBody, ResponseBody, SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings,
 };
@@ -197,7 +198,6 @@ pub fn unavailable_report(due: &DueSync, message: String) -> SyncReport {
 async fn send(client: &EnclaveClient, due: &DueSync, durations: &SyncDurations) -> SyncReport {
     let req = RequestBody::Sync {
         bundle: due.bundle.clone(),
-        mode: due.mode,
     };
     let sent = Instant::now();
     match client.request(req).await {
@@ -327,47 +327,33 @@ impl Scheduler {
         }
     }
 
-    /// Runs a test or a delete of `key` now with its stored bundle, and records it in the
-    /// history. It waits for the destination's lock (a scheduled sync of it finishes first) and
-    /// for its account's write rate.
-    pub async fn run_now(
+    /// Runs a bundle the tenant signed for a test or a delete now, and records it in the
+    /// destination's history when the store knows the destination. `header` is the bundle's,
+    /// verified by the caller. It waits for the destination's lock (a scheduled sync of it
+    /// finishes first) and for its account's write rate.
+    pub async fn run_signed(
         &self,
-        key: &DestinationKey,
-        mode: SyncMode,
+        bundle: Vec<u8>,
+        header: &BundleHeader,
     ) -> Result<SyncReport, ParentError> {
-        let (record, bundle) = {
-            let (store, key) = (self.store.clone(), key.clone());
-            tokio::task::spawn_blocking(move || -> Result<_, ParentError> {
-                Ok((store.get(&key)?, store.bundle(&key)?))
-            })
-            .await??
-        };
-        let record = record.ok_or_else(|| ParentError::UnknownDestination(key.clone()))?;
-        let bundle = bundle.ok_or_else(|| ParentError::NoBundle(key.clone()))?;
-        let account = record
-            .config
-            .account()
-            .ok_or_else(|| ParentError::NoAccount {
-                destination: record.config.id.clone(),
-                role_arn: record.config.role_arn.clone(),
-            })?;
-        self.pace(&account, &record.config.region).await;
+        let dest = &header.destination;
+        let key = DestinationKey::new(header.tenant_key, dest.id.clone());
+        let account = dest.account().ok_or_else(|| ParentError::NoAccount {
+            destination: dest.id.clone(),
+            role_arn: dest.role_arn.clone(),
+        })?;
+        self.pace(&account, &dest.region).await;
         let due = DueSync {
             key: key.clone(),
-            region: record.config.region.clone(),
+            region: dest.region.clone(),
             account,
-            version: record.version,
+            version: header.version,
             bundle,
-            mode,
+            mode: header.operation.into(),
             attempts: 0,
         };
         let (report, started, finished) = self.execute(&due).await;
-        let (store, key, r, version) = (
-            self.store.clone(),
-            key.clone(),
-            report.clone(),
-            record.version,
-        );
+        let (store, r, version) = (self.store.clone(), report.clone(), header.version);
         tokio::task::spawn_blocking(move || {
             store.record_result(&key, version, &r, started, finished, None)
         })

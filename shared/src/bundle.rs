@@ -10,8 +10,76 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// The bundle format this build writes and reads.
-pub const BUNDLE_FORMAT: u32 = 1;
+/// The bundle format this build writes and reads. Format 2 added the signed operation and the
+/// bundle's lifetime.
+pub const BUNDLE_FORMAT: u32 = 2;
+
+/// How long a write or delete bundle stays valid by default: long enough to ride out an outage
+/// of the parent, short enough that an abandoned bundle cannot be replayed for ever.
+pub const DEFAULT_LIFETIME_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// The longest lifetime a bundle may carry.
+pub const MAX_LIFETIME_MS: u64 = 400 * 24 * 3600 * 1000;
+
+/// How long a test-connection bundle stays valid by default.
+pub const TEST_LIFETIME_MS: u64 = 5 * 60 * 1000;
+
+/// The longest lifetime a test-connection bundle may carry: a test is signed for now, not for
+/// whenever the parent would like to spend the customer's quota.
+pub const MAX_TEST_LIFETIME_MS: u64 = 15 * 60 * 1000;
+
+/// What the tenant signs the enclave to do with a bundle. The parent cannot choose another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Operation {
+    /// Make the secret equal to the bundle's variables.
+    #[default]
+    Write,
+    /// A tombstone: apply the destination's delete policy. Its version is a floor: no older
+    /// bundle is accepted afterwards.
+    Delete,
+    /// Check the role and the trust policy with a placeholder secret; writes nothing else.
+    TestConnection,
+}
+
+/// The signed terms of a bundle: its version, its operation and its lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    /// Strictly increasing per destination.
+    pub version: u64,
+    /// When the tenant sealed it (Unix milliseconds).
+    pub created_at_ms: u64,
+    /// What the enclave may do with it.
+    pub operation: Operation,
+    /// After this (Unix milliseconds, by the enclave's trusted clock) the bundle is refused.
+    pub not_after_ms: u64,
+}
+
+impl Terms {
+    /// A write of `version` sealed at `now_ms`, valid for [`DEFAULT_LIFETIME_MS`].
+    pub fn write(version: u64, now_ms: u64) -> Self {
+        Self::lasting(Operation::Write, version, now_ms, DEFAULT_LIFETIME_MS)
+    }
+
+    /// A tombstone of `version` sealed at `now_ms`, valid for [`DEFAULT_LIFETIME_MS`].
+    pub fn delete(version: u64, now_ms: u64) -> Self {
+        Self::lasting(Operation::Delete, version, now_ms, DEFAULT_LIFETIME_MS)
+    }
+
+    /// A connection test sealed at `now_ms`, valid for [`TEST_LIFETIME_MS`].
+    pub fn test_connection(version: u64, now_ms: u64) -> Self {
+        Self::lasting(Operation::TestConnection, version, now_ms, TEST_LIFETIME_MS)
+    }
+
+    /// `operation` of `version` sealed at `now_ms`, valid for `lifetime_ms`.
+    pub fn lasting(operation: Operation, version: u64, now_ms: u64, lifetime_ms: u64) -> Self {
+        Self {
+            version,
+            created_at_ms: now_ms,
+            operation,
+            not_after_ms: now_ms.saturating_add(lifetime_ms),
+        }
+    }
+}
 
 /// Domain separator of the tenant's signature.
 pub const SIGNATURE_DOMAIN: &[u8] = b"nitrosync/bundle/v1\0";
@@ -59,8 +127,13 @@ pub struct BundleHeader {
     pub destination: DestinationConfig,
     /// Strictly increasing per destination.
     pub version: u64,
-    /// When the tenant sealed it (Unix milliseconds; informational).
+    /// When the tenant sealed it (Unix milliseconds).
     pub created_at_ms: u64,
+    /// What the tenant signs the enclave to do: the parent cannot turn a write into a delete
+    /// or a test.
+    pub operation: Operation,
+    /// The bundle is refused after this (Unix milliseconds, by the enclave's trusted clock).
+    pub not_after_ms: u64,
 }
 
 /// A destination: one secret in one AWS account and region.
@@ -204,7 +277,42 @@ impl BundleHeader {
         if self.version == 0 {
             return Err(bad("version", "versions start at 1"));
         }
+        let lifetime = self
+            .not_after_ms
+            .checked_sub(self.created_at_ms)
+            .filter(|l| *l > 0)
+            .ok_or_else(|| bad("not_after_ms", "must be later than created_at_ms"))?;
+        let max = match self.operation {
+            Operation::TestConnection => MAX_TEST_LIFETIME_MS,
+            Operation::Write | Operation::Delete => MAX_LIFETIME_MS,
+        };
+        if lifetime > max {
+            return Err(bad(
+                "not_after_ms",
+                format!(
+                    "a {:?} bundle may live at most {} s, this one {} s",
+                    self.operation,
+                    max / 1000,
+                    lifetime / 1000
+                ),
+            ));
+        }
         self.destination.validate()
+    }
+
+    /// The header's terms.
+    pub fn terms(&self) -> Terms {
+        Terms {
+            version: self.version,
+            created_at_ms: self.created_at_ms,
+            operation: self.operation,
+            not_after_ms: self.not_after_ms,
+        }
+    }
+
+    /// Whether the bundle is still valid at `now_ms`.
+    pub fn is_live_at(&self, now_ms: u64) -> bool {
+        now_ms <= self.not_after_ms
     }
 }
 
@@ -317,6 +425,8 @@ mod tests {
             destination: sample(),
             version: 3,
             created_at_ms: 1_700_000_000_000,
+            operation: Operation::Write,
+            not_after_ms: 1_700_000_000_000 + DEFAULT_LIFETIME_MS,
         };
         header.validate().unwrap();
         let bytes = header.canonical_bytes();
@@ -341,6 +451,43 @@ mod tests {
         let m1 = signing_message(&bundle.header, &bundle.enc, &bundle.ciphertext);
         let m2 = signing_message(&bundle.header, &bundle.ciphertext, &bundle.enc);
         assert_ne!(m1, m2);
+    }
+
+    #[test]
+    fn lifetimes_are_bounded_by_operation() {
+        let h = |terms: Terms| BundleHeader {
+            format: BUNDLE_FORMAT,
+            tenant_key: [1; 32],
+            enclave_key: [2; 32],
+            destination: sample(),
+            version: terms.version,
+            created_at_ms: terms.created_at_ms,
+            operation: terms.operation,
+            not_after_ms: terms.not_after_ms,
+        };
+        let now = 1_700_000_000_000;
+        for t in [
+            Terms::write(1, now),
+            Terms::delete(2, now),
+            Terms::test_connection(3, now),
+        ] {
+            let header = h(t);
+            header.validate().unwrap();
+            assert_eq!(header.terms(), t);
+            assert!(header.is_live_at(t.not_after_ms));
+            assert!(!header.is_live_at(t.not_after_ms + 1));
+        }
+        let field = |t: Terms| h(t).validate().unwrap_err().field;
+        // A test signed for an hour, a write for two years, or one that ends before it begins.
+        let long_test = Terms::lasting(Operation::TestConnection, 1, now, 3600 * 1000);
+        assert_eq!(field(long_test), "not_after_ms");
+        let long_write = Terms::lasting(Operation::Write, 1, now, 2 * MAX_LIFETIME_MS);
+        assert_eq!(field(long_write), "not_after_ms");
+        let backwards = Terms {
+            not_after_ms: now - 1,
+            ..Terms::write(1, now)
+        };
+        assert_eq!(field(backwards), "not_after_ms");
     }
 
     #[test]

@@ -49,12 +49,11 @@ pub enum RequestBody {
         /// re-encoding them; only the enclave decodes them, and treats them as hostile.
         #[serde(with = "serde_bytes")]
         bundle: Vec<u8>,
-        /// What to do.
-        mode: SyncMode,
     },
 }
 
-/// What a `Sync` request does.
+/// What a sync did, as reports and history name it. It is always the bundle's signed
+/// [`Operation`](crate::bundle::Operation): the parent's request carries no mode of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SyncMode {
     /// Make the secret equal to the bundle's variables.
@@ -66,6 +65,16 @@ pub enum SyncMode {
     Delete,
 }
 
+impl From<crate::bundle::Operation> for SyncMode {
+    fn from(op: crate::bundle::Operation) -> Self {
+        match op {
+            crate::bundle::Operation::Write => SyncMode::Write,
+            crate::bundle::Operation::Delete => SyncMode::Delete,
+            crate::bundle::Operation::TestConnection => SyncMode::TestConnection,
+        }
+    }
+}
+
 /// The result of a `Sync` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
@@ -73,7 +82,7 @@ pub struct SyncReport {
     pub destination: String,
     /// Bundle version.
     pub version: u64,
-    /// What was asked.
+    /// What the bundle's signed operation asked for.
     pub mode: SyncMode,
     /// What happened.
     pub outcome: SyncOutcome,

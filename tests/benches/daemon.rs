@@ -120,8 +120,10 @@ async fn main() -> Result<()> {
             &tenant,
             &desc.bundle_key,
             d.clone(),
-            1 + i as u64,
-            0,
+            nitrosync_shared::bundle::Terms::write(
+                1 + i as u64,
+                nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+            ),
             &vars(i),
             &mut rng(),
         )?;
@@ -159,8 +161,10 @@ async fn main() -> Result<()> {
                 &tenant,
                 &desc.bundle_key,
                 dest(&format!("d{i}"), &d.role_arn, &d.saml_provider_arn),
-                1,
-                0,
+                nitrosync_shared::bundle::Terms::write(
+                    1,
+                    nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+                ),
                 &vars(i),
                 &mut rng(),
             )

@@ -12,9 +12,7 @@
 use anyhow::{Context, Result, bail};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, saml_subject};
-use nitrosync_shared::control::{
-    Description, RequestBody, ResponseBody, SyncMode, SyncOutcome, SyncReport,
-};
+use nitrosync_shared::control::{Description, RequestBody, ResponseBody, SyncOutcome, SyncReport};
 use nitrosync_tests::{EnclaveControl, SimStack, simctl};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -131,7 +129,6 @@ async fn main() -> Result<()> {
         match ctl
             .request(RequestBody::Sync {
                 bundle: nitrosync_shared::frame::encode_payload(b)?,
-                mode: SyncMode::Write,
             })
             .await?
         {
@@ -146,8 +143,10 @@ async fn main() -> Result<()> {
         &tenant,
         &desc.bundle_key,
         main.clone(),
-        1,
-        0,
+        nitrosync_shared::bundle::Terms::write(
+            1,
+            nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+        ),
         &vars(0),
         &mut rng(),
     )?;
@@ -163,8 +162,10 @@ async fn main() -> Result<()> {
                 &tenant,
                 &desc.bundle_key,
                 main.clone(),
-                2 + i as u64,
-                0,
+                nitrosync_shared::bundle::Terms::write(
+                    2 + i as u64,
+                    nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+                ),
                 &vars(i + 1),
                 &mut rng(),
             )
@@ -177,8 +178,10 @@ async fn main() -> Result<()> {
                 &tenant,
                 &desc.bundle_key,
                 main.clone(),
-                last,
-                0,
+                nitrosync_shared::bundle::Terms::write(
+                    last,
+                    nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+                ),
                 &vars(n),
                 &mut rng(),
             )
@@ -191,8 +194,10 @@ async fn main() -> Result<()> {
                 &tenant,
                 &desc.bundle_key,
                 d.clone(),
-                1,
-                0,
+                nitrosync_shared::bundle::Terms::write(
+                    1,
+                    nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+                ),
                 &vars(0),
                 &mut rng(),
             )

@@ -500,10 +500,24 @@ impl EnclaveControl {
         &mut self,
         body: nitrosync_shared::control::RequestBody,
     ) -> Result<nitrosync_shared::control::ResponseBody> {
-        use nitrosync_shared::control::{EnclaveMessage, Request};
+        self.request_raw(&body).await
+    }
+
+    /// Sends one request whose body is any CBOR a hostile parent might write (for example a
+    /// field the protocol does not have), and waits for its response.
+    pub async fn request_raw<B: serde::Serialize>(
+        &mut self,
+        body: &B,
+    ) -> Result<nitrosync_shared::control::ResponseBody> {
+        use nitrosync_shared::control::EnclaveMessage;
+        #[derive(serde::Serialize)]
+        struct Raw<'a, B> {
+            id: u64,
+            body: &'a B,
+        }
         let id = self.next_id;
         self.next_id += 1;
-        nitrosync_transport::write_frame(&mut self.write, &Request { id, body }).await?;
+        nitrosync_transport::write_frame(&mut self.write, &Raw { id, body }).await?;
         loop {
             match self.frames.next::<EnclaveMessage>().await? {
                 Some(EnclaveMessage::Response(r)) if r.id == id => return Ok(r.body),

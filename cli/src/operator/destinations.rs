@@ -5,7 +5,7 @@ use crate::tenant::load_key;
 use crate::{CliError, DestinationCommand, print_json, report};
 use nitrosync_api::AdminClient;
 use nitrosync_api::records::{DestinationRecord, HistoryRecord};
-use nitrosync_shared::control::SyncReport;
+use nitrosync_shared::bundle::Operation;
 use std::path::Path;
 
 fn key_path(tenant_key: &[u8; 32], id: &str) -> String {
@@ -81,23 +81,27 @@ pub async fn destination(
         DestinationCommand::Enable { id } => toggle(api, &tenant_key()?, &id, "enable").await,
         DestinationCommand::Disable { id } => toggle(api, &tenant_key()?, &id, "disable").await,
         DestinationCommand::Retry { id } => toggle(api, &tenant_key()?, &id, "retry").await,
-        DestinationCommand::Test { id, json } => {
-            let r: SyncReport = api
-                .call(
-                    http::Method::POST,
-                    &format!("{}/test", key_path(&tenant_key()?, &id)),
-                    None,
-                )
-                .await?;
+        DestinationCommand::Test {
+            id,
+            attestation,
+            json,
+        } => {
+            let r = crate::tenant::signed_operation(
+                api,
+                dir,
+                &id,
+                Operation::TestConnection,
+                &attestation,
+            )
+            .await?;
             report(&r, json)
         }
-        DestinationCommand::Delete { id, json } => {
-            let r: SyncReport = api
-                .call(
-                    http::Method::POST,
-                    &format!("{}/delete", key_path(&tenant_key()?, &id)),
-                    None,
-                )
+        DestinationCommand::Delete {
+            id,
+            attestation,
+            json,
+        } => {
+            let r = crate::tenant::signed_operation(api, dir, &id, Operation::Delete, &attestation)
                 .await?;
             report(&r, json)
         }

@@ -15,7 +15,9 @@ use nitrosync_api::{
 };
 use nitrosync_attestation::{Policy, TrustRoot};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables};
-use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
+use nitrosync_shared::bundle::{
+    DeletePolicy, DestinationConfig, Operation, SealedBundle, Terms, saml_subject,
+};
 use nitrosync_shared::control::{RuntimeMode, SyncReport};
 use nitrosync_shared::pcr::PcrPin;
 use std::collections::BTreeMap;
@@ -240,20 +242,70 @@ fn seal(
     file: &Path,
     enclave_key: &[u8; 32],
 ) -> Result<SealedBundle, CliError> {
-    let key = load_key(dir)?;
-    let d = tenant::load_destination(dir, destination).map_err(user)?;
     let vars = read_env(file)?;
     let version = next_version();
+    seal_terms(
+        dir,
+        destination,
+        &vars,
+        Terms::write(version, version),
+        enclave_key,
+    )
+}
+
+fn seal_terms(
+    dir: &Path,
+    destination: &str,
+    vars: &Variables,
+    terms: Terms,
+    enclave_key: &[u8; 32],
+) -> Result<SealedBundle, CliError> {
+    let key = load_key(dir)?;
+    let d = tenant::load_destination(dir, destination).map_err(user)?;
     nitrosync_bundle::seal(
         &key,
         enclave_key,
         d,
-        version,
-        version,
-        &vars,
+        terms,
+        vars,
         &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
     )
     .map_err(|e| user(format!("cannot seal: {e}")))
+}
+
+/// `destination test` and `destination delete`: the tenant signs the operation (a test for the
+/// next few minutes; a delete as a tombstone version), after checking the enclave's attestation,
+/// and the daemon runs it at once.
+pub(crate) async fn signed_operation(
+    api: &AdminClient,
+    dir: &Path,
+    id: &str,
+    operation: Operation,
+    attestation: &AttestationArgs,
+) -> Result<SyncReport, CliError> {
+    load_key(dir)?;
+    tenant::load_destination(dir, id).map_err(user)?;
+    let enclave_key = attested_key(api, attestation).await?;
+    let version = next_version();
+    let terms = match operation {
+        Operation::Delete => Terms::delete(version, version),
+        Operation::TestConnection => Terms::test_connection(version, version),
+        Operation::Write => Terms::write(version, version),
+    };
+    let bundle = seal_terms(dir, id, &Variables::default(), terms, &enclave_key)?;
+    let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
+    let action = if operation == Operation::Delete {
+        "delete"
+    } else {
+        "test"
+    };
+    let path = format!(
+        "{}/{action}",
+        nitrosync_api::paths::destination(&bundle.header.tenant_key, id)
+    );
+    Ok(api
+        .call_with(http::Method::POST, &path, Some(bytes), "application/cbor")
+        .await?)
 }
 
 async fn submit(

@@ -18,7 +18,6 @@
 #![allow(clippy::result_large_err)]
 
 use super::{AdminState, Reply, SharedState, error, get_only, json, not_found, read_body};
-use crate::ParentError;
 use crate::store::{DestinationKey, DestinationRecord, HistoryRecord, ListFilter, SubmitOutcome};
 use axum::Router;
 use axum::body::Body;
@@ -27,8 +26,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::{self, post};
 use http::{Method, StatusCode, Uri};
 use nitrosync_api::{SubmitReply, from_hex, paths, to_hex};
-use nitrosync_shared::bundle::SealedBundle;
-use nitrosync_shared::control::SyncMode;
+use nitrosync_shared::bundle::{BundleHeader, Operation, SealedBundle};
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<SharedState> {
@@ -109,6 +107,21 @@ async fn submit(State(state): State<SharedState>, body: Body) -> Reply {
             format!("the bundle was rejected: {e}"),
         );
     }
+    if bundle.header.operation != Operation::Write {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+            format!(
+                "a {:?} bundle is not stored: POST it to /v1/destinations/{{tenant}}/{{id}}/{}",
+                bundle.header.operation,
+                if bundle.header.operation == Operation::Delete {
+                    "delete"
+                } else {
+                    "test"
+                }
+            ),
+        );
+    }
     let commits = &state.commits;
     let header = bundle.header.clone();
     let reply = SubmitReply {
@@ -154,24 +167,77 @@ async fn get(state: &AdminState, key: DestinationKey) -> Result<DestinationRecor
     }
 }
 
-/// Runs a test or delete now through the scheduler (its pacing, its per-destination lock, its
-/// record keeping).
-async fn run_now(
-    state: &AdminState,
+/// Reads a bundle the tenant signed for `want` on destination `key`: it must decode, verify,
+/// and name this tenant, this destination and this operation. The parent checks so that it can
+/// answer clearly; the enclave checks again, and is the one that counts.
+async fn signed_bundle(
+    body: Body,
     key: &DestinationKey,
-    mode: SyncMode,
+    want: Operation,
+) -> Result<(Vec<u8>, BundleHeader), Reply> {
+    let bytes = read_body(body, nitrosync_shared::MAX_FRAME_LEN)
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BadRequest",
+                format!("bundle: {e}"),
+            )
+        })?;
+    if bytes.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+            format!(
+                "a {want:?} needs a bundle signed by the tenant for it (`nitrosync destination {}` seals one)",
+                if want == Operation::Delete {
+                    "delete"
+                } else {
+                    "test"
+                }
+            ),
+        ));
+    }
+    let bundle: SealedBundle = nitrosync_shared::frame::decode_payload(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+            format!("not a sealed bundle: {e}"),
+        )
+    })?;
+    nitrosync_bundle::verify_signed(&bundle).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+            format!("the bundle was rejected: {e}"),
+        )
+    })?;
+    let h = bundle.header;
+    if h.tenant_key != key.tenant_key || h.destination.id != key.id || h.operation != want {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+            format!(
+                "the bundle is a {:?} of destination {:?}, not a {want:?} of {:?} for this tenant",
+                h.operation, h.destination.id, key.id
+            ),
+        ));
+    }
+    Ok((bytes.to_vec(), h))
+}
+
+/// Runs a tenant-signed test or delete now through the scheduler (its pacing, its
+/// per-destination lock, its record keeping).
+async fn run_signed(
+    state: &AdminState,
+    bundle: Vec<u8>,
+    header: &BundleHeader,
 ) -> Result<nitrosync_shared::control::SyncReport, Reply> {
     state
         .scheduler
-        .run_now(key, mode)
+        .run_signed(bundle, header)
         .await
-        .map_err(|e| match e {
-            ParentError::UnknownDestination(_) => {
-                error(StatusCode::NOT_FOUND, "UnknownDestination", e.to_string())
-            }
-            ParentError::NoBundle(_) => error(StatusCode::CONFLICT, "NoBundle", e.to_string()),
-            other => store_error(other),
-        })
+        .map_err(store_error)
 }
 
 /// Anything but `POST` on `/v1/bundles`.
@@ -237,18 +303,20 @@ async fn history(
     })
 }
 
-/// `POST /v1/destinations/{tenant}/{id}/{enable|disable|retry|test|delete}`.
+/// `POST /v1/destinations/{tenant}/{id}/{enable|disable|retry|test|delete}`. `test` and
+/// `delete` take a bundle the tenant signed for that operation as their body.
 async fn act(
     State(state): State<SharedState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
+    body: Body,
 ) -> Result<Reply, Reply> {
     let Path((tenant, id, action)) = path.map_err(bad_path)?;
     let key = parse_key(&tenant, &id)?;
-    get(&state, key.clone()).await?;
     let store = state.store.clone();
     let now = crate::scheduler::now_ms();
     Ok(match action.as_str() {
         "enable" | "disable" | "retry" => {
+            get(&state, key.clone()).await?;
             let enable = action == "enable";
             let k = key.clone();
             let s = store.clone();
@@ -268,12 +336,13 @@ async fn act(
                 Err(e) => store_error(e),
             }
         }
-        "test" => json(
-            StatusCode::OK,
-            &run_now(&state, &key, SyncMode::TestConnection).await?,
-        ),
+        "test" => {
+            let (bytes, header) = signed_bundle(body, &key, Operation::TestConnection).await?;
+            json(StatusCode::OK, &run_signed(&state, bytes, &header).await?)
+        }
         "delete" => {
-            let report = run_now(&state, &key, SyncMode::Delete).await?;
+            let (bytes, header) = signed_bundle(body, &key, Operation::Delete).await?;
+            let report = run_signed(&state, bytes, &header).await?;
             if report.error.is_none()
                 && let Ok(Err(e)) = blocking(move || store.delete_destination(&key)).await
             {

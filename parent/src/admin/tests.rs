@@ -278,12 +278,12 @@ async fn destination_routes_check_the_key_then_the_store() {
             StatusCode::NOT_FOUND,
             "NotFound",
         ),
-        // An action on an unknown destination: the destination is looked up first.
+        // An unknown action is named as such, whatever the destination.
         (
             Method::POST,
             format!("/v1/destinations/{TENANT}/prod/frob"),
             StatusCode::NOT_FOUND,
-            "UnknownDestination",
+            "NotFound",
         ),
         (
             Method::POST,
@@ -291,11 +291,18 @@ async fn destination_routes_check_the_key_then_the_store() {
             StatusCode::NOT_FOUND,
             "UnknownDestination",
         ),
+        // A test or delete needs a bundle the tenant signed for it; without one, nothing runs.
         (
             Method::POST,
             format!("/v1/destinations/{TENANT}/prod/test"),
-            StatusCode::NOT_FOUND,
-            "UnknownDestination",
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
+        ),
+        (
+            Method::POST,
+            format!("/v1/destinations/{TENANT}/prod/delete"),
+            StatusCode::BAD_REQUEST,
+            "InvalidBundle",
         ),
         (
             Method::POST,

@@ -26,6 +26,8 @@ pub(super) fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
         destination: config(id),
         version,
         created_at_ms: T0,
+        operation: nitrosync_shared::bundle::Operation::Write,
+        not_after_ms: T0 + nitrosync_shared::bundle::DEFAULT_LIFETIME_MS,
     }
 }
 

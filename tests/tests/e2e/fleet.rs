@@ -153,8 +153,10 @@ pub fn seal_one(
         tenant,
         bundle_key,
         dest.clone(),
-        version,
-        0,
+        nitrosync_shared::bundle::Terms::write(
+            version,
+            nitrosync_shared::unix_ms(std::time::SystemTime::now()),
+        ),
         &variables(i, version),
         &mut rng(),
     )

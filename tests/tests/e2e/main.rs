@@ -4,9 +4,11 @@
 //! One test binary, as the house style asks; each test gets its own directory and processes.
 
 mod attest;
+mod authority;
 mod cli;
 mod crash;
 mod fleet;
+mod hostile;
 mod relay;
 mod scale;
 mod stack;

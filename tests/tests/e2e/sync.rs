@@ -3,10 +3,10 @@
 
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
 use nitrosync_shared::ErrorCode;
-use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
-use nitrosync_shared::control::{
-    Description, RequestBody, ResponseBody, SyncMode, SyncOutcome, SyncReport,
+use nitrosync_shared::bundle::{
+    DeletePolicy, DestinationConfig, Operation, SealedBundle, Terms, saml_subject,
 };
+use nitrosync_shared::control::{Description, RequestBody, ResponseBody, SyncOutcome, SyncReport};
 use nitrosync_tests::{EnclaveControl, SimStack, simctl};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -18,25 +18,25 @@ fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
     getrandom::rand_core::UnwrapErr(getrandom::SysRng)
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    stack: SimStack,
-    ctl: EnclaveControl,
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) stack: SimStack,
+    pub(crate) ctl: EnclaveControl,
     desc: Description,
     tenant: TenantKey,
     metadata: PathBuf,
 }
 
-struct Dest {
-    config: DestinationConfig,
+pub(crate) struct Dest {
+    pub(crate) config: DestinationConfig,
 }
 
 impl World {
-    async fn start() -> World {
+    pub(crate) async fn start() -> World {
         Self::start_with(false, &[]).await.0
     }
 
-    async fn start_with(
+    pub(crate) async fn start_with(
         tap: bool,
         enclave_args: &[&str],
     ) -> (World, Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>) {
@@ -81,12 +81,12 @@ impl World {
         )
     }
 
-    fn subject(&self, id: &str) -> String {
+    pub(crate) fn subject(&self, id: &str) -> String {
         saml_subject(&self.tenant.public(), id)
     }
 
     /// Sets up the customer's side for a destination and returns it.
-    async fn destination(&self, id: &str, secret: &str, extra: &[&str]) -> Dest {
+    pub(crate) async fn destination(&self, id: &str, secret: &str, extra: &[&str]) -> Dest {
         let subject = self.subject(id);
         let role_name = format!("nitrosync-{id}");
         let mut args = vec![
@@ -119,7 +119,39 @@ impl World {
         }
     }
 
-    fn seal(&self, dest: &DestinationConfig, version: u64, vars: &[(&str, &str)]) -> SealedBundle {
+    pub(crate) fn seal(
+        &self,
+        dest: &DestinationConfig,
+        version: u64,
+        vars: &[(&str, &str)],
+    ) -> SealedBundle {
+        self.seal_op(Operation::Write, dest, version, vars)
+    }
+
+    /// A bundle the tenant signed for `op`, sealed now with the default lifetime of `op`.
+    pub(crate) fn seal_op(
+        &self,
+        op: Operation,
+        dest: &DestinationConfig,
+        version: u64,
+        vars: &[(&str, &str)],
+    ) -> SealedBundle {
+        let now = nitrosync_shared::unix_ms(std::time::SystemTime::now());
+        let terms = match op {
+            Operation::Write => Terms::write(version, now),
+            Operation::Delete => Terms::delete(version, now),
+            Operation::TestConnection => Terms::test_connection(version, now),
+        };
+        self.seal_terms(dest, terms, vars)
+    }
+
+    /// A bundle with exactly these signed terms.
+    pub(crate) fn seal_terms(
+        &self,
+        dest: &DestinationConfig,
+        terms: Terms,
+        vars: &[(&str, &str)],
+    ) -> SealedBundle {
         let map = vars
             .iter()
             .map(|(k, v)| (k.to_string(), SecretValue::new(v.to_string())))
@@ -128,18 +160,16 @@ impl World {
             &self.tenant,
             &self.desc.bundle_key,
             dest.clone(),
-            version,
-            1_700_000_000_000,
+            terms,
             &Variables::from_map(map),
             &mut rng(),
         )
         .unwrap()
     }
 
-    async fn sync(&mut self, bundle: &SealedBundle, mode: SyncMode) -> SyncReport {
+    pub(crate) async fn sync(&mut self, bundle: &SealedBundle) -> SyncReport {
         let req = RequestBody::Sync {
             bundle: nitrosync_shared::frame::encode_payload(bundle).unwrap(),
-            mode,
         };
         match self.ctl.request(req).await.unwrap() {
             ResponseBody::Sync(r) => r,
@@ -147,13 +177,13 @@ impl World {
         }
     }
 
-    async fn secret(&self, name: &str) -> Value {
+    pub(crate) async fn secret(&self, name: &str) -> Value {
         simctl(self.dir.path(), &["get-secret", "--name", name])
             .await
             .unwrap()
     }
 
-    async fn fault(&self, action: &str, kind: &str, count: u32) {
+    pub(crate) async fn fault(&self, action: &str, kind: &str, count: u32) {
         let count = count.to_string();
         simctl(
             self.dir.path(),
@@ -165,7 +195,7 @@ impl World {
         .unwrap();
     }
 
-    async fn writes(&self, name: &str) -> Vec<Value> {
+    pub(crate) async fn writes(&self, name: &str) -> Vec<Value> {
         let v = simctl(self.dir.path(), &["sim", "GET", "requests"])
             .await
             .unwrap();
@@ -173,7 +203,7 @@ impl World {
     }
 }
 
-fn code(r: &SyncReport) -> Option<ErrorCode> {
+pub(crate) fn code(r: &SyncReport) -> Option<ErrorCode> {
     r.error.as_ref().map(|e| e.code)
 }
 
@@ -194,7 +224,7 @@ async fn bundles_become_the_secret_and_unchanged_content_writes_nothing() {
         ("API_KEY", "k-1111"),
         ("LOG_LEVEL", "info"),
     ];
-    let r = w.sync(&w.seal(&d.config, 1, &v1), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &v1)).await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
     assert!(r.timings.signed_assertion);
     let s = w.secret("prod/app/env").await;
@@ -213,7 +243,7 @@ async fn bundles_become_the_secret_and_unchanged_content_writes_nothing() {
         ("API_KEY", "k-2222"),
         ("LOG_LEVEL", "info"),
     ];
-    let r = w.sync(&w.seal(&d.config, 2, &v2), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 2, &v2)).await;
     assert_eq!(r.outcome, SyncOutcome::Updated, "{r:?}");
     assert!(
         !r.timings.signed_assertion,
@@ -229,7 +259,7 @@ async fn bundles_become_the_secret_and_unchanged_content_writes_nothing() {
     assert_eq!(s["tags"]["nitrosync:version"], "2");
 
     let writes_before = w.writes("prod/app/env").await.len();
-    let r = w.sync(&w.seal(&d.config, 3, &v2), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 3, &v2)).await;
     assert_eq!(r.outcome, SyncOutcome::Unchanged, "{r:?}");
     let s = w.secret("prod/app/env").await;
     assert_eq!(s["versions"], 2, "identical content writes no new version");
@@ -242,7 +272,7 @@ async fn bundles_become_the_secret_and_unchanged_content_writes_nothing() {
         "no value write for unchanged content: {new_writes:?}"
     );
     // The same version again: nothing at all is written.
-    let r = w.sync(&w.seal(&d.config, 3, &v2), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 3, &v2)).await;
     assert_eq!(r.outcome, SyncOutcome::Unchanged);
     assert_eq!(
         w.writes("prod/app/env").await.len(),
@@ -259,14 +289,10 @@ async fn each_product_error_comes_from_its_real_cause() {
     // The role may create but not PutSecretValue.
     let d = w.destination("noput", "noput/env", &["--deny-put"]).await;
     assert_eq!(
-        w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write)
-            .await
-            .outcome,
+        w.sync(&w.seal(&d.config, 1, &vars)).await.outcome,
         SyncOutcome::Created
     );
-    let r = w
-        .sync(&w.seal(&d.config, 2, &[("A", "changed")]), SyncMode::Write)
-        .await;
+    let r = w.sync(&w.seal(&d.config, 2, &[("A", "changed")])).await;
     assert_eq!(code(&r), Some(ErrorCode::AccessDenied), "{r:?}");
     assert!(!r.error.as_ref().unwrap().retryable);
 
@@ -275,7 +301,7 @@ async fn each_product_error_comes_from_its_real_cause() {
     let d = w
         .destination("wrongsub", "wrongsub/env", &["--subject", &other])
         .await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::AssumeRoleError), "{r:?}");
 
     // The trust policy pins no subject: writes work, but the connection test refuses it.
@@ -283,13 +309,13 @@ async fn each_product_error_comes_from_its_real_cause() {
         .destination("nopin", "nopin/env", &["--no-subject-pin"])
         .await;
     let r = w
-        .sync(&w.seal(&d.config, 1, &vars), SyncMode::TestConnection)
+        .sync(&w.seal_op(Operation::TestConnection, &d.config, 1, &vars))
         .await;
     assert_eq!(code(&r), Some(ErrorCode::MissingSamlSubject), "{r:?}");
     // A pinned role passes the same test, and leaves no placeholder behind.
     let d = w.destination("pinned", "pinned/env", &[]).await;
     let r = w
-        .sync(&w.seal(&d.config, 1, &vars), SyncMode::TestConnection)
+        .sync(&w.seal_op(Operation::TestConnection, &d.config, 1, &vars))
         .await;
     assert_eq!(r.outcome, SyncOutcome::Tested, "{r:?}");
     let placeholders: Vec<Value> = w.writes("pinned/env").await;
@@ -306,7 +332,7 @@ async fn each_product_error_comes_from_its_real_cause() {
     .await
     .unwrap();
     let d = w.destination("taken", "taken/env", &[]).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::SecretNameConflict), "{r:?}");
     assert_eq!(w.secret("taken/env").await["value"], "theirs");
 
@@ -314,9 +340,7 @@ async fn each_product_error_comes_from_its_real_cause() {
     let d = w.destination("big", "big/env", &[]).await;
     // {"V":"…"} is 8 bytes of framing.
     let big = "x".repeat(65_537 - 8);
-    let r = w
-        .sync(&w.seal(&d.config, 1, &[("V", &big)]), SyncMode::Write)
-        .await;
+    let r = w.sync(&w.seal(&d.config, 1, &[("V", &big)])).await;
     assert_eq!(
         code(&r),
         Some(ErrorCode::MaximumSecretSizeExceeded),
@@ -327,20 +351,18 @@ async fn each_product_error_comes_from_its_real_cause() {
     assert_eq!(w.secret("big/env").await["exists"], false);
     // One byte less fits.
     let fits = "x".repeat(65_536 - 8);
-    let r = w
-        .sync(&w.seal(&d.config, 2, &[("V", &fits)]), SyncMode::Write)
-        .await;
+    let r = w.sync(&w.seal(&d.config, 2, &[("V", &fits)])).await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
 
     // A KMS key that does not exist, and one the role may not use.
     let mut d = w.destination("badkms", "badkms/env", &[]).await;
     d.config.kms_key_id = Some("0b7f5e2a-1111-4222-8333-944455556666".into());
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::KmsKeyError), "{r:?}");
     let key = simctl(w.dir.path(), &["create-key"]).await.unwrap();
     let mut d = w.destination("nokms", "nokms/env", &[]).await;
     d.config.kms_key_id = key["key_arn"].as_str().map(str::to_owned);
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::KmsKeyError), "{r:?}");
     let mut d = w
         .destination(
@@ -350,13 +372,13 @@ async fn each_product_error_comes_from_its_real_cause() {
         )
         .await;
     d.config.kms_key_id = key["key_arn"].as_str().map(str::to_owned);
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
 
     // Throttling beyond the retry budget, then persistent 5xx.
     let d = w.destination("throttled", "throttled/env", &[]).await;
     w.fault("secretsmanager:CreateSecret", "throttle", 50).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::LimitExceeded), "{r:?}");
     assert!(r.error.as_ref().unwrap().retryable);
     assert!(r.timings.aws_calls >= 2);
@@ -365,13 +387,13 @@ async fn each_product_error_comes_from_its_real_cause() {
         .unwrap();
     let d = w.destination("broken", "broken/env", &[]).await;
     w.fault("secretsmanager:CreateSecret", "error5xx", 50).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::InternalServiceError), "{r:?}");
     simctl(w.dir.path(), &["sim", "DELETE", "faults"])
         .await
         .unwrap();
     // Once AWS recovers, the same bundle goes through.
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 1, &vars)).await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
     w.stack.stop().await.unwrap();
 }
@@ -382,9 +404,7 @@ async fn tampered_foreign_and_replayed_bundles_write_nothing() {
     let d = w.destination("guarded", "guarded/env", &[]).await;
     let vars = [("TOKEN", "t-1")];
     assert_eq!(
-        w.sync(&w.seal(&d.config, 5, &vars), SyncMode::Write)
-            .await
-            .outcome,
+        w.sync(&w.seal(&d.config, 5, &vars)).await.outcome,
         SyncOutcome::Created
     );
     let before = w.secret("guarded/env").await;
@@ -410,34 +430,23 @@ async fn tampered_foreign_and_replayed_bundles_write_nothing() {
         &w.tenant,
         &other.public(),
         d.config.clone(),
-        7,
-        0,
+        Terms::write(7, nitrosync_shared::unix_ms(std::time::SystemTime::now())),
         &Variables::from_map(map),
         &mut rng(),
     )
     .unwrap();
     tampered.push(("other enclave key", foreign));
     for (what, bundle) in &tampered {
-        let r = w.sync(bundle, SyncMode::Write).await;
+        let r = w.sync(bundle).await;
         assert_eq!(code(&r), Some(ErrorCode::InvalidBundle), "{what}: {r:?}");
         assert_eq!(r.timings.aws_calls, 0, "{what}");
         assert!(!r.error.as_ref().unwrap().message.contains("t-2"));
     }
     // A replay of an older version.
-    let r = w
-        .sync(
-            &w.seal(&d.config, 4, &[("TOKEN", "t-old")]),
-            SyncMode::Write,
-        )
-        .await;
+    let r = w.sync(&w.seal(&d.config, 4, &[("TOKEN", "t-old")])).await;
     assert_eq!(code(&r), Some(ErrorCode::StaleVersion), "{r:?}");
     // The same version with other content is a replay too.
-    let r = w
-        .sync(
-            &w.seal(&d.config, 5, &[("TOKEN", "t-other")]),
-            SyncMode::Write,
-        )
-        .await;
+    let r = w.sync(&w.seal(&d.config, 5, &[("TOKEN", "t-other")])).await;
     assert_eq!(code(&r), Some(ErrorCode::StaleVersion), "{r:?}");
     let after = w.secret("guarded/env").await;
     assert_eq!(after["value"], before["value"]);
@@ -451,17 +460,13 @@ async fn a_write_retried_after_a_dropped_connection_makes_one_version() {
     let mut w = World::start().await;
     let d = w.destination("flaky", "flaky/env", &[]).await;
     assert_eq!(
-        w.sync(&w.seal(&d.config, 1, &[("K", "v1")]), SyncMode::Write)
-            .await
-            .outcome,
+        w.sync(&w.seal(&d.config, 1, &[("K", "v1")])).await.outcome,
         SyncOutcome::Created
     );
     // AWS processes the write, then the connection drops before the answer arrives.
     w.fault("secretsmanager:PutSecretValue", "drop_after", 1)
         .await;
-    let r = w
-        .sync(&w.seal(&d.config, 2, &[("K", "v2")]), SyncMode::Write)
-        .await;
+    let r = w.sync(&w.seal(&d.config, 2, &[("K", "v2")])).await;
     assert_eq!(r.outcome, SyncOutcome::Updated, "{r:?}");
     let puts: Vec<Value> = w
         .writes("flaky/env")
@@ -492,8 +497,10 @@ async fn delete_follows_the_destination_policy() {
     let mut w = World::start().await;
     let vars = [("K", "v")];
     let d = w.destination("keep", "keep/env", &[]).await;
-    w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Delete).await;
+    w.sync(&w.seal(&d.config, 1, &vars)).await;
+    let r = w
+        .sync(&w.seal_op(Operation::Delete, &d.config, 1, &vars))
+        .await;
     assert_eq!(r.outcome, SyncOutcome::Retained, "{r:?}");
     assert_eq!(w.secret("keep/env").await["deleted"], false);
 
@@ -501,8 +508,10 @@ async fn delete_follows_the_destination_policy() {
     d.config.delete_policy = DeletePolicy::Delete {
         recovery_days: Some(7),
     };
-    w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Delete).await;
+    w.sync(&w.seal(&d.config, 1, &vars)).await;
+    let r = w
+        .sync(&w.seal_op(Operation::Delete, &d.config, 1, &vars))
+        .await;
     assert_eq!(r.outcome, SyncOutcome::Deleted, "{r:?}");
     let s = w.secret("window/env").await;
     assert_eq!(
@@ -510,15 +519,17 @@ async fn delete_follows_the_destination_policy() {
         (Value::Bool(true), Value::Bool(true))
     );
     // A new write to a name pending deletion is a conflict, not a silent restore.
-    let r = w.sync(&w.seal(&d.config, 2, &vars), SyncMode::Write).await;
+    let r = w.sync(&w.seal(&d.config, 2, &vars)).await;
     assert_eq!(code(&r), Some(ErrorCode::SecretNameConflict), "{r:?}");
 
     let mut d = w.destination("gone", "gone/env", &[]).await;
     d.config.delete_policy = DeletePolicy::Delete {
         recovery_days: None,
     };
-    w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Write).await;
-    let r = w.sync(&w.seal(&d.config, 1, &vars), SyncMode::Delete).await;
+    w.sync(&w.seal(&d.config, 1, &vars)).await;
+    let r = w
+        .sync(&w.seal_op(Operation::Delete, &d.config, 1, &vars))
+        .await;
     assert_eq!(r.outcome, SyncOutcome::Deleted, "{r:?}");
     assert_eq!(w.secret("gone/env").await["exists"], false);
     w.stack.stop().await.unwrap();
@@ -531,22 +542,16 @@ async fn no_value_reaches_logs_or_the_relayed_bytes() {
     let secret_values = ["s3cr3t-value-alpha-9f2c71", "s3cr3t-value-beta-1d8e44"];
     let d = w.destination("clean", "clean/env", &[]).await;
     let r = w
-        .sync(
-            &w.seal(
-                &d.config,
-                1,
-                &[("ALPHA", secret_values[0]), ("BETA", secret_values[1])],
-            ),
-            SyncMode::Write,
-        )
+        .sync(&w.seal(
+            &d.config,
+            1,
+            &[("ALPHA", secret_values[0]), ("BETA", secret_values[1])],
+        ))
         .await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
     // A failure path too: the error message must not quote values either.
     let r = w
-        .sync(
-            &w.seal(&d.config, 1, &[("ALPHA", secret_values[1])]),
-            SyncMode::Write,
-        )
+        .sync(&w.seal(&d.config, 1, &[("ALPHA", secret_values[1])]))
         .await;
     assert_eq!(code(&r), Some(ErrorCode::StaleVersion));
     assert!(!format!("{r:?}").contains("s3cr3t"));
@@ -588,9 +593,7 @@ async fn a_skewed_host_clock_is_corrected_from_authenticated_aws_time() {
     // before it was sent (its window is five minutes).
     let (mut w, _) = World::start_with(false, &["--sim-clock-skew-s", "-600"]).await;
     let d = w.destination("skewed", "skewed/env", &[]).await;
-    let r = w
-        .sync(&w.seal(&d.config, 1, &[("K", "v")]), SyncMode::Write)
-        .await;
+    let r = w.sync(&w.seal(&d.config, 1, &[("K", "v")])).await;
     assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
     let log = std::fs::read_to_string(w.dir.path().join("enclave.log")).unwrap();
     assert!(log.contains("clock corrected"), "{log}");
