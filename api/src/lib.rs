@@ -1,17 +1,21 @@
 //! `nitrosync-api`: the contract of the operator's admin API, and the client both CLIs use.
 //!
 //! It owns the request and response bodies ([`types`], [`records`]), the paths ([`paths`]), the
-//! error body, and [`client::AdminClient`], which speaks HTTP/1.1 + JSON over the daemon's Unix
-//! socket. It does not own the server (that is `nitrosync-parent`) and holds no secret: every body
+//! error body, [`client::AdminClient`], which speaks HTTP/1.1 + JSON over the daemon's Unix
+//! socket, and [`TenantApiClient`], which speaks the same over TLS to the tenant API with every
+//! request signed by the tenant (through a [`RequestSigner`]: the key stays with the caller);
+//! [`ApiClient`] is either. It does not own the server (that is `nitrosync-parent`) and holds no secret: every body
 //! here is metadata or ciphertext.
 
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod records;
+pub mod tenant_client;
 pub mod types;
 
-pub use client::{AdminClient, ClientError};
+pub use client::{AdminClient, ApiClient, ClientError};
+pub use tenant_client::{ENV_ENDPOINT, ENV_ENDPOINT_CA, RequestSigner, TenantApiClient};
 pub use types::*;
 
 /// Environment variable naming the admin socket, for the daemon and the CLI.

@@ -16,7 +16,11 @@
 //! against the stored version, or the 65,536-byte secret size limit, which belong to the enclave.
 //! It is sans-io: randomness comes in as an argument, and there is no clock, file or socket.
 //!
-//! Everything but [`verify_signed`] is behind the default `seal` feature. The parent turns it
+//! It also signs and verifies tenant API requests ([`TenantKey::sign_request`],
+//! [`verify_request`]) over the bytes `nitrosync-shared` defines: the same Ed25519 key, another
+//! domain.
+//!
+//! Everything but [`verify_signed`] and [`verify_request`] is behind the default `seal` feature. The parent turns it
 //! off: it checks a submission's signature, and has no HPKE, key types or secret types linked.
 
 #![forbid(unsafe_code)]
@@ -25,6 +29,7 @@
 mod error;
 #[cfg(feature = "seal")]
 mod keys;
+mod request;
 #[cfg(feature = "seal")]
 mod seal;
 #[cfg(feature = "seal")]
@@ -34,6 +39,7 @@ mod verify;
 pub use error::BundleError;
 #[cfg(feature = "seal")]
 pub use keys::{EnclaveBundleKey, TenantKey};
+pub use request::verify_request;
 #[cfg(feature = "seal")]
 pub use seal::{OpenedBundle, open, seal};
 #[cfg(feature = "seal")]

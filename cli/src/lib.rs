@@ -1,7 +1,8 @@
 //! `nitrosync-cli`: the `nitrosync` command. The tenant's commands ([`tenant`]: key, destination
 //! files, dotenv, sealing, push, attestation checks, IAM) and the operator's ([`operator`]: status,
 //! enclave, destination management) live in separate modules; both talk to the daemon through
-//! `nitrosync-api`'s client. Key material and variable values exist only in [`tenant`], on the
+//! `nitrosync-api`'s clients: the operator's over the admin socket, the tenant's over the admin
+//! socket or, with `--endpoint`, over the tenant API (TLS, every request signed by the tenant key). Key material and variable values exist only in [`tenant`], on the
 //! tenant's machine.
 //!
 //! Exit codes scripts can rely on: 0 success; 1 the operation ran and reported a failure;
@@ -16,13 +17,15 @@ pub use tenant::dotenv;
 pub const ENV_TENANT_DIR: &str = "NITROSYNC_TENANT_DIR";
 
 use clap::{Parser, Subcommand};
-use nitrosync_api::{AdminClient, ClientError};
+use nitrosync_api::{AdminClient, ApiClient, ClientError, TenantApiClient};
 use nitrosync_shared::control::SyncReport;
 use serde::Serialize;
 use std::path::PathBuf;
 
 /// Exit code: the operation reported a failure.
 pub const EXIT_FAILED: u8 = 1;
+/// Exit code: wrong usage.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the daemon cannot be reached.
 pub const EXIT_DAEMON_UNREACHABLE: u8 = 3;
 /// Exit code: the daemon is up but the enclave is not.
@@ -39,6 +42,13 @@ pub struct Cli {
     /// The daemon's admin socket.
     #[arg(long, global = true, env = nitrosync_api::ENV_ADMIN_SOCKET, default_value = nitrosync_api::DEFAULT_ADMIN_SOCKET)]
     pub admin_socket: PathBuf,
+    /// The tenant API, https://host:port: the tenant's commands go there over TLS, signed with
+    /// the tenant key, instead of to the admin socket.
+    #[arg(long, global = true, env = nitrosync_api::ENV_ENDPOINT, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The tenant API's certificate or CA (PEM): the only root trusted for --endpoint.
+    #[arg(long, global = true, env = nitrosync_api::ENV_ENDPOINT_CA, value_name = "FILE")]
+    pub endpoint_ca: Option<PathBuf>,
     /// The tenant directory: tenant key and destination files [default: ~/.config/nitrosync].
     #[arg(long, global = true, env = ENV_TENANT_DIR)]
     pub tenant_dir: Option<PathBuf>,
@@ -432,16 +442,58 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         .tenant_dir
         .clone()
         .unwrap_or_else(tenant::default_tenant_dir);
-    let api = AdminClient::new(cli.admin_socket.clone());
+    let admin = AdminClient::new(cli.admin_socket.clone());
+    let api = || -> Result<ApiClient, CliError> {
+        match &cli.endpoint {
+            None => Ok(ApiClient::Admin(admin.clone())),
+            Some(endpoint) => tenant_api_client(endpoint, cli.endpoint_ca.as_deref(), &tenant_dir),
+        }
+    };
     match cli.command {
         Command::Tenant(c) => return tenant::tenant(c, &tenant_dir),
-        Command::Destination(c) => {
-            return operator::destinations::destination(c, &api, &tenant_dir).await;
+        Command::Destination(DestinationCommand::Create(a)) => {
+            return tenant::create(a, &tenant_dir);
         }
-        Command::Env(c) => return tenant::env(c, &api, &tenant_dir).await,
-        Command::Bundle(c) => return tenant::bundle(c, &api, &tenant_dir).await,
-        Command::Iam(c) => return tenant::iam::iam(c, &api, &tenant_dir).await,
+        Command::Destination(c) => {
+            return operator::destinations::destination(c, &api()?, &tenant_dir).await;
+        }
+        Command::Env(c) => return tenant::env(c, &api()?, &tenant_dir).await,
+        Command::Bundle(c) => return tenant::bundle(c, &api()?, &tenant_dir).await,
+        Command::Iam(c) => return tenant::iam::iam(c, &api()?, &tenant_dir).await,
         _ => {}
     }
-    operator::run(cli.command, &api).await
+    if cli.endpoint.is_some() {
+        return Err(fail(
+            EXIT_USAGE,
+            "this is an operator command: it uses the admin socket, not --endpoint (the tenant API serves only the tenant's commands)",
+        ));
+    }
+    operator::run(cli.command, &admin).await
+}
+
+/// The tenant API's client: the pinned root from `ca`, requests signed with the tenant key.
+fn tenant_api_client(
+    endpoint: &str,
+    ca: Option<&std::path::Path>,
+    tenant_dir: &std::path::Path,
+) -> Result<ApiClient, CliError> {
+    let ca = ca.ok_or_else(|| {
+        fail(
+            EXIT_USAGE,
+            format!(
+                "--endpoint needs --endpoint-ca FILE (or {}): the tenant API's certificate or CA, the only root trusted",
+                nitrosync_api::ENV_ENDPOINT_CA
+            ),
+        )
+    })?;
+    let pem = std::fs::read(ca).map_err(|e| {
+        fail(
+            EXIT_USAGE,
+            format!("cannot read --endpoint-ca {}: {e}", ca.display()),
+        )
+    })?;
+    let key = tenant::load_key(tenant_dir)?;
+    let client = TenantApiClient::new(endpoint, &pem, std::sync::Arc::new(tenant::KeySigner(key)))
+        .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
+    Ok(ApiClient::Tenant(client))
 }

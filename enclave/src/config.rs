@@ -36,6 +36,8 @@ pub struct EnclaveConfig {
     pub tunnel_timeout: Duration,
     /// Parent connections served at once.
     pub max_parent_connections: usize,
+    /// Requests in flight, time limits and idle rules of control connections.
+    pub control_limits: crate::control::ControlLimits,
     /// The SAML identity provider's entity id (the Issuer of every assertion).
     pub saml_entity_id: String,
     /// Attempts per AWS call, the first included (full-jitter exponential backoff between).
@@ -44,6 +46,8 @@ pub struct EnclaveConfig {
     pub aws_initial_backoff: Duration,
     /// Write calls a second per (AWS account, region, quota group); AWS allows 50.
     pub writes_per_second: u32,
+    /// `DescribeSecret` calls a second per (AWS account, region).
+    pub describes_per_second: u32,
     /// Simulator only: skew the host clock by this many milliseconds.
     pub sim_clock_skew_ms: i64,
 }
@@ -97,10 +101,12 @@ impl EnclaveConfig {
             mode,
             tunnel_timeout: Duration::from_secs(10),
             max_parent_connections: 4,
+            control_limits: crate::control::ControlLimits::default(),
             saml_entity_id: DEFAULT_SAML_ENTITY_ID.to_owned(),
             aws_max_attempts: 4,
             aws_initial_backoff: Duration::from_millis(100),
             writes_per_second: crate::sync::pacing::DEFAULT_WRITES_PER_SECOND,
+            describes_per_second: crate::sync::pacing::DEFAULT_DESCRIBES_PER_SECOND,
             sim_clock_skew_ms: 0,
         })
     }

@@ -4,6 +4,14 @@
 //! Each request is handled in its own task, so a slow AWS call does not hold up a health check;
 //! responses go back in completion order, matched by id. Every frame from the parent is hostile
 //! until decoded: a malformed frame ends that connection, never the enclave.
+//!
+//! Everything a parent can make the enclave hold is bounded ([`ControlLimits`]): connections
+//! (a semaphore in [`serve`]), requests in flight per connection and in all, and time. A
+//! connection whose requests fill its share is not read from until one finishes (backpressure
+//! into the parent's socket, never a task per frame without bound). A connection that has not
+//! delivered a complete frame within [`PREFACE_TIMEOUT`] of connecting, or none for
+//! [`IDLE_TIMEOUT`] with nothing in flight, is closed, so half-sent frames cannot hold the
+//! connection slots.
 
 use crate::EnclaveError;
 use crate::config::{EnclaveConfig, Mode};
@@ -19,16 +27,63 @@ use nitrosync_shared::control::{
     ResponseBody, RuntimeMode,
 };
 use nitrosync_transport::{FrameReader, Listener, write_frame};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
+
+/// Requests in flight at once over all parent connections. Each holds its request (a bundle
+/// of a few KiB, at most one 1 MiB frame) and a task; 256 is four times what the parent's
+/// scheduler sends by default (`max_in_flight = 64`) and bounds the memory of a hostile one.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 256;
+
+/// Requests in flight at once on one connection: half of [`MAX_REQUESTS_IN_FLIGHT`], so one
+/// connection cannot take every slot from another (the admin's health check, a restarted
+/// parent's new connection), and twice the parent's default scheduler concurrency.
+pub const MAX_REQUESTS_PER_CONNECTION: usize = 128;
+
+/// Time a new connection has to deliver its first complete frame. The parent sends `Describe`
+/// as soon as it connects; ten seconds is far beyond a local socket's latency, and four
+/// connections that never finish a frame free their slots within it.
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection with no complete frame for this long, and no request in flight, is closed.
+/// It frees the slot of a parent that vanished without closing (a vsock peer can), or one stuck
+/// in the middle of a frame. Long enough that a quiet parent reconnects rarely (the parent
+/// reconnects at once and loses nothing: nothing is in flight).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// What one parent, or all of them, can make the control server hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlLimits {
+    /// Requests in flight at once over all connections ([`MAX_REQUESTS_IN_FLIGHT`]).
+    pub max_in_flight: usize,
+    /// Requests in flight at once on one connection ([`MAX_REQUESTS_PER_CONNECTION`]).
+    pub max_in_flight_per_connection: usize,
+    /// Time from connecting to the first complete frame ([`PREFACE_TIMEOUT`]).
+    pub preface_timeout: Duration,
+    /// Time without a complete frame, with nothing in flight, after which a connection is
+    /// closed ([`IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ControlLimits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: MAX_REQUESTS_IN_FLIGHT,
+            max_in_flight_per_connection: MAX_REQUESTS_PER_CONNECTION,
+            preface_timeout: PREFACE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// What request handlers share.
 pub struct EnclaveState {
@@ -39,6 +94,9 @@ pub struct EnclaveState {
     engine: SyncEngine,
     nsm: Arc<dyn Nsm>,
     attested_keys: Vec<u8>,
+    limits: ControlLimits,
+    /// One permit per request in flight, over all connections.
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for EnclaveState {
@@ -137,6 +195,7 @@ impl EnclaveState {
             mac_key,
             retry,
             cfg.writes_per_second,
+            cfg.describes_per_second,
         );
         Ok(Self {
             started: Instant::now(),
@@ -146,6 +205,8 @@ impl EnclaveState {
             engine,
             nsm,
             attested_keys,
+            limits: cfg.control_limits,
+            in_flight: Arc::new(Semaphore::new(cfg.control_limits.max_in_flight.max(1))),
         })
     }
 
@@ -302,31 +363,98 @@ pub async fn serve(
 
 /// Serves one parent connection over any byte stream (what [`serve`] runs for each accepted
 /// one; a protocol test passes an in-memory pipe) until the parent closes it, a frame is bad, the
-/// log channel closes or `shutdown`. Returns why it ended.
+/// connection overstays [`ControlLimits`]' time limits, the log channel closes or `shutdown`.
+/// Returns why it ended.
 pub async fn serve_connection<S>(
     stream: S,
     state: Arc<EnclaveState>,
-    mut logs: broadcast::Receiver<Event>,
+    logs: broadcast::Receiver<Event>,
     shutdown: CancellationToken,
 ) -> String
 where
     S: AsyncRead + AsyncWrite,
 {
+    let (limits, in_flight) = (state.limits, state.in_flight.clone());
+    let handle = move |body| {
+        let state = state.clone();
+        async move { state.handle(body).await }
+    };
+    serve_requests(stream, limits, in_flight, handle, logs, shutdown).await
+}
+
+/// The connection loop of [`serve_connection`], over any request handler. `in_flight` is shared
+/// by all connections (`limits.max_in_flight` permits).
+async fn serve_requests<S, H, F>(
+    stream: S,
+    limits: ControlLimits,
+    in_flight: Arc<Semaphore>,
+    handle: H,
+    mut logs: broadcast::Receiver<Event>,
+    shutdown: CancellationToken,
+) -> String
+where
+    S: AsyncRead + AsyncWrite,
+    H: Fn(RequestBody) -> F,
+    F: Future<Output = ResponseBody> + Send + 'static,
+{
+    let connected = tokio::time::Instant::now();
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<EnclaveMessage>(256);
     let handlers = TaskTracker::new();
+    let mine = Arc::new(Semaphore::new(limits.max_in_flight_per_connection.max(1)));
     let reader = async {
         let mut frames = FrameReader::new(read);
+        let mut first = true;
         loop {
-            match frames.next::<Request>().await {
+            // Backpressure: while this connection's requests fill its share, nothing more is
+            // read from it; the parent's writes wait in the socket.
+            let Ok(own_slot) = mine.clone().acquire_owned().await else {
+                return "the request limit closed".to_owned();
+            };
+            // `FrameReader::next` is cancel-safe: bytes read so far stay in its buffer.
+            let next = loop {
+                let deadline = if first {
+                    connected + limits.preface_timeout
+                } else {
+                    tokio::time::Instant::now() + limits.idle_timeout
+                };
+                match tokio::time::timeout_at(deadline, frames.next::<Request>()).await {
+                    Ok(next) => break next,
+                    Err(_) if first => {
+                        warn!(
+                            timeout_ms = limits.preface_timeout.as_millis(),
+                            "no complete frame from a new control connection in time; closing it"
+                        );
+                        return format!(
+                            "no complete frame within {} ms of connecting",
+                            limits.preface_timeout.as_millis()
+                        );
+                    }
+                    // Quiet while requests run is not idle: their answers are still to come.
+                    Err(_) if !handlers.is_empty() => continue,
+                    Err(_) => {
+                        return format!("idle: no request for {} s", limits.idle_timeout.as_secs());
+                    }
+                }
+            };
+            first = false;
+            match next {
                 Ok(Some(Request { id, body })) => {
                     debug!(id, "control request");
-                    let (state, tx) = (state.clone(), tx.clone());
+                    // Backpressure across connections: while all of them together fill the
+                    // enclave's limit, this one is not read from either.
+                    let Ok(shared_slot) = in_flight.clone().acquire_owned().await else {
+                        return "the request limit closed".to_owned();
+                    };
+                    let (answer, tx) = (handle(body), tx.clone());
                     handlers.spawn(async move {
-                        let body = state.handle(body).await;
+                        let slots: (OwnedSemaphorePermit, OwnedSemaphorePermit) =
+                            (own_slot, shared_slot);
+                        let body = answer.await;
                         let _ = tx
                             .send(EnclaveMessage::Response(Response { id, body }))
                             .await;
+                        drop(slots);
                     });
                 }
                 Ok(None) => return "the parent closed the connection".to_owned(),
@@ -359,4 +487,221 @@ where
     };
     handlers.close();
     why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nitrosync_transport::FrameReader;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+    use tokio::task::JoinHandle;
+
+    fn limits(per_connection: usize, all: usize) -> ControlLimits {
+        ControlLimits {
+            max_in_flight: all,
+            max_in_flight_per_connection: per_connection,
+            ..ControlLimits::default()
+        }
+    }
+
+    fn health() -> ResponseBody {
+        ResponseBody::Health(HealthReport {
+            uptime_ms: 0,
+            requests_served: 0,
+            tunnels_opened: 0,
+        })
+    }
+
+    /// Handlers that report when they start and answer when the test lets them
+    /// (`gate.add_permits`); `Health` is answered at once.
+    #[derive(Clone)]
+    struct Handlers {
+        gate: Arc<Semaphore>,
+        started: Arc<AtomicUsize>,
+        running: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Default for Handlers {
+        fn default() -> Self {
+            Self {
+                gate: Arc::new(Semaphore::new(0)),
+                started: Arc::default(),
+                running: Arc::default(),
+                most: Arc::default(),
+            }
+        }
+    }
+
+    impl Handlers {
+        fn handle(&self, body: RequestBody) -> impl Future<Output = ResponseBody> + Send + use<> {
+            let me = self.clone();
+            async move {
+                if matches!(body, RequestBody::Health) {
+                    return health();
+                }
+                me.started.fetch_add(1, Ordering::SeqCst);
+                let now = me.running.fetch_add(1, Ordering::SeqCst) + 1;
+                me.most.fetch_max(now, Ordering::SeqCst);
+                me.gate.acquire().await.unwrap().forget();
+                me.running.fetch_sub(1, Ordering::SeqCst);
+                health()
+            }
+        }
+
+        fn started(&self) -> usize {
+            self.started.load(Ordering::SeqCst)
+        }
+    }
+
+    struct Conn {
+        frames: FrameReader<ReadHalf<DuplexStream>>,
+        write: WriteHalf<DuplexStream>,
+        server: JoinHandle<String>,
+        _logs: broadcast::Sender<Event>,
+    }
+
+    fn connect(limits: ControlLimits, in_flight: &Arc<Semaphore>, handlers: &Handlers) -> Conn {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (logs, rx) = broadcast::channel(16);
+        let h = handlers.clone();
+        let server = tokio::spawn(serve_requests(
+            theirs,
+            limits,
+            in_flight.clone(),
+            move |body| h.handle(body),
+            rx,
+            CancellationToken::new(),
+        ));
+        let (read, write) = tokio::io::split(ours);
+        Conn {
+            frames: FrameReader::new(read),
+            write,
+            server,
+            _logs: logs,
+        }
+    }
+
+    impl Conn {
+        async fn send(&mut self, id: u64, body: RequestBody) {
+            write_frame(&mut self.write, &Request { id, body })
+                .await
+                .unwrap();
+        }
+
+        async fn response(&mut self) -> u64 {
+            loop {
+                match self.frames.next::<EnclaveMessage>().await.unwrap() {
+                    Some(EnclaveMessage::Response(r)) => return r.id,
+                    Some(EnclaveMessage::Event(_)) => continue,
+                    None => panic!("the server closed the connection"),
+                }
+            }
+        }
+    }
+
+    /// With the clock paused, a sleep returns only once every task has run as far as it can
+    /// (the runtime advances the clock only when it is idle), so what has not happened by then
+    /// cannot happen without the test's next step.
+    async fn quiesce() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_sent_first_frames_are_closed_at_the_preface_timeout() {
+        let handlers = Handlers::default();
+        let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+        let start = tokio::time::Instant::now();
+        let mut half = connect(ControlLimits::default(), &in_flight, &handlers);
+        half.write.write_all(&[0, 0]).await.unwrap();
+        let silent = connect(ControlLimits::default(), &in_flight, &handlers);
+        for conn in [half, silent] {
+            let why = conn.server.await.unwrap();
+            assert!(why.contains("no complete frame within 10000 ms"), "{why}");
+        }
+        assert_eq!(start.elapsed(), PREFACE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_is_closed_when_idle_but_not_while_a_request_runs() {
+        let handlers = Handlers::default();
+        let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+        let mut conn = connect(ControlLimits::default(), &in_flight, &handlers);
+        // A frame within the preface timeout: the connection is served past it.
+        tokio::time::advance(PREFACE_TIMEOUT - Duration::from_millis(1)).await;
+        conn.send(1, RequestBody::Describe).await;
+        // The request runs for longer than the idle timeout: the connection stays.
+        tokio::time::sleep(IDLE_TIMEOUT * 2).await;
+        assert_eq!(handlers.started(), 1);
+        conn.send(2, RequestBody::Health).await;
+        assert_eq!(conn.response().await, 2, "still served");
+        handlers.gate.add_permits(1);
+        assert_eq!(conn.response().await, 1);
+        // Nothing in flight, nothing sent: closed one idle timeout after the last frame.
+        let last = tokio::time::Instant::now();
+        let why = conn.server.await.unwrap();
+        assert!(why.contains("idle"), "{why}");
+        assert_eq!(last.elapsed(), IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_connection_is_not_read_until_a_request_finishes() {
+        let handlers = Handlers::default();
+        let in_flight = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+        let mut conn = connect(limits(2, MAX_REQUESTS_IN_FLIGHT), &in_flight, &handlers);
+        for id in 1..=5 {
+            conn.send(id, RequestBody::Describe).await;
+        }
+        quiesce().await;
+        assert_eq!(
+            handlers.started(),
+            2,
+            "two run; the rest wait in the socket"
+        );
+        // Health is not answered ahead of the queue either: the connection is not read.
+        conn.send(6, RequestBody::Health).await;
+        quiesce().await;
+        handlers.gate.add_permits(1);
+        assert_eq!(conn.response().await, 1);
+        quiesce().await;
+        assert_eq!(handlers.started(), 3, "one finished, one more read");
+        handlers.gate.add_permits(4);
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(conn.response().await);
+        }
+        ids.sort();
+        assert_eq!(ids, [2, 3, 4, 5, 6]);
+        assert_eq!(handlers.most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_share_the_global_limit() {
+        let handlers = Handlers::default();
+        let in_flight = Arc::new(Semaphore::new(3));
+        let mut a = connect(limits(2, 3), &in_flight, &handlers);
+        let mut b = connect(limits(2, 3), &in_flight, &handlers);
+        for id in 1..=2 {
+            a.send(id, RequestBody::Describe).await;
+            b.send(id, RequestBody::Describe).await;
+        }
+        quiesce().await;
+        assert_eq!(handlers.started(), 3);
+        assert_eq!(in_flight.available_permits(), 0);
+        handlers.gate.add_permits(1);
+        quiesce().await;
+        assert_eq!(
+            handlers.started(),
+            4,
+            "the waiting request got the freed slot"
+        );
+        handlers.gate.add_permits(3);
+        for _ in 0..2 {
+            a.response().await;
+            b.response().await;
+        }
+        assert_eq!(handlers.most.load(Ordering::SeqCst), 3);
+        assert_eq!(in_flight.available_permits(), 3, "every slot is given back");
+    }
 }

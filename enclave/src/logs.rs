@@ -3,6 +3,11 @@
 //! [`ParentLogLayer`] is a `tracing` layer that renders each event and hands it to every connected
 //! parent through a broadcast channel. Whatever is logged leaves the enclave, so the rule for all
 //! enclave code is: never log a variable value or key material.
+//!
+//! What may leave is an allowlist ([`may_leave`], installed as a global filter by
+//! [`allowlist`]): our own crates (`nitrosync_*`) at the level `RUST_LOG` sets, and only WARN
+//! and above from everything else. Dependencies (the AWS SDK, hyper, rustls and any crate added
+//! later) may log request and response bodies at debug and trace level; no setting lets those out.
 
 use nitrosync_shared::control::{Event, LogLevel};
 use std::collections::BTreeMap;
@@ -54,21 +59,25 @@ impl Visit for Fields {
     }
 }
 
-/// Crates whose debug and trace events may contain request or response bodies (the AWS SDK
-/// logs them at trace level). Their events above INFO never leave the enclave, whatever
-/// `RUST_LOG` says.
-const BODY_LOGGING_CRATES: [&str; 6] = [
-    "aws_smithy",
-    "aws_sdk",
-    "aws_sigv4",
-    "hyper",
-    "rustls",
-    "h2",
-];
+/// The target prefix of our own crates (`nitrosync_enclave`, `nitrosync_saml`, ...). Their
+/// events are allowed at any level: they are reviewed not to carry secrets.
+pub const OWN_TARGET_PREFIX: &str = "nitrosync_";
 
-/// Whether an event may be forwarded to the parent.
+/// The most verbose level allowed from any other target.
+pub const OTHERS_MAX_LEVEL: tracing::Level = tracing::Level::WARN;
+
+/// Whether an event or span may be recorded at all (and so leave the enclave): any level from
+/// our own crates, WARN and above from everything else. The level of our own crates is
+/// `RUST_LOG`'s, applied by the `EnvFilter` beside this one.
 pub fn may_leave(target: &str, level: &tracing::Level) -> bool {
-    *level <= tracing::Level::INFO || !BODY_LOGGING_CRATES.iter().any(|c| target.starts_with(c))
+    target.starts_with(OWN_TARGET_PREFIX) || *level <= OTHERS_MAX_LEVEL
+}
+
+/// [`may_leave`] as a global filter, for the binary's subscriber. It depends on metadata only,
+/// so `tracing` caches the answer per call site: a disabled dependency event costs nothing.
+pub fn allowlist() -> tracing_subscriber::filter::FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool>
+{
+    tracing_subscriber::filter::filter_fn(|m| may_leave(m.target(), m.level()))
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ParentLogLayer {
@@ -101,6 +110,48 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ParentLogLayer {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    #[test]
+    fn only_our_own_targets_leave_below_warn() {
+        // Our crates at any level (RUST_LOG's EnvFilter decides which).
+        assert!(may_leave("nitrosync_enclave::control", &Level::TRACE));
+        assert!(may_leave("nitrosync_saml", &Level::DEBUG));
+        assert!(may_leave("nitrosync_transport::framed", &Level::INFO));
+        // Any other crate, known or not: WARN and ERROR only.
+        for target in [
+            "tokio_util::task",
+            "some_new_dependency",
+            "enclave",
+            "nitrosync",
+        ] {
+            assert!(!may_leave(target, &Level::INFO), "{target}");
+            assert!(!may_leave(target, &Level::DEBUG), "{target}");
+            assert!(may_leave(target, &Level::WARN), "{target}");
+            assert!(may_leave(target, &Level::ERROR), "{target}");
+        }
+    }
+
+    #[test]
+    fn the_allowlist_filters_a_real_subscriber() {
+        use tracing_subscriber::prelude::*;
+        let (layer, logs) = ParentLogLayer::new();
+        let mut rx = logs.subscribe();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("trace"))
+            .with(allowlist())
+            .with(layer);
+        let mut seen = Vec::new();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "aws_smithy_runtime::client::http", "a body");
+            tracing::info!(target: "hyper::proto", "a connection");
+            tracing::warn!(target: "rustls::conn", "an alert");
+            tracing::debug!(target: "nitrosync_enclave::sync", "ours");
+        });
+        while let Ok(Event::Log { target, .. }) = rx.try_recv() {
+            seen.push(target);
+        }
+        assert_eq!(seen, ["rustls::conn", "nitrosync_enclave::sync"]);
+    }
 
     #[test]
     fn sdk_debug_and_trace_never_leave() {

@@ -5,6 +5,7 @@ use clap::Parser;
 use nitrosync_enclave::config::EnclaveConfig;
 use nitrosync_enclave::{control, logs::ParentLogLayer};
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::prelude::*;
 
@@ -36,6 +37,14 @@ struct Args {
     #[arg(long, default_value_t = nitrosync_enclave::sync::pacing::DEFAULT_WRITES_PER_SECOND,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     writes_per_second: u32,
+    /// DescribeSecret calls a second per (AWS account, region).
+    #[arg(long, default_value_t = nitrosync_enclave::sync::pacing::DEFAULT_DESCRIBES_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    describes_per_second: u32,
+    /// Seconds a new control connection has to deliver its first complete request.
+    #[arg(long, default_value_t = nitrosync_enclave::control::PREFACE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    control_preface_timeout_s: u64,
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
@@ -53,25 +62,26 @@ async fn main() -> anyhow::Result<()> {
     )?;
     cfg.sim_clock_skew_ms = args.sim_clock_skew_s.unwrap_or(0).saturating_mul(1000);
     cfg.writes_per_second = args.writes_per_second;
+    cfg.describes_per_second = args.describes_per_second;
+    cfg.control_limits.preface_timeout = Duration::from_secs(args.control_preface_timeout_s);
     let (parent_layer, logs) = ParentLogLayer::new();
+    // RUST_LOG sets the level of our own crates; the allowlist lets only WARN and above out of
+    // any other, whatever RUST_LOG says. The console gets what the parent gets.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // The console gets what the parent gets: never the SDK's body-logging debug output.
     let stderr = args.log_stderr.as_deref().map(|format| {
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false);
-        let keep = tracing_subscriber::filter::filter_fn(|m| {
-            nitrosync_enclave::logs::may_leave(m.target(), m.level())
-        });
         if format == "json" {
-            layer.json().with_filter(keep).boxed()
+            layer.json().boxed()
         } else {
-            layer.with_filter(keep).boxed()
+            layer.boxed()
         }
     });
     tracing_subscriber::registry()
         .with(filter)
+        .with(nitrosync_enclave::logs::allowlist())
         .with(parent_layer)
         .with(stderr)
         .init();

@@ -34,6 +34,11 @@
 //! [metrics]
 //! # listen = "127.0.0.1:9464"    # Prometheus /metrics; off unless set
 //!
+//! [tenant_api]
+//! # listen = "0.0.0.0:8443"      # the tenant API over TLS; off unless set
+//! # cert = "/etc/nitrosync/tenant-api.crt"   # PEM certificate chain
+//! # key = "/etc/nitrosync/tenant-api.key"    # PEM private key
+//!
 //! [scheduler]
 //! writes_per_second = 40          # per (AWS account, region), across all destinations
 //! max_in_flight = 64              # syncs in flight at once
@@ -73,6 +78,19 @@ pub struct RawConfig {
     /// `[metrics]`
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// `[tenant_api]`
+    #[serde(default)]
+    pub tenant_api: RawTenantApi,
+}
+
+/// `[tenant_api]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawTenantApi {
+    pub listen: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `[metrics]` as written.
@@ -158,6 +176,9 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub store: Option<PathBuf>,
     pub metrics_listen: Option<String>,
+    pub tenant_api_listen: Option<String>,
+    pub tenant_api_cert: Option<PathBuf>,
+    pub tenant_api_key: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -205,6 +226,19 @@ pub struct ParentConfig {
     pub scheduler: SchedulerSettings,
     /// Where Prometheus metrics are served (off when absent).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The tenant API over TLS (off when absent).
+    pub tenant_api: Option<TenantApiSettings>,
+}
+
+/// Where and with which certificate the tenant API is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantApiSettings {
+    /// The TCP address.
+    pub listen: std::net::SocketAddr,
+    /// The PEM certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
 }
 
 /// Scheduler settings.
@@ -311,7 +345,40 @@ impl RawConfig {
                 reason: e.into(),
                 source: None,
             })?;
+        let tenant_api = match (
+            o.tenant_api_listen.or(self.tenant_api.listen),
+            o.tenant_api_cert.or(self.tenant_api.cert),
+            o.tenant_api_key.or(self.tenant_api.key),
+        ) {
+            (None, None, None) => None,
+            (Some(listen), Some(cert), Some(key)) => Some(TenantApiSettings {
+                listen: listen
+                    .parse()
+                    .map_err(|e| ParentError::unparsable("tenant_api.listen", e))?,
+                cert,
+                key,
+            }),
+            (None, _, _) => {
+                return Err(ParentError::setting(
+                    "tenant_api.listen",
+                    "is required when tenant_api.cert or tenant_api.key is set",
+                ));
+            }
+            (Some(_), None, _) => {
+                return Err(ParentError::setting(
+                    "tenant_api.cert",
+                    "is required to serve the tenant API (a PEM certificate chain)",
+                ));
+            }
+            (Some(_), Some(_), None) => {
+                return Err(ParentError::setting(
+                    "tenant_api.key",
+                    "is required to serve the tenant API (a PEM private key)",
+                ));
+            }
+        };
         Ok(ParentConfig {
+            tenant_api,
             control,
             request_timeout: ms(
                 "enclave.request_timeout_ms",
@@ -435,6 +502,19 @@ mod tests {
             ("[relay]\nidle_timeout_ms = 0\n", "relay.idle_timeout_ms"),
             ("[relay]\nregions = [\"Mars-1\"]\n", "region"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[tenant_api]\ncert = \"c.pem\"\n", "tenant_api.listen"),
+            (
+                "[tenant_api]\nlisten = \"127.0.0.1:1\"\n",
+                "tenant_api.cert",
+            ),
+            (
+                "[tenant_api]\nlisten = \"127.0.0.1:1\"\ncert = \"c\"\n",
+                "tenant_api.key",
+            ),
+            (
+                "[tenant_api]\nlisten = \"nowhere\"\ncert = \"c\"\nkey = \"k\"\n",
+                "tenant_api.listen",
+            ),
         ] {
             let err = RawConfig::parse(toml, Path::new("p.toml"))
                 .unwrap()

@@ -83,15 +83,23 @@ impl EnclaveClient {
         shutdown: CancellationToken,
     ) -> (EnclaveClient, tokio::task::JoinHandle<()>) {
         let shared = Shared::new(endpoint.to_string());
-        let task = tokio::spawn(supervise(endpoint, shared.clone(), max_backoff, shutdown));
-        (
-            EnclaveClient {
-                shared,
-                timeout: request_timeout,
-                sync_timeout,
-            },
-            task,
-        )
+        let supervisor = tokio::spawn(supervise(
+            endpoint,
+            shared.clone(),
+            max_backoff,
+            shutdown.clone(),
+        ));
+        let client = EnclaveClient {
+            shared,
+            timeout: request_timeout,
+            sync_timeout,
+        };
+        let keepalive = tokio::spawn(keep_alive(client.clone(), shutdown));
+        let task = tokio::spawn(async move {
+            let _ = supervisor.await;
+            let _ = keepalive.await;
+        });
+        (client, task)
     }
 
     /// Runs the client over one stream that is already open (`label` names it in the state):
@@ -172,6 +180,27 @@ impl EnclaveClient {
                     timeout.as_millis()
                 )))
             }
+        }
+    }
+}
+
+/// How often an otherwise quiet control connection carries a `Health` request. The enclave
+/// closes a connection with no complete frame for ten minutes (a bound on peers that vanished);
+/// this keeps a live parent well inside it.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sends `Health` every [`KEEPALIVE_INTERVAL`] while connected, until `shutdown`.
+async fn keep_alive(client: EnclaveClient, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(KEEPALIVE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if client.state().connected {
+            // The answer does not matter: a failure shows in the connection's state.
+            let _ = client.request(RequestBody::Health).await;
         }
     }
 }

@@ -33,7 +33,7 @@ impl Handle {
     }
 }
 
-/// Binds the relay and admin sockets, starts the control connection, and returns at once.
+/// Binds the relay and admin sockets (and the tenant API's port when configured), starts the control connection, and returns at once.
 pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Handle, ParentError> {
     if let Some(dir) = cfg.admin_socket.parent() {
         std::fs::create_dir_all(dir).map_err(|source| ParentError::Admin {
@@ -42,6 +42,14 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         })?;
     }
     let admin_listener = Listener::bind(&Endpoint::Unix(cfg.admin_socket.clone())).await?;
+    // Certificate and key are read at start: a bad file stops the daemon here, not a tenant later.
+    let tenant_api = match &cfg.tenant_api {
+        Some(t) => Some((
+            crate::tenant_api::tls_config(&t.cert, &t.key)?,
+            crate::tenant_api::bind(t.listen).await?,
+        )),
+        None => None,
+    };
     let metrics_listener = match cfg.metrics_listen {
         Some(addr) => Some(crate::metrics::bind(addr).await?),
         None => None,
@@ -99,6 +107,14 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         }
         None => None,
     };
+    let tenant_api_task = tenant_api.map(|(tls, listener)| {
+        tokio::spawn(crate::tenant_api::serve(
+            listener,
+            tls,
+            state.clone(),
+            shutdown.clone(),
+        ))
+    });
     let admin_task = tokio::spawn(admin::serve(admin_listener, state, shutdown.clone()));
     let root_path = cfg
         .admin_socket
@@ -126,6 +142,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         scheduler_task,
     ];
     tasks.extend(metrics_task);
+    tasks.extend(tenant_api_task);
     Ok(Handle {
         client,
         relay_stats,

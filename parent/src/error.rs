@@ -63,6 +63,23 @@ pub enum ParentError {
         #[source]
         source: std::io::Error,
     },
+    /// The tenant API's certificate or key cannot be used.
+    #[error("tenant API TLS: {path}: {reason}")]
+    TenantApiTls {
+        /// The PEM file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The tenant API's listener could not be bound.
+    #[error("tenant API listener {addr}: {source}")]
+    TenantApiBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store's directory could not be made.
     #[error("store directory {path}: {source}")]
     StoreDir {

@@ -7,7 +7,9 @@
 //!    connection to the enclave, with reconnection and request ids).
 //! 3. [`scheduler`]: the only way into a sync. It paces, claims and runs scheduled syncs, and
 //!    runs the admin API's test and delete through [`scheduler::Scheduler::run_now`].
-//! 4. [`admin`]: the HTTP+JSON admin API on a Unix socket (its contract is `nitrosync-api`).
+//! 4. [`admin`]: the HTTP+JSON admin API on a Unix socket (its contract is `nitrosync-api`);
+//!    [`tenant_api`]: the same handlers over TLS on TCP for tenants, each request signed by the
+//!    tenant's key and limited to the tenant's own destinations.
 //! 5. [`metrics`]: Prometheus text from the store, the scheduler and the relay.
 //! 6. [`daemon`]: wiring of the above and the relay (`nitrosync-relay`), with an explicit
 //!    lifecycle (`start` → [`daemon::Handle`]).
@@ -27,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;
+pub mod tenant_api;
 
 /// Environment variable names, in one place.
 pub mod env {
@@ -42,6 +45,12 @@ pub mod env {
     pub const LOG_FORMAT: &str = "NITROSYNC_LOG_FORMAT";
     /// The parent's SQLite store.
     pub const STORE: &str = "NITROSYNC_STORE";
+    /// The tenant API's TCP address, host:port (off unless set).
+    pub const TENANT_API_LISTEN: &str = "NITROSYNC_TENANT_API_LISTEN";
+    /// The tenant API's PEM certificate chain.
+    pub const TENANT_API_CERT: &str = "NITROSYNC_TENANT_API_CERT";
+    /// The tenant API's PEM private key.
+    pub const TENANT_API_KEY: &str = "NITROSYNC_TENANT_API_KEY";
 }
 
 mod error;

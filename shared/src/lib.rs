@@ -20,6 +20,7 @@ pub mod frame;
 pub mod names;
 pub mod pcr;
 pub mod ratelimit;
+pub mod request_auth;
 pub mod tags;
 pub mod tunnel;
 

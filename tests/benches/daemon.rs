@@ -18,7 +18,7 @@ use nitrosync_api::records::HistoryRecord;
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
 use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, SealedBundle, saml_subject};
 use nitrosync_shared::control::{Description, RequestBody, ResponseBody};
-use nitrosync_tests::{EnclaveControl, SimStack, rss_kib, simctl};
+use nitrosync_tests::{EnclaveControl, SimStack, pinned_destination, rss_kib};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -92,28 +92,7 @@ async fn main() -> Result<()> {
 
     // 1. Submit → written, one destination with a real role.
     let subject = saml_subject(&tenant.public(), "latency");
-    let out = simctl(
-        dir.path(),
-        &[
-            "setup-role",
-            "--metadata",
-            metadata.to_str().unwrap_or_default(),
-            "--provider-name",
-            "nitrosync",
-            "--role-name",
-            "nitrosync-latency",
-            "--secret-name",
-            "bench/latency",
-            "--subject",
-            &subject,
-        ],
-    )
-    .await?;
-    let d = dest(
-        "latency",
-        out["role_arn"].as_str().unwrap_or_default(),
-        out["saml_provider_arn"].as_str().unwrap_or_default(),
-    );
+    let d = pinned_destination(dir.path(), &metadata, "latency", "bench/latency", &subject).await?;
     let mut latencies = Vec::new();
     for i in 0..=writes {
         let b = seal(

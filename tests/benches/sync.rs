@@ -11,25 +11,13 @@
 
 use anyhow::{Context, Result, bail};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables, seal};
-use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, saml_subject};
+use nitrosync_shared::bundle::saml_subject;
 use nitrosync_shared::control::{Description, RequestBody, ResponseBody, SyncOutcome, SyncReport};
-use nitrosync_tests::{EnclaveControl, SimStack, simctl};
-use std::collections::BTreeMap;
+use nitrosync_tests::{EnclaveControl, SimStack, cpu_time, pinned_destination};
 use std::time::{Duration, Instant};
 
 fn rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
     getrandom::rand_core::UnwrapErr(getrandom::SysRng)
-}
-
-/// User plus system CPU time of a process.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(") ").context("stat format")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-    let hz = 100; // USER_HZ on Linux
-    Ok(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 
 struct Run {
@@ -64,7 +52,12 @@ async fn main() -> Result<()> {
     // Write pacing (40/s per account, region and quota group) would make the sequential writes
     // below wait for tokens; this benchmark measures CPU per write, so it is lifted.
     let opts = nitrosync_tests::StackOptions {
-        enclave_args: vec!["--writes-per-second".into(), "10000".into()],
+        enclave_args: vec![
+            "--writes-per-second".into(),
+            "10000".into(),
+            "--describes-per-second".into(),
+            "10000".into(),
+        ],
         ..Default::default()
     };
     let stack = SimStack::start_with(dir.path(), "us-east-1", opts).await?;
@@ -84,33 +77,7 @@ async fn main() -> Result<()> {
         let id = format!("bench{i}");
         let secret = format!("bench/{i}");
         let subject = saml_subject(&tenant.public(), &id);
-        let out = simctl(
-            dir.path(),
-            &[
-                "setup-role",
-                "--metadata",
-                metadata.to_str().unwrap_or_default(),
-                "--provider-name",
-                "nitrosync",
-                "--role-name",
-                &format!("nitrosync-{id}"),
-                "--secret-name",
-                &secret,
-                "--subject",
-                &subject,
-            ],
-        )
-        .await?;
-        dests.push(DestinationConfig {
-            id,
-            region: "us-east-1".into(),
-            secret_name: secret,
-            role_arn: out["role_arn"].as_str().unwrap_or_default().into(),
-            saml_provider_arn: out["saml_provider_arn"].as_str().unwrap_or_default().into(),
-            kms_key_id: None,
-            tags: BTreeMap::new(),
-            delete_policy: DeletePolicy::Retain,
-        });
+        dests.push(pinned_destination(dir.path(), &metadata, &id, &secret, &subject).await?);
     }
     let vars = |i: usize| {
         let m = (0..10)

@@ -17,6 +17,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// The file the parent writes beside its admin socket in simulator mode: the simulated NSM's root.
+pub const SIM_ROOT_FILE: &str = "sim-root.pem";
+
 /// The repository root (this crate's parent directory).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -287,6 +290,81 @@ pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -
     Proc::spawn("nitrosync-parent", cmd, dir.join(log_name))
 }
 
+/// A destination `id` in us-east-1 whose secret is `secret`, with a role in the simulator that
+/// trusts the SAML provider made from `metadata` and pins `subject` (`simctl setup-role`).
+pub async fn pinned_destination(
+    dir: &Path,
+    metadata: &Path,
+    id: &str,
+    secret: &str,
+    subject: &str,
+) -> Result<nitrosync_shared::bundle::DestinationConfig> {
+    let out = simctl(
+        dir,
+        &[
+            "setup-role",
+            "--metadata",
+            metadata.to_str().unwrap_or_default(),
+            "--provider-name",
+            "nitrosync",
+            "--role-name",
+            &format!("nitrosync-{id}"),
+            "--secret-name",
+            secret,
+            "--subject",
+            subject,
+        ],
+    )
+    .await?;
+    let arn = |k: &str| -> Result<String> {
+        Ok(out[k]
+            .as_str()
+            .with_context(|| format!("setup-role gave no {k}"))?
+            .to_owned())
+    };
+    Ok(nitrosync_shared::bundle::DestinationConfig {
+        id: id.to_owned(),
+        region: "us-east-1".into(),
+        secret_name: secret.to_owned(),
+        role_arn: arn("role_arn")?,
+        saml_provider_arn: arn("saml_provider_arn")?,
+        kms_key_id: None,
+        tags: std::collections::BTreeMap::new(),
+        delete_policy: nitrosync_shared::bundle::DeletePolicy::Retain,
+    })
+}
+
+/// User plus system CPU time of a process (from /proc/PID/stat).
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(") ").context("stat format")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64> {
+        Ok(f.get(i)
+            .context("stat has too few fields")?
+            .parse::<u64>()?)
+    };
+    let ticks = field(11)? + field(12)?;
+    // USER_HZ on Linux.
+    let hz = 100;
+    Ok(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// The peak resident set size of a process, in KiB (`VmHWM` in /proc/PID/status).
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM line")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no VmHWM value")?
+        .parse()?)
+}
+
 /// Resident set size of a process, in KiB (from /proc/PID/status).
 pub fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -358,6 +436,51 @@ pub struct StackOptions {
     pub enclave_args: Vec<String>,
     /// Extra arguments for the parent (after the stack's own).
     pub parent_args: Vec<String>,
+    /// Serve the tenant API over TLS on a free loopback port, with a self-signed certificate.
+    pub tenant_api: bool,
+}
+
+/// The tenant API of a [`SimStack`]: its URL and the PEM of its self-signed certificate.
+#[derive(Debug, Clone)]
+pub struct TenantApi {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The server's certificate (PEM), for `--endpoint-ca`.
+    pub ca: PathBuf,
+}
+
+impl TenantApi {
+    /// Writes a self-signed certificate for `localhost` and `127.0.0.1` and its key under
+    /// `dir`, and picks a free loopback port. Returns the API and the parent's flags.
+    pub fn prepare(dir: &Path) -> Result<(TenantApi, Vec<String>)> {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+        let ca = dir.join("tenant-api.crt");
+        let key = dir.join("tenant-api.key");
+        std::fs::write(&ca, certified.cert.pem())?;
+        std::fs::write(&key, certified.signing_key.serialize_pem())?;
+        // A port the kernel just handed out and released: free unless something grabs it in
+        // the moment before the parent binds it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let args = vec![
+            "--tenant-api-listen".into(),
+            listen.clone(),
+            "--tenant-api-cert".into(),
+            ca.display().to_string(),
+            "--tenant-api-key".into(),
+            key.display().to_string(),
+        ];
+        Ok((
+            TenantApi {
+                url: format!("https://{listen}"),
+                ca,
+            },
+            args,
+        ))
+    }
 }
 
 /// The whole simulator stack: AWS simulator, enclave and parent.
@@ -373,6 +496,8 @@ pub struct SimStack {
     pub enclave: Proc,
     /// The parent.
     pub parent: Proc,
+    /// The tenant API, when [`StackOptions::tenant_api`] asked for it.
+    pub tenant_api: Option<TenantApi>,
 }
 
 impl SimStack {
@@ -405,6 +530,13 @@ impl SimStack {
             format!("127.0.0.1:{}", aws.port),
         ];
         parent_args.extend(opts.parent_args.iter().cloned());
+        let tenant_api = if opts.tenant_api {
+            let (api, args) = TenantApi::prepare(dir)?;
+            parent_args.extend(args);
+            Some(api)
+        } else {
+            None
+        };
         let parent = start_parent(dir, &sockets, &parent_args, "parent.log")?;
         let mut stack = SimStack {
             dir: dir.to_owned(),
@@ -412,6 +544,7 @@ impl SimStack {
             aws,
             enclave,
             parent,
+            tenant_api,
         };
         stack.wait_healthy(Duration::from_secs(30)).await?;
         Ok(stack)

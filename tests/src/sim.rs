@@ -3,7 +3,7 @@
 //! the CLI: a tenant key, a destination, its IAM applied in the simulator, a `.env` pushed, the
 //! secret read back. The binary only parses its arguments and calls [`run`].
 
-use crate::{CliOutput, SimStack, cli_as, simctl};
+use crate::{CliOutput, SimStack, StackOptions, cli_as, simctl};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,15 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         1,
         "Starting the AWS simulator, the enclave (simulator mode) and the parent",
     );
-    let stack = SimStack::start(&dir, &args.region).await?;
+    let opts = StackOptions {
+        tenant_api: true,
+        ..Default::default()
+    };
+    let stack = SimStack::start_with(&dir, &args.region, opts).await?;
+    let tenant_api = stack
+        .tenant_api
+        .clone()
+        .context("the stack has no tenant API")?;
     println!(
         "    aws-sim   https://127.0.0.1:{} (moto behind a strict front; CA {})",
         stack.aws.port,
@@ -85,6 +93,11 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         "    parent    relay unix:{}, admin {}",
         stack.sockets.relay.display(),
         stack.sockets.admin.display()
+    );
+    println!(
+        "    tenant    API {} (TLS, self-signed certificate {})",
+        tenant_api.url,
+        tenant_api.ca.display()
     );
     println!("    logs      {}/*.log", dir.display());
     let mut demo = Demo {
@@ -163,15 +176,23 @@ pub async fn run(args: &SimOptions) -> Result<()> {
 
     step(
         5,
-        "Verify the enclave, seal demo.env to its attested key, submit, and wait for the sync",
+        "Over the tenant API (TLS, signed requests): verify the enclave, seal demo.env to its attested key, submit, and wait for the sync",
     );
     let env_file = dir.join("demo.env");
     std::fs::write(&env_file, SAMPLE_ENV)?;
+    let ca = tenant_api.ca.display().to_string();
+    let root = dir.join(crate::SIM_ROOT_FILE).display().to_string();
     demo.run(
         "env push",
         &[
             "env",
             "push",
+            "--endpoint",
+            &tenant_api.url,
+            "--endpoint-ca",
+            &ca,
+            "--root",
+            &root,
             "--destination",
             "demo",
             "--file",
@@ -244,6 +265,10 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         env_file.display()
     );
     println!("    target/debug/nitrosync destination history demo");
+    println!(
+        "    target/debug/nitrosync destination list --endpoint {} --endpoint-ca {ca}   # the tenant API",
+        tenant_api.url
+    );
     println!(
         "    target/debug/nitrosync enclave attest --out doc.cbor && target/debug/nitrosync-attest verify doc.cbor --root {}/sim-root.pem",
         dir.display()

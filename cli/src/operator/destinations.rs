@@ -3,7 +3,7 @@
 
 use crate::tenant::load_key;
 use crate::{CliError, DestinationCommand, print_json, report};
-use nitrosync_api::AdminClient;
+use nitrosync_api::ApiClient;
 use nitrosync_api::records::{DestinationRecord, HistoryRecord};
 use nitrosync_shared::bundle::Operation;
 use std::path::Path;
@@ -14,7 +14,7 @@ fn key_path(tenant_key: &[u8; 32], id: &str) -> String {
 
 pub async fn destination(
     c: DestinationCommand,
-    api: &AdminClient,
+    api: &ApiClient,
     dir: &Path,
 ) -> Result<(), CliError> {
     let tenant_key = || load_key(dir).map(|k| k.public());
@@ -135,11 +135,19 @@ pub async fn destination(
 }
 
 async fn toggle(
-    api: &AdminClient,
+    api: &ApiClient,
     tenant_key: &[u8; 32],
     id: &str,
     action: &str,
 ) -> Result<(), CliError> {
+    if matches!(api, ApiClient::Tenant(_)) {
+        return Err(crate::fail(
+            crate::EXIT_USAGE,
+            format!(
+                "destination {action} is the operator's: it uses the admin socket, not --endpoint"
+            ),
+        ));
+    }
     let d: DestinationRecord = api
         .call(
             http::Method::POST,

@@ -2,7 +2,7 @@
 
 use super::{load_key, user};
 use crate::{CliError, IamCommand, IamFormat, print_json};
-use nitrosync_api::{AdminClient, EnclaveDescription};
+use nitrosync_api::{ApiClient, EnclaveDescription};
 use nitrosync_shared::bundle::saml_subject;
 use std::path::Path;
 
@@ -14,7 +14,7 @@ fn iam_error(e: nitrosync_iam::IamError) -> CliError {
 }
 
 async fn iam_input(
-    api: &AdminClient,
+    api: &ApiClient,
     dir: &Path,
     destination: &str,
 ) -> Result<nitrosync_iam::IamInput, CliError> {
@@ -34,7 +34,7 @@ async fn iam_input(
     })
 }
 
-pub async fn iam(c: IamCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
     match c {
         IamCommand::Template {
             destination,

@@ -11,7 +11,8 @@ use crate::{
 use key as tenant;
 use nitrosync_api::records::HistoryRecord;
 use nitrosync_api::{
-    AdminClient, AttestRequest, AttestationReply, EnclaveDescription, SubmitReply, to_hex,
+    ApiClient, AttestRequest, AttestationReply, EnclaveDescription, RequestSigner, SubmitReply,
+    to_hex,
 };
 use nitrosync_attestation::{Policy, TrustRoot};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables};
@@ -34,6 +35,20 @@ pub fn default_tenant_dir() -> PathBuf {
 
 pub(crate) fn user(e: impl std::fmt::Display) -> CliError {
     fail(EXIT_FAILED, e.to_string())
+}
+
+/// Signs tenant API requests with the tenant key; the key never leaves this process.
+#[derive(Debug)]
+pub(crate) struct KeySigner(pub(crate) TenantKey);
+
+impl RequestSigner for KeySigner {
+    fn tenant(&self) -> [u8; 32] {
+        self.0.public()
+    }
+
+    fn sign(&self, parts: &nitrosync_shared::request_auth::RequestParts<'_>) -> [u8; 64] {
+        self.0.sign_request(parts)
+    }
 }
 
 pub(crate) fn load_key(dir: &Path) -> Result<TenantKey, CliError> {
@@ -143,15 +158,19 @@ fn policy(
 /// daemon published next to its admin socket (said on stderr).
 fn root(
     args: &AttestationArgs,
-    api: &AdminClient,
+    api: &ApiClient,
     simulator: bool,
 ) -> Result<(TrustRoot, Option<String>), CliError> {
     let (path, note) = match (&args.root, simulator) {
         (Some(p), _) => (p.clone(), None),
         (None, false) => return Ok((TrustRoot::aws_nitro_g1(), None)),
         (None, true) => {
-            let p = api
-                .socket()
+            let socket = api.socket().ok_or_else(|| {
+                user(
+                    "simulator mode: pass --root FILE, the simulator root (over --endpoint the CLI has no admin socket to find it beside)",
+                )
+            })?;
+            let p = socket
                 .parent()
                 .map(|d| d.join(nitrosync_api::SIM_ROOT_FILE))
                 .unwrap_or_else(|| nitrosync_api::SIM_ROOT_FILE.into());
@@ -171,7 +190,7 @@ fn root(
 
 /// Fetches a fresh document with our own nonce, verifies it, and returns the attested key.
 pub(crate) async fn attested_key(
-    api: &AdminClient,
+    api: &ApiClient,
     args: &AttestationArgs,
 ) -> Result<[u8; 32], CliError> {
     let desc: EnclaveDescription = api
@@ -277,7 +296,7 @@ fn seal_terms(
 /// next few minutes; a delete as a tombstone version), after checking the enclave's attestation,
 /// and the daemon runs it at once.
 pub(crate) async fn signed_operation(
-    api: &AdminClient,
+    api: &ApiClient,
     dir: &Path,
     id: &str,
     operation: Operation,
@@ -308,12 +327,7 @@ pub(crate) async fn signed_operation(
         .await?)
 }
 
-async fn submit(
-    api: &AdminClient,
-    bundle: Vec<u8>,
-    wait: bool,
-    json: bool,
-) -> Result<(), CliError> {
+async fn submit(api: &ApiClient, bundle: Vec<u8>, wait: bool, json: bool) -> Result<(), CliError> {
     let reply: SubmitReply = api
         .call_with(
             http::Method::POST,
@@ -380,7 +394,7 @@ async fn submit(
     }
 }
 
-pub async fn env(c: EnvCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
     match c {
         EnvCommand::Push {
             destination,
@@ -401,7 +415,7 @@ pub async fn env(c: EnvCommand, api: &AdminClient, dir: &Path) -> Result<(), Cli
     }
 }
 
-pub async fn bundle(c: BundleCommand, api: &AdminClient, dir: &Path) -> Result<(), CliError> {
+pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
     match c {
         BundleCommand::Seal {
             destination,

@@ -1,4 +1,5 @@
-//! Write pacing per (account, region, quota group), right before each write call.
+//! Call pacing per (account, region, quota group), right before each write call and each
+//! `DescribeSecret`.
 //!
 //! AWS throttles writes per account and region: CreateSecret, PutSecretValue (with UpdateSecret
 //! and the replication calls), TagResource/UntagResource and DeleteSecret each have their own
@@ -7,6 +8,13 @@
 //! and a throttled call that outlasts the retries surfaces as `LimitExceeded`. Pacing the write
 //! calls themselves holds them to the rate whatever happened before. It also bounds what a
 //! hostile parent can spend of a customer's quota.
+//!
+//! `DescribeSecret` has a group of its own ([`ReadGroup`]) with its own rate. AWS's quota for it
+//! is high (40,000 a second per account and region since March 2025), so this is not about
+//! throttling: every sync starts with one, whether or not it writes, and a parent replaying old
+//! bundles or retrying in a loop would otherwise spend the customer's quota (shared with the
+//! customer's own applications) as fast as the enclave can sign requests (DESIGN §3: the parent
+//! must not spend a customer's quota beyond what the tenant's signed operations need).
 
 use super::locks::KeyedLocks;
 use nitrosync_shared::bundle::DestinationConfig;
@@ -16,6 +24,10 @@ use tokio::time::Instant;
 
 /// Default write calls a second per (account, region, group), under AWS's 50.
 pub const DEFAULT_WRITES_PER_SECOND: u32 = 40;
+
+/// Default `DescribeSecret` calls a second per (account, region): the parent paces syncs at 40
+/// a second per account and each sync describes once, so an honest parent never waits here.
+pub const DEFAULT_DESCRIBES_PER_SECOND: u32 = 40;
 
 /// AWS's rate-quota groups of the write calls a sync makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,20 +42,33 @@ pub enum WriteGroup {
     Delete,
 }
 
-type Key = (String, String, WriteGroup);
+/// The read calls a sync makes, paced apart from the writes and at their own rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadGroup {
+    /// DescribeSecret.
+    Describe,
+}
+
+type Key<G> = (String, String, G);
+
+/// Paces the write calls ([`WriteGroup`]).
+pub type WritePacer = Pacer<WriteGroup>;
+
+/// Paces the read calls ([`ReadGroup`]).
+pub type ReadPacer = Pacer<ReadGroup>;
 
 /// Token buckets per (account, region, group), with waiters served in arrival order.
 #[derive(Debug)]
-pub struct WritePacer {
-    buckets: Mutex<TokenBuckets<Key>>,
+pub struct Pacer<G> {
+    buckets: Mutex<TokenBuckets<Key<G>>>,
     /// Waiters for one key queue here, first come first served. Without it every waiter
     /// re-tried when a token appeared and the same ones could lose for tens of seconds (three
     /// of 10,000 syncs outlasted the parent's 30 s request timeout that way).
-    queues: KeyedLocks<Key>,
+    queues: KeyedLocks<Key<G>>,
 }
 
-impl WritePacer {
-    /// `per_second` write calls a second per (account, region, group), bursts of as many.
+impl<G: Copy + Eq + std::hash::Hash> Pacer<G> {
+    /// `per_second` calls a second per (account, region, group), bursts of as many.
     pub fn new(per_second: u32) -> Self {
         Self {
             buckets: Mutex::new(TokenBuckets::new(per_second, per_second)),
@@ -53,7 +78,7 @@ impl WritePacer {
 
     /// Waits until a `group` call to the destination's account and region may go; true when it
     /// had to wait.
-    pub async fn acquire(&self, dest: &DestinationConfig, group: WriteGroup) -> bool {
+    pub async fn acquire(&self, dest: &DestinationConfig, group: G) -> bool {
         // The role ARN was validated when the bundle was opened. Were it not to parse, it would
         // get a bucket of its own (the whole ARN), never one shared with other unparsable ARNs.
         let account = dest.account().unwrap_or_else(|| dest.role_arn.clone());
@@ -121,6 +146,28 @@ mod tests {
         let c = dest("111111111111", "eu-west-1");
         assert!(!p.acquire(&c, WriteGroup::Create).await);
         assert_eq!(t.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn describes_have_their_own_buckets_and_rate() {
+        let writes = WritePacer::new(DEFAULT_WRITES_PER_SECOND);
+        let reads = ReadPacer::new(2);
+        let a = dest("111111111111", "us-east-1");
+        let t = Instant::now();
+        for _ in 0..DEFAULT_WRITES_PER_SECOND {
+            assert!(!writes.acquire(&a, WriteGroup::Update).await);
+        }
+        // The writes' burst is spent; the describes' is not.
+        assert!(!reads.acquire(&a, ReadGroup::Describe).await);
+        assert!(!reads.acquire(&a, ReadGroup::Describe).await);
+        assert_eq!(t.elapsed(), Duration::ZERO);
+        // At 2 a second, the third describe waits half a second.
+        assert!(reads.acquire(&a, ReadGroup::Describe).await);
+        assert_eq!(t.elapsed(), Duration::from_millis(500));
+        // Another account has its own describe bucket.
+        let b = dest("222222222222", "us-east-1");
+        assert!(!reads.acquire(&b, ReadGroup::Describe).await);
+        assert_eq!(t.elapsed(), Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,8 +4,14 @@
 //! so a sync of a destination whose role was assumed recently signs nothing and calls STS not at
 //! all (DESIGN §7 and §11: one RSA signature per role per credential lifetime). Concurrent syncs
 //! for the same key wait for one refresh instead of each signing.
+//!
+//! A refusal is cached too, for [`REFUSAL_TTL`]: a role whose trust policy refused the assertion
+//! (`AssumeRoleError`) answers every sync of that role and subject from the cache meanwhile,
+//! without another RSA signature and STS call. A parent resending such bundles in a loop
+//! costs the enclave and the customer's STS quota one call per key per TTL.
 
 use super::errors::{Failure, Service, classify};
+use crate::clock::TrustedClock;
 use crate::https::AwsHttpClient;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
@@ -13,6 +19,7 @@ use nitrosync_saml::{AssertionRequest, SamlSigner};
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::bundle::DestinationConfig;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
@@ -22,6 +29,20 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// Session duration asked of STS.
 pub const SESSION_SECONDS: i32 = 3600;
+
+/// How long a refused `AssumeRoleWithSAML` is remembered. Long enough that a loop of syncs
+/// costs one STS call per key every half minute; short enough that a customer who fixes the
+/// trust policy sees the next sync succeed without waiting long (IAM changes take seconds to
+/// propagate anyway).
+pub const REFUSAL_TTL: Duration = Duration::from_secs(30);
+
+/// A refused assertion: the failure to answer with, for the provider it named, until when.
+#[derive(Debug, Clone)]
+struct Refusal {
+    failure: Failure,
+    provider_arn: String,
+    until: tokio::time::Instant,
+}
 
 /// A Secrets Manager client holding one role's temporary credentials.
 #[derive(Debug, Clone)]
@@ -55,6 +76,9 @@ pub const CLIENTS_KEPT: usize = 256;
 #[derive(Debug, Default)]
 pub struct SessionCache {
     slots: std::sync::Mutex<Slots>,
+    /// Refused keys, until [`REFUSAL_TTL`] after the refusal. Swept of expired entries whenever
+    /// it has doubled since the last sweep.
+    refusals: std::sync::Mutex<Refusals>,
     /// Slots holding a client, oldest first.
     clients: std::sync::Mutex<VecDeque<Slot>>,
 }
@@ -62,6 +86,12 @@ pub struct SessionCache {
 #[derive(Debug, Default)]
 struct Slots {
     map: HashMap<Key, Slot>,
+    sweep_at: usize,
+}
+
+#[derive(Debug, Default)]
+struct Refusals {
+    map: HashMap<Key, Refusal>,
     sweep_at: usize,
 }
 
@@ -209,7 +239,30 @@ impl SessionCache {
         dest: &DestinationConfig,
         subject: &str,
     ) -> Result<(Session, bool), Failure> {
-        let clock = aws.http.clock();
+        self.get_with(
+            aws.http.clock(),
+            dest,
+            subject,
+            |creds| secrets_client(aws, &dest.region, creds),
+            |now| assume_role(aws, signer, dest, subject, now),
+        )
+        .await
+    }
+
+    /// [`Self::get`] with the client builder and the STS exchange passed in (tests pass fakes).
+    async fn get_with<C, A, F>(
+        &self,
+        clock: &TrustedClock,
+        dest: &DestinationConfig,
+        subject: &str,
+        client_for: C,
+        assume: A,
+    ) -> Result<(Session, bool), Failure>
+    where
+        C: Fn(Credentials) -> aws_sdk_secretsmanager::Client,
+        A: Fn(SystemTime) -> F,
+        F: Future<Output = Result<Credentials, Failure>>,
+    {
         let key = (
             dest.region.clone(),
             dest.role_arn.clone(),
@@ -217,7 +270,7 @@ impl SessionCache {
         );
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = slots.map.entry(key).or_default().clone();
+            let slot = slots.map.entry(key.clone()).or_default().clone();
             if slots.map.len() >= slots.sweep_at.max(SWEEP_MIN) {
                 slots.sweep(clock.now());
             }
@@ -233,7 +286,7 @@ impl SessionCache {
         {
             let client = c
                 .client
-                .get_or_insert_with(|| secrets_client(aws, &dest.region, c.creds.clone()))
+                .get_or_insert_with(|| client_for(c.creds.clone()))
                 .clone();
             let expires = c.expires;
             if !had_client {
@@ -241,15 +294,29 @@ impl SessionCache {
             }
             return Ok((Session { client, expires }, false));
         }
+        // Checked under the slot's lock: syncs that waited for the one that was refused are
+        // answered from here.
+        if let Some(refused) = self.refused(&key, &dest.saml_provider_arn) {
+            return Err(refused);
+        }
         let offset = clock.offset_ms();
-        let creds = match assume_role(aws, signer, dest, subject, now).await {
+        let assumed = match assume(now).await {
             Err(f) if f.code == ErrorCode::AssumeRoleError && clock.offset_ms() != offset => {
-                assume_role(aws, signer, dest, subject, clock.now()).await?
+                assume(clock.now()).await
             }
-            other => other?,
+            other => other,
+        };
+        let creds = match assumed {
+            Ok(creds) => creds,
+            Err(f) => {
+                if f.code == ErrorCode::AssumeRoleError {
+                    self.remember_refusal(key, &dest.saml_provider_arn, &f);
+                }
+                return Err(f);
+            }
         };
         let expires = creds.expiry().unwrap_or(now);
-        let client = secrets_client(aws, &dest.region, creds.clone());
+        let client = client_for(creds.clone());
         *guard = Some(Cached {
             creds,
             expires,
@@ -259,6 +326,53 @@ impl SessionCache {
             self.keep_client(&slot);
         }
         Ok((Session { client, expires }, true))
+    }
+
+    /// The cached refusal of `key` for this provider, while it lasts, as the failure to report.
+    fn refused(&self, key: &Key, provider_arn: &str) -> Option<Failure> {
+        let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let r = refusals.map.get(key)?;
+        let left = r
+            .until
+            .checked_duration_since(tokio::time::Instant::now())
+            .filter(|left| !left.is_zero())?;
+        if r.provider_arn != provider_arn {
+            return None;
+        }
+        Some(Failure::new(
+            r.failure.code,
+            format!(
+                "{} (STS refused this role and subject moments ago; not asked again for {} s.)",
+                r.failure.message,
+                left.as_secs().max(1)
+            ),
+        ))
+    }
+
+    fn remember_refusal(&self, key: Key, provider_arn: &str, failure: &Failure) {
+        let now = tokio::time::Instant::now();
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if refusals.map.len() >= refusals.sweep_at.max(SWEEP_MIN) {
+            refusals.map.retain(|_, r| r.until > now);
+            refusals.sweep_at = refusals.map.len().saturating_mul(2);
+        }
+        refusals.map.insert(
+            key,
+            Refusal {
+                failure: failure.clone(),
+                provider_arn: provider_arn.to_owned(),
+                until: now + REFUSAL_TTL,
+            },
+        );
+    }
+
+    /// Refusals remembered now (expired ones included until the next sweep).
+    pub fn refusals(&self) -> usize {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// Notes that `slot` (whose lock the caller holds) now has a client, and drops the clients
@@ -409,6 +523,184 @@ mod tests {
         left.sort();
         assert_eq!(left, ["role0", "role3"]);
         assert_eq!(slots.sweep_at, 4);
+    }
+
+    fn destination(provider: &str) -> DestinationConfig {
+        DestinationConfig {
+            id: "d".into(),
+            region: "us-east-1".into(),
+            secret_name: "s".into(),
+            role_arn: "arn:aws:iam::111111111111:role/r".into(),
+            saml_provider_arn: format!("arn:aws:iam::111111111111:saml-provider/{provider}"),
+            kms_key_id: None,
+            tags: Default::default(),
+            delete_policy: nitrosync_shared::bundle::DeletePolicy::Retain,
+        }
+    }
+
+    fn client(_: Credentials) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .build(),
+        )
+    }
+
+    fn creds() -> Credentials {
+        let expires = SystemTime::now() + Duration::from_secs(3600);
+        Credentials::new("AKID", "secret", None, Some(expires), "test")
+    }
+
+    fn refusal() -> Failure {
+        Failure::new(
+            ErrorCode::AssumeRoleError,
+            "sts:AssumeRoleWithSAML failed: AccessDenied: Not authorized to perform sts:AssumeRoleWithSAML.",
+        )
+    }
+
+    /// An STS stand-in that counts its calls and answers from `answers`, in order.
+    struct Sts {
+        calls: std::sync::atomic::AtomicUsize,
+        answers: std::sync::Mutex<VecDeque<Result<Credentials, Failure>>>,
+    }
+
+    impl Sts {
+        fn new(answers: impl IntoIterator<Item = Result<Credentials, Failure>>) -> Self {
+            Self {
+                calls: Default::default(),
+                answers: std::sync::Mutex::new(answers.into_iter().collect()),
+            }
+        }
+
+        async fn assume(&self, _now: SystemTime) -> Result<Credentials, Failure> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A real call waits for the network: let the other syncs run meanwhile.
+            tokio::task::yield_now().await;
+            let next = self.answers.lock().unwrap().pop_front();
+            next.expect("an STS call the test did not expect")
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_answered_from_the_cache_until_it_expires() {
+        let cache = SessionCache::default();
+        let clock = TrustedClock::new();
+        let sts = Sts::new([Err(refusal()), Err(refusal()), Err(refusal()), Ok(creds())]);
+        let get = |provider: &'static str, subject: &'static str| {
+            let (cache, clock, sts) = (&cache, &clock, &sts);
+            async move {
+                cache
+                    .get_with(clock, &destination(provider), subject, client, |now| {
+                        sts.assume(now)
+                    })
+                    .await
+            }
+        };
+        let first = get("p", "ns1-a").await.unwrap_err();
+        assert_eq!(first, refusal());
+        assert_eq!(sts.calls(), 1);
+        // The same role, subject and provider: answered from the cache, no signature, no call.
+        tokio::time::advance(REFUSAL_TTL - Duration::from_secs(1)).await;
+        let cached = get("p", "ns1-a").await.unwrap_err();
+        assert_eq!(cached.code, ErrorCode::AssumeRoleError);
+        assert!(cached.message.starts_with(&refusal().message), "{cached}");
+        assert!(
+            cached.message.contains("not asked again for 1 s"),
+            "{cached}"
+        );
+        assert_eq!(sts.calls(), 1);
+        // Another subject, or a bundle naming another provider, is asked.
+        get("p", "ns1-b").await.unwrap_err();
+        assert_eq!(sts.calls(), 2);
+        get("q", "ns1-a").await.unwrap_err();
+        assert_eq!(sts.calls(), 3);
+        // Once the refusal has expired, STS is asked again (the customer fixed the policy).
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_, signed) = get("p", "ns1-a").await.unwrap();
+        assert!(signed);
+        assert_eq!(sts.calls(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn syncs_waiting_for_a_refused_key_do_not_each_ask() {
+        let cache = SessionCache::default();
+        let clock = TrustedClock::new();
+        let sts = Sts::new([Err(refusal())]);
+        let d = destination("p");
+        let get = || cache.get_with(&clock, &d, "ns1-a", client, |now| sts.assume(now));
+        let (a, b, c) = tokio::join!(get(), get(), get());
+        assert!(a.is_err() && b.is_err() && c.is_err());
+        assert_eq!(sts.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_refusals_are_cached() {
+        let cache = SessionCache::default();
+        let clock = TrustedClock::new();
+        let unreachable = Failure::new(
+            ErrorCode::InternalServiceError,
+            "sts:AssumeRoleWithSAML failed: dispatch failure",
+        );
+        let throttled = Failure::new(ErrorCode::LimitExceeded, "Throttling");
+        let sts = Sts::new([Err(unreachable), Err(throttled), Ok(creds())]);
+        let d = destination("p");
+        let get = || cache.get_with(&clock, &d, "ns1-a", client, |now| sts.assume(now));
+        assert_eq!(
+            get().await.unwrap_err().code,
+            ErrorCode::InternalServiceError
+        );
+        assert_eq!(get().await.unwrap_err().code, ErrorCode::LimitExceeded);
+        assert!(get().await.unwrap().1);
+        assert_eq!(sts.calls(), 3);
+        assert_eq!(cache.refusals(), 0);
+    }
+
+    /// STS whose first answer carries a `Date` ten minutes ahead of the host clock, as when
+    /// the host's clock is off: the enclave's clock is corrected by it.
+    fn skewing<'a>(
+        clock: &'a TrustedClock,
+        sts: &'a Sts,
+    ) -> impl Fn(SystemTime) -> std::pin::Pin<Box<dyn Future<Output = Result<Credentials, Failure>> + 'a>>
+    {
+        move |now| {
+            Box::pin(async move {
+                let answer = sts.assume(now).await;
+                clock.observe_header(&httpdate::fmt_http_date(
+                    SystemTime::now() + Duration::from_secs(600),
+                ));
+                answer
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_that_corrected_the_clock_is_retried_once_before_it_is_cached() {
+        let d = destination("p");
+        // Refused with a skewed clock, accepted once the assertion is signed again with the
+        // corrected time.
+        let (clock, cache) = (TrustedClock::new(), SessionCache::default());
+        let sts = Sts::new([Err(refusal()), Ok(creds())]);
+        let (_, signed) = cache
+            .get_with(&clock, &d, "ns1-a", client, skewing(&clock, &sts))
+            .await
+            .unwrap();
+        assert!(signed);
+        assert_eq!(sts.calls(), 2, "one retry after the correction");
+        assert_eq!(cache.refusals(), 0);
+
+        // Refused again after the correction: that refusal is cached, and no third call made.
+        let (clock, cache) = (TrustedClock::new(), SessionCache::default());
+        let sts = Sts::new([Err(refusal()), Err(refusal())]);
+        let assume = skewing(&clock, &sts);
+        let get = || cache.get_with(&clock, &d, "ns1-a", client, &assume);
+        assert_eq!(get().await.unwrap_err(), refusal());
+        assert_eq!(sts.calls(), 2);
+        assert_eq!(get().await.unwrap_err().code, ErrorCode::AssumeRoleError);
+        assert_eq!(sts.calls(), 2, "the refusal after the retry is cached");
     }
 
     #[test]

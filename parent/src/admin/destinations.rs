@@ -79,7 +79,7 @@ fn parse_key(tenant: &str, id: &str) -> Result<DestinationKey, Reply> {
 }
 
 /// `POST /v1/bundles`: the body is the CBOR of a `SealedBundle`, at most a frame long.
-async fn submit(State(state): State<SharedState>, body: Body) -> Reply {
+pub(crate) async fn submit(State(state): State<SharedState>, body: Body) -> Reply {
     let bytes = match read_body(body, nitrosync_shared::MAX_FRAME_LEN).await {
         Ok(b) => b,
         Err(e) => {
@@ -241,7 +241,7 @@ async fn run_signed(
 }
 
 /// Anything but `POST` on `/v1/bundles`.
-async fn bundles_only_post() -> Reply {
+pub(crate) async fn bundles_only_post() -> Reply {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         "BadRequest",
@@ -265,7 +265,7 @@ async fn list(State(state): State<SharedState>) -> Reply {
 }
 
 /// `GET /v1/destinations/{tenant}/{id}`.
-async fn one_destination(
+pub(crate) async fn one_destination(
     State(state): State<SharedState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Reply, Reply> {
@@ -277,7 +277,7 @@ async fn one_destination(
 
 /// `GET /v1/destinations/{tenant}/{id}/history?limit=N`; any other `GET` below a destination is
 /// no route.
-async fn history(
+pub(crate) async fn history(
     State(state): State<SharedState>,
     method: Method,
     uri: Uri,
@@ -305,7 +305,7 @@ async fn history(
 
 /// `POST /v1/destinations/{tenant}/{id}/{enable|disable|retry|test|delete}`. `test` and
 /// `delete` take a bundle the tenant signed for that operation as their body.
-async fn act(
+pub(crate) async fn act(
     State(state): State<SharedState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     body: Body,

@@ -50,7 +50,7 @@ async fn attest_with(
 }
 
 /// `GET /v1/status`.
-pub(super) async fn status(State(state): State<SharedState>) -> Reply {
+pub(crate) async fn status(State(state): State<SharedState>) -> Reply {
     json(StatusCode::OK, &status_of(&state).await)
 }
 
@@ -125,7 +125,7 @@ async fn status_of(state: &AdminState) -> Status {
 }
 
 /// `GET /v1/enclave/describe`.
-pub(super) async fn describe(State(state): State<SharedState>) -> Reply {
+pub(crate) async fn describe(State(state): State<SharedState>) -> Reply {
     let description = match state.client.request(RequestBody::Describe).await {
         Ok(ResponseBody::Describe(d)) => d,
         Ok(other) => return unexpected(&other),
@@ -146,7 +146,7 @@ pub(super) async fn describe(State(state): State<SharedState>) -> Reply {
 }
 
 /// `GET /v1/enclave/saml-metadata`.
-pub(super) async fn saml_metadata(State(state): State<SharedState>) -> Reply {
+pub(crate) async fn saml_metadata(State(state): State<SharedState>) -> Reply {
     match state.client.request(RequestBody::Describe).await {
         Ok(ResponseBody::Describe(d)) => Response::builder()
             .status(StatusCode::OK)
@@ -159,7 +159,7 @@ pub(super) async fn saml_metadata(State(state): State<SharedState>) -> Reply {
 }
 
 /// `POST /v1/enclave/attest`; an empty body asks for a random nonce.
-pub(super) async fn attest(State(state): State<SharedState>, body: Body) -> Reply {
+pub(crate) async fn attest(State(state): State<SharedState>, body: Body) -> Reply {
     let bytes = match read_body(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
@@ -194,7 +194,7 @@ pub(super) async fn attest(State(state): State<SharedState>, body: Body) -> Repl
 }
 
 /// `POST /v1/enclave/probe`.
-pub(super) async fn probe(State(state): State<SharedState>, body: Body) -> Reply {
+pub(crate) async fn probe(State(state): State<SharedState>, body: Body) -> Reply {
     let bytes = match read_body(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),

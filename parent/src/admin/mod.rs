@@ -16,9 +16,9 @@
 //! (enclave unavailable).
 
 pub mod destinations;
-mod enclave;
+pub(crate) mod enclave;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::control::EnclaveClient;
 use axum::Router;
@@ -86,7 +86,7 @@ pub struct AdminState {
 }
 
 /// The shared state of every handler.
-type SharedState = Arc<AdminState>;
+pub(crate) type SharedState = Arc<AdminState>;
 
 /// The admin API's routes over `state`. Every answer, including an unknown route or method, is
 /// JSON with the [`ErrorBody`] shape when it is an error.
@@ -106,7 +106,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
 }
 
 /// `GET` only. axum would also answer `HEAD` with the `GET` handler; this API never has.
-fn get_only<H, T>(handler: H) -> MethodRouter<SharedState>
+pub(crate) fn get_only<H, T>(handler: H) -> MethodRouter<SharedState>
 where
     H: Handler<T, SharedState>,
     T: 'static,
@@ -198,7 +198,7 @@ pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
 }
 
 /// The answer to a path or method this API does not have.
-async fn not_found(method: Method, uri: Uri) -> Reply {
+pub(crate) async fn not_found(method: Method, uri: Uri) -> Reply {
     error(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -207,7 +207,7 @@ async fn not_found(method: Method, uri: Uri) -> Reply {
 }
 
 /// Reads a whole request body of at most `limit` bytes.
-async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
 /// A state over a fresh store in `dir`, with a control client that never connects.
-fn state(dir: &tempfile::TempDir) -> Arc<AdminState> {
+pub(crate) fn state(dir: &tempfile::TempDir) -> Arc<AdminState> {
     let store = Arc::new(Store::open(dir.path().join("store.db")).expect("open the store"));
     // The supervisor stops at once: the client stays disconnected and never dials.
     let stopped = CancellationToken::new();

@@ -43,6 +43,15 @@ struct Args {
     /// Serve Prometheus metrics on this address (host:port).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Serve the tenant API over TLS on this address (host:port); off unless set.
+    #[arg(long, env = env::TENANT_API_LISTEN)]
+    tenant_api_listen: Option<String>,
+    /// The tenant API's certificate chain (PEM).
+    #[arg(long, env = env::TENANT_API_CERT)]
+    tenant_api_cert: Option<PathBuf>,
+    /// The tenant API's private key (PEM).
+    #[arg(long, env = env::TENANT_API_KEY)]
+    tenant_api_key: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT)]
     log_format: Option<String>,
@@ -65,6 +74,9 @@ async fn main() -> anyhow::Result<()> {
         log_format: args.log_format,
         store: args.store,
         metrics_listen: args.metrics_listen,
+        tenant_api_listen: args.tenant_api_listen,
+        tenant_api_cert: args.tenant_api_cert,
+        tenant_api_key: args.tenant_api_key,
     })?;
     logging::init(cfg.log_format, "info");
     let shutdown = CancellationToken::new();

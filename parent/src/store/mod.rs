@@ -29,7 +29,7 @@ mod group;
 mod records;
 mod schema;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use group::GroupCommit;
 pub use records::{

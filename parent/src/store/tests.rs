@@ -18,7 +18,7 @@ fn config(id: &str) -> DestinationConfig {
     }
 }
 
-pub(super) fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
+pub(crate) fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
     BundleHeader {
         format: BUNDLE_FORMAT,
         tenant_key: [tenant; 32],
@@ -32,7 +32,7 @@ pub(super) fn header(tenant: u8, id: &str, version: u64) -> BundleHeader {
 }
 
 /// The CBOR of a sealed bundle for `header`, with `fill` as its ciphertext.
-pub(super) fn sealed(header: &BundleHeader, fill: u8) -> Vec<u8> {
+pub(crate) fn sealed(header: &BundleHeader, fill: u8) -> Vec<u8> {
     let bundle = SealedBundle {
         header: header.clone(),
         enc: vec![1; 32],

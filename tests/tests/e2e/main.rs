@@ -6,6 +6,7 @@
 mod attest;
 mod authority;
 mod cli;
+mod control;
 mod crash;
 mod fleet;
 mod hostile;
@@ -14,3 +15,4 @@ mod scale;
 mod stack;
 mod support;
 mod sync;
+mod tenant_api;
