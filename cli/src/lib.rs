@@ -156,10 +156,14 @@ pub enum DestinationCommand {
         json: bool,
     },
     /// Apply the delete policy to the secret, then forget the destination. The tenant key
-    /// signs a tombstone: no older bundle is accepted afterwards.
+    /// signs a tombstone: no older bundle is accepted afterwards. Asks for confirmation on a
+    /// terminal; elsewhere it needs `--yes`.
     Delete {
         /// Destination id.
         id: String,
+        /// Do not ask: the delete policy is applied at once.
+        #[arg(long)]
+        yes: bool,
         /// How the enclave's attestation is checked before signing.
         #[command(flatten)]
         attestation: AttestationArgs,
@@ -239,9 +243,12 @@ pub enum EnvCommand {
         /// Destination id (from `nitrosync destination create`).
         #[arg(long)]
         destination: String,
-        /// The .env file.
+        /// The .env file; `-` reads standard input (read once).
         #[arg(long)]
         file: PathBuf,
+        /// Push even when the file holds no variable (the secret becomes `{}`).
+        #[arg(long)]
+        allow_empty: bool,
         /// Wait for the sync report.
         #[arg(long)]
         wait: bool,
@@ -262,9 +269,12 @@ pub enum BundleCommand {
         /// Destination id.
         #[arg(long)]
         destination: String,
-        /// The .env file.
+        /// The .env file; `-` reads standard input (read once).
         #[arg(long)]
         file: PathBuf,
+        /// Seal even when the file holds no variable (the secret would become `{}`).
+        #[arg(long)]
+        allow_empty: bool,
         /// The attestation document to seal to (from `nitrosync enclave attest --out`).
         #[arg(long)]
         attestation: PathBuf,

@@ -92,6 +92,10 @@ pub use crate::tags::RESERVED_TAGS;
 /// Most user tags a destination may carry: AWS allows 50, nitrosync uses four.
 pub const MAX_USER_TAGS: usize = 50 - RESERVED_TAGS.len();
 
+/// The largest secret value AWS accepts: the variables' JSON must fit (DESIGN §6). The tenant's
+/// CLI checks it before sealing; the enclave checks it again before any AWS call.
+pub const MAX_SECRET_BYTES: usize = 65_536;
+
 /// Largest encrypted payload accepted (the variables' JSON is capped at 64 KiB; CBOR framing and
 /// the AEAD tag add a little).
 pub const MAX_CIPHERTEXT_LEN: usize = 256 * 1024;

@@ -407,10 +407,37 @@ pub async fn cli_env(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> Result<CliOutput> {
+    cli_full(admin, tenant_dir, env, args, None).await
+}
+
+/// Like [`cli_as`], with `input` piped to standard input (which is then closed).
+pub async fn cli_stdin(
+    admin: &Path,
+    tenant_dir: Option<&Path>,
+    args: &[&str],
+    input: &[u8],
+) -> Result<CliOutput> {
+    cli_full(admin, tenant_dir, &[], args, Some(input)).await
+}
+
+async fn cli_full(
+    admin: &Path,
+    tenant_dir: Option<&Path>,
+    env: &[(&str, &str)],
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> Result<CliOutput> {
+    use tokio::io::AsyncWriteExt as _;
     let mut cmd = Command::new(bin("nitrosync"));
     cmd.args(args)
         .env("NITROSYNC_ADMIN_SOCKET", admin)
-        .stdin(Stdio::null());
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -418,7 +445,12 @@ pub async fn cli_env(
         Some(d) => cmd.env("NITROSYNC_TENANT_DIR", d),
         None => cmd.env_remove("NITROSYNC_TENANT_DIR"),
     };
-    let out = cmd.output().await?;
+    let mut child = cmd.spawn()?;
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(bytes).await?;
+        // Dropping it closes the pipe: the CLI sees the end of its input.
+    }
+    let out = child.wait_with_output().await?;
     Ok(CliOutput {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -2,10 +2,10 @@
 //! the admin API. (`destination create` writes the tenant's own file: see `tenant`.)
 
 use crate::tenant::load_key;
-use crate::{CliError, DestinationCommand, print_json, report};
+use crate::{CliError, DestinationCommand, fail, print_json, report};
 use nitrosync_api::ApiClient;
 use nitrosync_api::records::{DestinationRecord, HistoryRecord};
-use nitrosync_shared::bundle::Operation;
+use nitrosync_shared::bundle::{DeletePolicy, Operation};
 use std::path::Path;
 
 fn key_path(tenant_key: &[u8; 32], id: &str) -> String {
@@ -98,9 +98,13 @@ pub async fn destination(
         }
         DestinationCommand::Delete {
             id,
+            yes,
             attestation,
             json,
         } => {
+            if !yes {
+                confirm_delete(dir, &id)?;
+            }
             let r = crate::tenant::signed_operation(api, dir, &id, Operation::Delete, &attestation)
                 .await?;
             report(&r, json)
@@ -161,5 +165,50 @@ async fn toggle(
         d.enabled,
         d.state.as_str()
     );
+    Ok(())
+}
+
+/// What deleting destination `id` does to its secret, in words.
+fn delete_effect(policy: DeletePolicy) -> String {
+    match policy {
+        DeletePolicy::Retain => "the secret is kept (delete policy retain)".to_owned(),
+        DeletePolicy::Delete {
+            recovery_days: Some(days),
+        } => format!("the secret is deleted, recoverable for {days} days"),
+        DeletePolicy::Delete {
+            recovery_days: None,
+        } => "the secret is ERASED at once, with no recovery (force delete)".to_owned(),
+    }
+}
+
+/// Asks the person at the terminal to type the destination's id. Off a terminal there is nobody
+/// to ask: the command refuses unless `--yes` was given.
+fn confirm_delete(dir: &Path, id: &str) -> Result<(), CliError> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let policy = crate::tenant::key::load_destination(dir, id)
+        .map_err(crate::tenant::user)?
+        .delete_policy;
+    let effect = delete_effect(policy);
+    if !std::io::stdin().is_terminal() {
+        return Err(fail(
+            crate::EXIT_USAGE,
+            format!(
+                "destination delete {id}: {effect}; not on a terminal, so nobody can confirm: pass --yes"
+            ),
+        ));
+    }
+    eprint!("Deleting destination {id}: {effect}.\nType the destination id to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| fail(crate::EXIT_FAILED, format!("cannot read the answer: {e}")))?;
+    if line.trim() != id {
+        return Err(fail(
+            crate::EXIT_FAILED,
+            format!("not confirmed: destination {id} was not deleted"),
+        ));
+    }
     Ok(())
 }

@@ -118,17 +118,42 @@ pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn read_env(path: &Path) -> Result<Variables, CliError> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| user(format!("cannot read {}: {e}", path.display())))?,
-    );
-    let map = dotenv::parse(&text).map_err(|e| user(format!("{}: {e}", path.display())))?;
-    Ok(Variables::from_map(
+/// Reads the environment once (a file, a pipe, or standard input for `-`) and checks it from
+/// that one copy: an empty environment is refused unless `allow_empty` (it would empty the
+/// secret), and one whose JSON passes AWS's 65,536 bytes is refused before anything is sealed.
+fn read_env(path: &Path, allow_empty: bool) -> Result<Variables, CliError> {
+    use std::io::Read as _;
+    let name = if path == Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let mut text = zeroize::Zeroizing::new(String::new());
+    let read = if path == Path::new("-") {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| user(format!("cannot read {name}: {e}")))?;
+    let map = dotenv::parse(&text).map_err(|e| user(format!("{name}: {e}")))?;
+    if map.is_empty() && !allow_empty {
+        return Err(user(format!(
+            "{name} holds no variable: pushing it would empty the secret (pass --allow-empty to do that)"
+        )));
+    }
+    let vars = Variables::from_map(
         map.into_iter()
             .map(|(k, v)| (k, SecretValue::new(v)))
             .collect(),
-    ))
+    );
+    let json_len = nitrosync_bundle::render_json(&vars).len();
+    if json_len > nitrosync_shared::bundle::MAX_SECRET_BYTES {
+        return Err(user(format!(
+            "{name}: the secret's JSON would be {json_len} bytes, more than the {} AWS accepts (MaximumSecretSizeExceeded)",
+            nitrosync_shared::bundle::MAX_SECRET_BYTES
+        )));
+    }
+    Ok(vars)
 }
 
 fn policy(
@@ -258,15 +283,14 @@ fn next_version() -> u64 {
 fn seal(
     dir: &Path,
     destination: &str,
-    file: &Path,
+    vars: &Variables,
     enclave_key: &[u8; 32],
 ) -> Result<SealedBundle, CliError> {
-    let vars = read_env(file)?;
     let version = next_version();
     seal_terms(
         dir,
         destination,
-        &vars,
+        vars,
         Terms::write(version, version),
         enclave_key,
     )
@@ -399,16 +423,17 @@ pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
         EnvCommand::Push {
             destination,
             file,
+            allow_empty,
             wait,
             attestation,
             json,
         } => {
-            // Check the local inputs before talking to anyone.
+            // Check the local inputs before talking to anyone; the input is read once.
             load_key(dir)?;
             tenant::load_destination(dir, &destination).map_err(user)?;
-            read_env(&file)?;
+            let vars = read_env(&file, allow_empty)?;
             let key = attested_key(api, &attestation).await?;
-            let bundle = seal(dir, &destination, &file, &key)?;
+            let bundle = seal(dir, &destination, &vars, &key)?;
             let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
             submit(api, bytes, wait, json).await
         }
@@ -420,11 +445,13 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
         BundleCommand::Seal {
             destination,
             file,
+            allow_empty,
             attestation,
             checks,
             max_age,
             out,
         } => {
+            let vars = read_env(&file, allow_empty)?;
             let doc = std::fs::read(&attestation)
                 .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
             let root = match &checks.root {
@@ -432,7 +459,7 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
                 None => TrustRoot::aws_nitro_g1(),
             };
             let key = key_from_document(&doc, &root, &policy(&checks, None, max_age)?)?;
-            let bundle = seal(dir, &destination, &file, &key)?;
+            let bundle = seal(dir, &destination, &vars, &key)?;
             let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
             std::fs::write(&out, &bytes)
                 .map_err(|e| user(format!("cannot write {}: {e}", out.display())))?;

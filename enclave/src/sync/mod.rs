@@ -48,8 +48,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 use zeroize::Zeroizing;
 
-/// The largest secret value AWS accepts.
-pub const MAX_SECRET_BYTES: usize = 65_536;
+pub use nitrosync_shared::bundle::MAX_SECRET_BYTES;
 
 pub use nitrosync_shared::tags::{
     MANAGED_BY, TAG_DESTINATION, TAG_MAC, TAG_MANAGED_BY, TAG_VERSION,

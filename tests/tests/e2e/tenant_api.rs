@@ -319,7 +319,14 @@ async fn a_remote_tenant_pushes_waits_and_deletes_over_the_tenant_api_only() {
     assert_eq!(list.len(), 1);
     remote.ok(&["destination", "history", "app"]).await;
     remote
-        .ok(&["destination", "delete", "app", "--root", &remote.root])
+        .ok(&[
+            "destination",
+            "delete",
+            "app",
+            "--yes",
+            "--root",
+            &remote.root,
+        ])
         .await;
     let list = remote.ok(&["destination", "list", "--json"]).await;
     assert_eq!(list.stdout.trim(), "[]");
