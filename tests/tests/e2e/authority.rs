@@ -153,3 +153,63 @@ async fn a_tombstone_is_a_floor_that_older_bundles_cannot_pass() {
     assert_eq!(w.secret("newer/env").await["exists"], true);
     w.stack.stop().await.unwrap();
 }
+
+/// How many times the simulator saw `action` (`sts:AssumeRoleWithSAML`, …).
+async fn calls(w: &World, action: &str) -> u64 {
+    let r = nitrosync_tests::simctl(w.dir.path(), &["sim", "GET", "requests"])
+        .await
+        .unwrap();
+    r["by_action"][action].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn connection_tests_are_budgeted_per_destination() {
+    let mut w = World::start().await;
+    let d = w.destination("probe", "probe/env", &[]).await;
+    // The tenant signed each of these; a parent replaying or multiplying them gets no more.
+    for version in 1..=6 {
+        let r = w
+            .sync(&w.seal_op(Operation::TestConnection, &d.config, version, &[]))
+            .await;
+        assert_eq!(r.error, None, "test {version}: {r:?}");
+    }
+    let creates = calls(&w, "secretsmanager:CreateSecret").await;
+    let assumes = calls(&w, "sts:AssumeRoleWithSAML").await;
+    let r = w
+        .sync(&w.seal_op(Operation::TestConnection, &d.config, 7, &[]))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::LimitExceeded), "{r:?}");
+    assert_eq!(r.timings.aws_calls, 0);
+    assert_eq!(calls(&w, "secretsmanager:CreateSecret").await, creates);
+    assert_eq!(calls(&w, "sts:AssumeRoleWithSAML").await, assumes);
+    w.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_role_is_not_asked_again_for_every_bogus_bundle() {
+    let mut w = World::start().await;
+    // The role pins another subject: STS refuses every assertion for this destination.
+    let other = w.subject("someone-else");
+    let d = w
+        .destination("refused", "refused/env", &["--subject", &other])
+        .await;
+    let r = w.sync(&w.seal(&d.config, 1, &[("K", "v")])).await;
+    assert_eq!(code(&r), Some(ErrorCode::AssumeRoleError), "{r:?}");
+    let assumes = calls(&w, "sts:AssumeRoleWithSAML").await;
+    assert!(assumes >= 1);
+    // Validly signed bundles for the same role, as a parent replaying them would send.
+    for version in 2..=20 {
+        let r = w.sync(&w.seal(&d.config, version, &[("K", "v")])).await;
+        assert_eq!(code(&r), Some(ErrorCode::AssumeRoleError), "{r:?}");
+        assert!(
+            !r.timings.signed_assertion,
+            "no signature for a cached refusal"
+        );
+    }
+    assert_eq!(
+        calls(&w, "sts:AssumeRoleWithSAML").await,
+        assumes,
+        "no STS call for a cached refusal"
+    );
+    w.stack.stop().await.unwrap();
+}
