@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nitrosync_saml::{AssertionRequest, SamlSigner};
 
 fn per_op(label: &str, iterations: u32, mut op: impl FnMut(u32)) {
-    // One warm-up call (xmlsec / OpenSSL initialisation).
+    // One warm-up call (page faults, lazy initialisation).
     op(0);
     let start = Instant::now();
     for i in 0..iterations {

@@ -1,6 +1,8 @@
 //! The crate's one error type.
 
-use openssl::error::ErrorStack;
+/// The underlying error of a crypto or encoding failure (from `rsa`, `rcgen`, `ring`, `der` or the
+/// operating system's RNG), boxed so that those crates' versions stay out of this crate's API.
+pub type CryptoError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong while making keys, metadata or signed Responses.
 ///
@@ -11,14 +13,16 @@ use openssl::error::ErrorStack;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SamlError {
-    /// OpenSSL failed while generating the RSA key or building the self-signed certificate.
+    /// Generating the RSA key or building the self-signed certificate failed (including the
+    /// operating system's RNG failing).
     #[error("generating the SAML signing key or certificate failed")]
-    KeyGeneration(#[source] ErrorStack),
+    KeyGeneration(#[source] CryptoError),
 
     /// The private key bytes given to [`SamlSigner::from_parts`](crate::SamlSigner::from_parts)
-    /// are not a PKCS#8 DER private key.
-    #[error("the SAML signing key is not a PKCS#8 DER private key")]
-    InvalidPrivateKey(#[source] ErrorStack),
+    /// are not a PKCS#8 DER private key, or are an RSA key that `ring` refuses to sign with
+    /// (for example an inconsistent key, a public exponent below 65537 or a modulus over 8192 bits).
+    #[error("the SAML signing key is not a usable PKCS#8 DER RSA private key")]
+    InvalidPrivateKey(#[source] CryptoError),
 
     /// The private key is not RSA, or is shorter than 2048 bits (AWS requires RSA-2048 or larger).
     #[error("the SAML signing key must be RSA with at least 2048 bits (got {found})")]
@@ -29,7 +33,7 @@ pub enum SamlError {
 
     /// The certificate bytes are not a DER X.509 certificate.
     #[error("the SAML signing certificate is not a DER X.509 certificate")]
-    InvalidCertificate(#[source] ErrorStack),
+    InvalidCertificate(#[source] CryptoError),
 
     /// The certificate does not carry the public half of the private key.
     #[error("the SAML signing certificate does not match the private key")]
@@ -123,17 +127,9 @@ pub enum SamlError {
         len: usize,
     },
 
-    /// samael failed to serialise the Response. samael's error is not `Send`, so only its
-    /// message is kept.
-    #[error("serialising the SAML response failed: {message}")]
-    Serialize {
-        /// samael's error message.
-        message: String,
-    },
-
-    /// xmlsec (through samael) failed to sign the Assertion.
+    /// The RSA signature over the Assertion's `SignedInfo` failed (`ring` reports no detail).
     #[error("signing the SAML assertion failed")]
-    Sign(#[source] samael::crypto::CryptoError),
+    Sign(#[source] CryptoError),
 
     /// The base64 Response is longer than the 100,000 characters `AssumeRoleWithSAML` accepts.
     #[error("the base64 SAML response is {len} characters; AWS accepts at most 100000")]

@@ -3,8 +3,17 @@
 //! This crate owns the IdP side of AWS `AssumeRoleWithSAML` (DESIGN §7): the RSA signing key and
 //! its self-signed certificate ([`SamlSigner`]), the IdP metadata the customer registers with IAM
 //! ([`SamlSigner::metadata_xml`]), and signed Responses for a tenant's SAML subject
-//! ([`SamlSigner::sign_response`]). The Assertion is signed (RSA-SHA256, SHA-256 digest, exclusive
-//! c14n) through `samael::crypto` (libxmlsec1 / OpenSSL).
+//! ([`SamlSigner::sign_response`]).
+//!
+//! Signing is pure Rust and links no C XML or TLS library. The crate writes the Response itself,
+//! directly in exclusive canonical form (exc-c14n), with every value escaped. It digests the
+//! Assertion's bytes without its `ds:Signature` (SHA-256, enveloped-signature transform), writes
+//! `ds:SignedInfo` canonically, signs it with RSASSA-PKCS1-v1_5 / SHA-256 through `ring`
+//! (constant-time), and places `ds:Signature` after the Assertion's `Issuer`. Only the Assertion
+//! is signed. The RSA-2048 key is generated with the `rsa` crate (used for nothing else), the
+//! self-signed certificate is laid out by `rcgen` and signed by `ring`, and certificates handed
+//! in are parsed with `x509-cert`. The tests check every signed Response against three
+//! independent verifiers (xmlsec1, signxml, python3-saml).
 //!
 //! It does not own the subject derivation, the trusted clock, randomness for ids, persistence of
 //! the key (KMS sealing) or the STS call: those belong to the enclave, which passes their results
@@ -36,13 +45,15 @@
 #![warn(missing_docs)]
 
 mod error;
+mod key;
 mod metadata;
 mod response;
 mod signer;
 mod time;
 mod validate;
+mod xml;
 
-pub use error::SamlError;
+pub use error::{CryptoError, SamlError};
 pub use metadata::{MAX_SIGNING_KEYS, METADATA_LEN_RANGE};
 pub use response::{
     ATTR_ROLE, ATTR_ROLE_SESSION_NAME, ATTR_SESSION_DURATION, AWS_AUDIENCE, AWS_SIGNIN_SAML,

@@ -1,14 +1,13 @@
 //! SAML 2.0 IdP metadata, written by hand.
 //!
-//! samael's `IdpSsoDescriptor` serialiser drops `WantAuthnRequestsSigned` and writes
-//! `SingleSignOnService` before `NameIDFormat`, which the metadata schema forbids; so this module
-//! writes the (small, fixed) document itself.
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use quick_xml::escape::escape;
+//! The document is small and fixed, so it is written as text. It is not signed (IAM takes it
+//! from the account owner over an authenticated API), so it need not be canonical; its values
+//! are escaped all the same.
 
 use crate::SamlError;
+use crate::xml::escape_plain;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 /// IAM accepts at most 10 signing certificates per SAML provider.
 pub const MAX_SIGNING_KEYS: usize = 10;
@@ -28,9 +27,8 @@ pub(crate) fn sso_location(entity_id: &str) -> String {
 
 /// Renders `EntityDescriptor/IDPSSODescriptor` with one signing `KeyDescriptor` per certificate.
 pub(crate) fn render(entity_id: &str, certs_der: &[&[u8]]) -> Result<String, SamlError> {
-    let entity = escape(entity_id);
-    let location = sso_location(entity_id);
-    let location = escape(location.as_str());
+    let entity = escape_plain(entity_id);
+    let location = escape_plain(&sso_location(entity_id));
     let mut xml = String::with_capacity(1_024 + certs_der.len() * 1_600);
     xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     xml.push_str(&format!(

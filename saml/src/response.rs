@@ -5,22 +5,12 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, TimeDelta, Utc};
-use quick_xml::escape::escape;
-use samael::attribute::{Attribute, AttributeValue};
-use samael::crypto::{Crypto, CryptoProvider};
-use samael::key_info::{KeyInfo, X509Data};
-use samael::schema::{
-    Assertion, AttributeStatement, AudienceRestriction, AuthnContext, AuthnContextClassRef,
-    AuthnStatement, Conditions, Issuer, Response, Status, StatusCode, Subject, SubjectConfirmation,
-    SubjectConfirmationData, SubjectNameID,
-};
-use samael::signature::{
-    CanonicalizationMethod, DigestAlgorithm, DigestMethod, DigestValue, Reference, Signature,
-    SignatureAlgorithm, SignatureMethod, SignatureValue, SignedInfo, Transform, Transforms,
-};
-use samael::traits::ToXml;
+use chrono::{DateTime, Datelike as _, TimeDelta, Utc};
+use ring::digest::{SHA256, digest};
+use ring::rand::SystemRandom;
+use ring::signature::RSA_PKCS1_SHA256;
 
+use crate::xml::Writer;
 use crate::{SamlError, SamlSigner, time, validate};
 
 /// The audience AWS requires (`saml:aud` is the recipient; the Audience is this fixed URN).
@@ -49,6 +39,11 @@ const AC_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified
 const ATTRNAME_URI: &str = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri";
 const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const DIGEST_SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+const NS_SAMLP: (&str, &str) = ("samlp", "urn:oasis:names:tc:SAML:2.0:protocol");
+const NS_SAML: (&str, &str) = ("saml", "urn:oasis:names:tc:SAML:2.0:assertion");
+const NS_DS: (&str, &str) = ("ds", "http://www.w3.org/2000/09/xmldsig#");
 
 /// What to assert. Ids and time come from the caller so that it controls randomness and the clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,11 +87,19 @@ impl fmt::Debug for SignedResponse {
     }
 }
 
-/// The checked parts of a request.
+/// The checked parts of a request, with its times already as `xs:dateTime` strings.
 struct Validated {
-    now: DateTime<Utc>,
-    not_before: DateTime<Utc>,
-    not_on_or_after: DateTime<Utc>,
+    now: String,
+    not_before: String,
+    not_on_or_after: String,
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ`. Years past 9999 do not fit `xs:dateTime`'s four digits without a sign.
+fn xs_date_time(t: DateTime<Utc>) -> Result<String, SamlError> {
+    if t.year() > 9999 {
+        return Err(SamlError::TimeOutOfRange);
+    }
+    Ok(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 fn validate_request(req: &AssertionRequest) -> Result<Validated, SamlError> {
@@ -121,9 +124,9 @@ fn validate_request(req: &AssertionRequest) -> Result<Validated, SamlError> {
     }
     let now = time::to_utc(req.now)?;
     Ok(Validated {
-        now,
-        not_before: time::offset(now, -NOT_BEFORE_SKEW)?,
-        not_on_or_after: time::offset(now, VALIDITY)?,
+        now: xs_date_time(now)?,
+        not_before: xs_date_time(time::offset(now, -NOT_BEFORE_SKEW)?)?,
+        not_on_or_after: xs_date_time(time::offset(now, VALIDITY)?)?,
     })
 }
 
@@ -132,169 +135,191 @@ impl SamlSigner {
     ///
     /// The Assertion carries an enveloped XML signature (RSA-SHA256, SHA-256 digest, exclusive
     /// c14n) placed after its `Issuer`; the Response itself is not signed and has no
-    /// `InResponseTo` (the Response is IdP-initiated). All inputs are validated first.
+    /// `InResponseTo` (the Response is IdP-initiated). All inputs are validated first, and every
+    /// value is escaped.
+    ///
+    /// The document is written directly in exclusive canonical form, so the bytes that are
+    /// digested are the bytes of the Assertion as emitted, minus its `ds:Signature`.
     pub fn sign_response(&self, req: &AssertionRequest) -> Result<SignedResponse, SamlError> {
-        let checked = validate_request(req)?;
-        let response = self.build_response(req, &checked);
-        let unsigned = ToXml::to_string(&response).map_err(|e| SamlError::Serialize {
-            message: e.to_string(),
-        })?;
-        // xmlsec registers the `ID` attributes, finds the one `ds:Signature` template (inside the
-        // Assertion), computes the digest of `#<assertion id>` and the RSA signature in place.
-        let xml = Crypto::sign_xml(unsigned.as_bytes(), self.key_der()).map_err(SamlError::Sign)?;
+        let t = validate_request(req)?;
+
+        // The Assertion, split around the place of its Signature (after its Issuer). Standalone,
+        // `head + tail` is its canonical form after the enveloped-signature transform: it
+        // declares the one namespace it uses itself.
+        let mut head = Writer::with_capacity(512);
+        head.open(
+            "saml:Assertion",
+            Some(NS_SAML),
+            &[
+                ("ID", &req.assertion_id),
+                ("IssueInstant", &t.now),
+                ("Version", "2.0"),
+            ],
+        );
+        head.leaf("saml:Issuer", None, &[], self.entity_id());
+        let tail = assertion_tail(req, &t);
+
+        let mut digested = String::with_capacity(head.as_str().len() + tail.len());
+        digested.push_str(head.as_str());
+        digested.push_str(&tail);
+        let digest_value = STANDARD.encode(digest(&SHA256, digested.as_bytes()));
+
+        // SignedInfo is canonicalised as its own apex, so there it declares `ds` itself; inside
+        // the document `ds:Signature` declares it and SignedInfo inherits it.
+        let signed_info = signed_info(&req.assertion_id, &digest_value, true);
+        let key = self.key_pair();
+        let mut signature = vec![0; key.public().modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            signed_info.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|e| SamlError::Sign(Box::new(e)))?;
+
+        let mut doc = Writer::with_capacity(4_096 + tail.len());
+        doc.open(
+            "samlp:Response",
+            Some(NS_SAMLP),
+            &[
+                ("Destination", &req.recipient),
+                ("ID", &req.response_id),
+                ("IssueInstant", &t.now),
+                ("Version", "2.0"),
+            ],
+        );
+        doc.leaf("saml:Issuer", Some(NS_SAML), &[], self.entity_id());
+        doc.open("samlp:Status", None, &[]);
+        doc.leaf("samlp:StatusCode", None, &[("Value", STATUS_SUCCESS)], "");
+        doc.close("samlp:Status");
+        doc.raw(head.as_str());
+        doc.open("ds:Signature", Some(NS_DS), &[]);
+        doc.raw(&signed_info_in_place(&req.assertion_id, &digest_value));
+        doc.leaf("ds:SignatureValue", None, &[], &STANDARD.encode(&signature));
+        doc.open("ds:KeyInfo", None, &[]);
+        doc.open("ds:X509Data", None, &[]);
+        doc.leaf(
+            "ds:X509Certificate",
+            None,
+            &[],
+            &STANDARD.encode(self.cert_der()),
+        );
+        doc.close("ds:X509Data");
+        doc.close("ds:KeyInfo");
+        doc.close("ds:Signature");
+        doc.raw(&tail);
+        doc.close("samlp:Response");
+
+        let xml = doc.into_string();
         let base64 = STANDARD.encode(xml.as_bytes());
         if base64.len() > MAX_BASE64_LEN {
             return Err(SamlError::ResponseTooLarge { len: base64.len() });
         }
         Ok(SignedResponse { xml, base64 })
     }
-
-    fn build_response(&self, req: &AssertionRequest, t: &Validated) -> Response {
-        // samael writes element text verbatim (`BytesText::from_escaped`), so every text value
-        // is escaped here. Attribute values are escaped by quick-xml itself.
-        let issuer = Issuer {
-            value: Some(escape(self.entity_id()).into_owned()),
-            ..Issuer::default()
-        };
-        let mut attributes = vec![
-            string_attribute(ATTR_ROLE, &format!("{},{}", req.role_arn, req.provider_arn)),
-            string_attribute(ATTR_ROLE_SESSION_NAME, &req.session_name),
-        ];
-        if let Some(seconds) = req.session_duration {
-            attributes.push(string_attribute(
-                ATTR_SESSION_DURATION,
-                &seconds.to_string(),
-            ));
-        }
-
-        let assertion = Assertion {
-            id: req.assertion_id.clone(),
-            issue_instant: t.now,
-            version: "2.0".to_owned(),
-            issuer: issuer.clone(),
-            signature: Some(self.signature_template(&req.assertion_id)),
-            subject: Some(Subject {
-                name_id: Some(SubjectNameID {
-                    format: Some(NAMEID_PERSISTENT.to_owned()),
-                    value: escape(req.subject.as_str()).into_owned(),
-                }),
-                subject_confirmations: Some(vec![SubjectConfirmation {
-                    method: Some(CM_BEARER.to_owned()),
-                    name_id: None,
-                    subject_confirmation_data: Some(SubjectConfirmationData {
-                        not_before: None,
-                        not_on_or_after: Some(t.not_on_or_after),
-                        recipient: Some(req.recipient.clone()),
-                        in_response_to: None,
-                        address: None,
-                        content: None,
-                    }),
-                }]),
-            }),
-            conditions: Some(Conditions {
-                not_before: Some(t.not_before),
-                not_on_or_after: Some(t.not_on_or_after),
-                audience_restrictions: Some(vec![AudienceRestriction {
-                    audience: vec![AWS_AUDIENCE.to_owned()],
-                }]),
-                one_time_use: None,
-                proxy_restriction: None,
-            }),
-            authn_statements: Some(vec![AuthnStatement {
-                authn_instant: Some(t.now),
-                session_index: Some(req.assertion_id.clone()),
-                session_not_on_or_after: None,
-                subject_locality: None,
-                authn_context: Some(AuthnContext {
-                    value: Some(AuthnContextClassRef {
-                        value: Some(AC_UNSPECIFIED.to_owned()),
-                    }),
-                }),
-            }]),
-            attribute_statements: Some(vec![AttributeStatement { attributes }]),
-        };
-
-        Response {
-            id: req.response_id.clone(),
-            in_response_to: None,
-            version: "2.0".to_owned(),
-            issue_instant: t.now,
-            destination: Some(req.recipient.clone()),
-            consent: None,
-            issuer: Some(issuer),
-            signature: None,
-            status: Some(Status {
-                status_code: StatusCode {
-                    value: Some(STATUS_SUCCESS.to_owned()),
-                },
-                status_message: None,
-                status_detail: None,
-            }),
-            encrypted_assertion: None,
-            assertion: Some(assertion),
-        }
-    }
-
-    /// The `ds:Signature` template xmlsec fills in. Written out in full (rather than taken from
-    /// `Signature::template`, which uses a SHA-1 digest) so every algorithm is visible here.
-    fn signature_template(&self, assertion_id: &str) -> Signature {
-        Signature {
-            id: None,
-            signed_info: SignedInfo {
-                id: None,
-                canonicalization_method: CanonicalizationMethod {
-                    algorithm: EXC_C14N.to_owned(),
-                },
-                signature_method: SignatureMethod {
-                    algorithm: SignatureAlgorithm::RsaSha256,
-                    hmac_output_length: None,
-                },
-                reference: vec![Reference {
-                    transforms: Some(Transforms {
-                        transforms: vec![
-                            Transform {
-                                algorithm: ENVELOPED.to_owned(),
-                                xpath: None,
-                            },
-                            Transform {
-                                algorithm: EXC_C14N.to_owned(),
-                                xpath: None,
-                            },
-                        ],
-                    }),
-                    digest_method: DigestMethod {
-                        algorithm: DigestAlgorithm::Sha256,
-                    },
-                    digest_value: Some(DigestValue {
-                        base64_content: Some(String::new()),
-                    }),
-                    uri: Some(format!("#{assertion_id}")),
-                    reference_type: None,
-                    id: None,
-                }],
-            },
-            signature_value: SignatureValue {
-                id: None,
-                base64_content: Some(String::new()),
-            },
-            key_info: Some(vec![KeyInfo {
-                id: None,
-                x509_data: Some(X509Data {
-                    certificates: vec![STANDARD.encode(self.cert_der())],
-                }),
-            }]),
-        }
-    }
 }
 
-fn string_attribute(name: &str, value: &str) -> Attribute {
-    Attribute {
-        friendly_name: None,
-        name: Some(name.to_owned()),
-        name_format: Some(ATTRNAME_URI.to_owned()),
-        values: vec![AttributeValue {
-            attribute_type: Some("xs:string".to_owned()),
-            value: Some(escape(value).into_owned()),
-        }],
+/// Everything in the Assertion after its Signature, up to and including `</saml:Assertion>`.
+fn assertion_tail(req: &AssertionRequest, t: &Validated) -> String {
+    let mut w = Writer::with_capacity(2_048);
+    w.open("saml:Subject", None, &[]);
+    w.leaf(
+        "saml:NameID",
+        None,
+        &[("Format", NAMEID_PERSISTENT)],
+        &req.subject,
+    );
+    w.open("saml:SubjectConfirmation", None, &[("Method", CM_BEARER)]);
+    w.leaf(
+        "saml:SubjectConfirmationData",
+        None,
+        &[
+            ("NotOnOrAfter", &t.not_on_or_after),
+            ("Recipient", &req.recipient),
+        ],
+        "",
+    );
+    w.close("saml:SubjectConfirmation");
+    w.close("saml:Subject");
+
+    w.open(
+        "saml:Conditions",
+        None,
+        &[
+            ("NotBefore", &t.not_before),
+            ("NotOnOrAfter", &t.not_on_or_after),
+        ],
+    );
+    w.open("saml:AudienceRestriction", None, &[]);
+    w.leaf("saml:Audience", None, &[], AWS_AUDIENCE);
+    w.close("saml:AudienceRestriction");
+    w.close("saml:Conditions");
+
+    w.open(
+        "saml:AuthnStatement",
+        None,
+        &[
+            ("AuthnInstant", &t.now),
+            ("SessionIndex", &req.assertion_id),
+        ],
+    );
+    w.open("saml:AuthnContext", None, &[]);
+    w.leaf("saml:AuthnContextClassRef", None, &[], AC_UNSPECIFIED);
+    w.close("saml:AuthnContext");
+    w.close("saml:AuthnStatement");
+
+    w.open("saml:AttributeStatement", None, &[]);
+    let role = format!("{},{}", req.role_arn, req.provider_arn);
+    string_attribute(&mut w, ATTR_ROLE, &role);
+    string_attribute(&mut w, ATTR_ROLE_SESSION_NAME, &req.session_name);
+    if let Some(seconds) = req.session_duration {
+        string_attribute(&mut w, ATTR_SESSION_DURATION, &seconds.to_string());
     }
+    w.close("saml:AttributeStatement");
+    w.close("saml:Assertion");
+    w.into_string()
+}
+
+/// One `saml:Attribute` with one plain-text `saml:AttributeValue`.
+///
+/// The value carries no `xsi:type="xs:string"`: that QName sits in an attribute *value*, so
+/// exclusive c14n would not count `xs` as visibly used and would leave its declaration out of the
+/// signed bytes. AWS reads the text either way.
+fn string_attribute(w: &mut Writer, name: &str, value: &str) {
+    w.open(
+        "saml:Attribute",
+        None,
+        &[("Name", name), ("NameFormat", ATTRNAME_URI)],
+    );
+    w.leaf("saml:AttributeValue", None, &[], value);
+    w.close("saml:Attribute");
+}
+
+/// Canonical `ds:SignedInfo`; `declare_ds` when it is the apex (the bytes that are signed).
+fn signed_info(assertion_id: &str, digest_value: &str, declare_ds: bool) -> String {
+    let mut w = Writer::with_capacity(1_024);
+    w.open("ds:SignedInfo", declare_ds.then_some(NS_DS), &[]);
+    w.leaf(
+        "ds:CanonicalizationMethod",
+        None,
+        &[("Algorithm", EXC_C14N)],
+        "",
+    );
+    w.leaf("ds:SignatureMethod", None, &[("Algorithm", RSA_SHA256)], "");
+    let uri = format!("#{assertion_id}");
+    w.open("ds:Reference", None, &[("URI", &uri)]);
+    w.open("ds:Transforms", None, &[]);
+    w.leaf("ds:Transform", None, &[("Algorithm", ENVELOPED)], "");
+    w.leaf("ds:Transform", None, &[("Algorithm", EXC_C14N)], "");
+    w.close("ds:Transforms");
+    w.leaf("ds:DigestMethod", None, &[("Algorithm", DIGEST_SHA256)], "");
+    w.leaf("ds:DigestValue", None, &[], digest_value);
+    w.close("ds:Reference");
+    w.close("ds:SignedInfo");
+    w.into_string()
+}
+
+/// `ds:SignedInfo` as it sits inside `ds:Signature`, which declares `ds`.
+fn signed_info_in_place(assertion_id: &str, digest_value: &str) -> String {
+    signed_info(assertion_id, digest_value, false)
 }

@@ -1,19 +1,14 @@
 //! The IdP's signing key and self-signed certificate.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{Id, PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
-use openssl::x509::{X509, X509NameBuilder};
+use ring::digest::{SHA256, digest};
+use ring::signature::RsaKeyPair;
 use zeroize::Zeroizing;
 
-use crate::{SamlError, metadata, time, validate};
+use crate::{SamlError, key, metadata, validate};
 
 /// The subject (and issuer) common name of the self-signed certificate.
 pub const CERT_COMMON_NAME: &str = "nitrosync enclave SAML signing";
@@ -27,12 +22,15 @@ pub const MIN_KEY_BITS: u32 = 2048;
 ///
 /// It produces the IdP metadata ([`metadata_xml`](Self::metadata_xml)) that the customer registers
 /// with IAM, and signed Responses ([`sign_response`](Self::sign_response)) for
-/// `AssumeRoleWithSAML`. `Debug` shows the entity id and the certificate fingerprint only; the
-/// private key is held in zeroizing memory.
+/// `AssumeRoleWithSAML`. `Debug` shows the entity id and the certificate fingerprint only. The
+/// PKCS#8 form of the private key is held in zeroizing memory; the parsed form `ring` signs with
+/// is shared between clones and is not zeroized by `ring` when dropped.
 #[derive(Clone)]
 pub struct SamlSigner {
-    /// PKCS#8 DER. xmlsec reads it from memory on every signature.
+    /// PKCS#8 DER, for [`private_key_pkcs8_der`](Self::private_key_pkcs8_der).
     key_pkcs8_der: Zeroizing<Vec<u8>>,
+    /// The same key, parsed and checked once by `ring`, which makes every signature.
+    key_pair: Arc<RsaKeyPair>,
     cert_der: Vec<u8>,
     cert_sha256: [u8; 32],
     entity_id: String,
@@ -47,15 +45,14 @@ impl SamlSigner {
     /// `entity_id` must be an `https://` URL (see [`SamlError::InvalidEntityId`]).
     pub fn generate(entity_id: &str, now: SystemTime) -> Result<Self, SamlError> {
         validate::entity_id(entity_id)?;
-        let rsa = Rsa::generate(GENERATED_KEY_BITS).map_err(SamlError::KeyGeneration)?;
-        let key = PKey::from_rsa(rsa).map_err(SamlError::KeyGeneration)?;
-        let cert = self_signed_certificate(&key, now)?;
-        let key_pkcs8_der = Zeroizing::new(
-            key.private_key_to_pkcs8()
-                .map_err(SamlError::KeyGeneration)?,
-        );
-        let cert_der = cert.to_der().map_err(SamlError::KeyGeneration)?;
-        Self::assemble(key_pkcs8_der, cert_der, entity_id)
+        let key_pkcs8_der = key::generate_pkcs8(GENERATED_KEY_BITS)?;
+        // A key we just made that `ring` refuses is our failure, not the caller's.
+        let key_pair = key::load_private_key(&key_pkcs8_der).map_err(|e| match e {
+            SamlError::InvalidPrivateKey(source) => SamlError::KeyGeneration(source),
+            other => other,
+        })?;
+        let cert_der = key::self_signed_certificate(&key_pair, now)?;
+        Self::assemble(key_pkcs8_der, key_pair, cert_der, entity_id)
     }
 
     /// Rebuilds a signer from persisted parts: the PKCS#8 DER private key (RSA, ≥ 2048 bits), the
@@ -66,32 +63,31 @@ impl SamlSigner {
         entity_id: &str,
     ) -> Result<Self, SamlError> {
         validate::entity_id(entity_id)?;
-        let key = PKey::private_key_from_pkcs8(private_key_pkcs8_der)
-            .map_err(SamlError::InvalidPrivateKey)?;
-        check_rsa_strength(&key)?;
-        let cert = X509::from_der(cert_der).map_err(SamlError::InvalidCertificate)?;
-        let cert_key = cert.public_key().map_err(SamlError::InvalidCertificate)?;
-        if !cert_key.public_eq(&key) {
+        let key_pair = key::load_private_key(private_key_pkcs8_der)?;
+        let cert_key = key::certificate_rsa_key(cert_der).map_err(|e| match e {
+            // An RSA key with a certificate for some other (or weaker) key: a mismatch.
+            SamlError::UnsupportedKey { .. } => SamlError::KeyCertificateMismatch,
+            other => other,
+        })?;
+        if !key::same_public_key(&key_pair, &cert_key) {
             return Err(SamlError::KeyCertificateMismatch);
         }
-        // Re-encode rather than keep the caller's bytes, so that what xmlsec later reads is
-        // exactly what OpenSSL understood here.
-        let key_pkcs8_der = Zeroizing::new(
-            key.private_key_to_pkcs8()
-                .map_err(SamlError::InvalidPrivateKey)?,
-        );
-        Self::assemble(key_pkcs8_der, cert_der.to_vec(), entity_id)
+        let key_pkcs8_der = Zeroizing::new(private_key_pkcs8_der.to_vec());
+        Self::assemble(key_pkcs8_der, key_pair, cert_der.to_vec(), entity_id)
     }
 
     fn assemble(
         key_pkcs8_der: Zeroizing<Vec<u8>>,
+        key_pair: RsaKeyPair,
         cert_der: Vec<u8>,
         entity_id: &str,
     ) -> Result<Self, SamlError> {
-        let cert_sha256 = openssl::sha::sha256(&cert_der);
+        let mut cert_sha256 = [0u8; 32];
+        cert_sha256.copy_from_slice(digest(&SHA256, &cert_der).as_ref());
         let metadata = metadata::render(entity_id, &[cert_der.as_slice()])?;
         Ok(Self {
             key_pkcs8_der,
+            key_pair: Arc::new(key_pair),
             cert_der,
             cert_sha256,
             entity_id: entity_id.to_owned(),
@@ -140,9 +136,7 @@ impl SamlSigner {
             return Err(SamlError::TooManySigningKeys { count });
         }
         for cert in extra_certs_der {
-            let parsed = X509::from_der(cert).map_err(SamlError::InvalidCertificate)?;
-            let key = parsed.public_key().map_err(SamlError::InvalidCertificate)?;
-            check_rsa_strength(&key)?;
+            key::certificate_rsa_key(cert)?;
         }
         let mut certs = Vec::with_capacity(count);
         certs.push(self.cert_der.as_slice());
@@ -150,8 +144,8 @@ impl SamlSigner {
         metadata::render(&self.entity_id, &certs)
     }
 
-    pub(crate) fn key_der(&self) -> &[u8] {
-        &self.key_pkcs8_der
+    pub(crate) fn key_pair(&self) -> &RsaKeyPair {
+        &self.key_pair
     }
 }
 
@@ -171,70 +165,4 @@ impl fmt::Debug for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
-}
-
-fn check_rsa_strength<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> Result<(), SamlError> {
-    if key.id() != Id::RSA {
-        return Err(SamlError::UnsupportedKey {
-            found: "non-RSA key".to_owned(),
-        });
-    }
-    let bits = key.bits();
-    if bits < MIN_KEY_BITS {
-        return Err(SamlError::UnsupportedKey {
-            found: format!("RSA-{bits}"),
-        });
-    }
-    Ok(())
-}
-
-fn self_signed_certificate(key: &PKey<Private>, now: SystemTime) -> Result<X509, SamlError> {
-    let (not_before, not_after) = time::certificate_validity(now)?;
-    let gen_err = SamlError::KeyGeneration;
-
-    let mut name = X509NameBuilder::new().map_err(gen_err)?;
-    name.append_entry_by_nid(Nid::COMMONNAME, CERT_COMMON_NAME)
-        .map_err(gen_err)?;
-    let name = name.build();
-
-    let serial = {
-        let mut serial = BigNum::new().map_err(gen_err)?;
-        // 159 random bits, top bit clear: a positive 20-byte serial (RFC 5280 §4.1.2.2).
-        serial
-            .rand(159, MsbOption::MAYBE_ZERO, false)
-            .map_err(gen_err)?;
-        serial.to_asn1_integer().map_err(gen_err)?
-    };
-
-    let mut builder = X509::builder().map_err(gen_err)?;
-    builder.set_version(2).map_err(gen_err)?;
-    builder.set_serial_number(&serial).map_err(gen_err)?;
-    builder.set_subject_name(&name).map_err(gen_err)?;
-    builder.set_issuer_name(&name).map_err(gen_err)?;
-    builder.set_pubkey(key).map_err(gen_err)?;
-    let not_before = Asn1Time::from_unix(not_before).map_err(gen_err)?;
-    let not_after = Asn1Time::from_unix(not_after).map_err(gen_err)?;
-    builder.set_not_before(&not_before).map_err(gen_err)?;
-    builder.set_not_after(&not_after).map_err(gen_err)?;
-
-    let basic = BasicConstraints::new()
-        .critical()
-        .build()
-        .map_err(gen_err)?;
-    builder.append_extension(basic).map_err(gen_err)?;
-    let usage = KeyUsage::new()
-        .critical()
-        .digital_signature()
-        .build()
-        .map_err(gen_err)?;
-    builder.append_extension(usage).map_err(gen_err)?;
-    let ski = SubjectKeyIdentifier::new()
-        .build(&builder.x509v3_context(None, None))
-        .map_err(gen_err)?;
-    builder.append_extension(ski).map_err(gen_err)?;
-
-    builder
-        .sign(key, MessageDigest::sha256())
-        .map_err(gen_err)?;
-    Ok(builder.build())
 }

@@ -46,7 +46,8 @@ pub(crate) fn entity_id(id: &str) -> Result<(), SamlError> {
 }
 
 /// The NameID value: 1–256 characters, no control characters, no leading or trailing whitespace
-/// (relying parties may trim it, which would change the subject the trust policy pins).
+/// (relying parties may trim it, which would change the subject the trust policy pins), and only
+/// characters XML 1.0 can carry. `&`, `<`, `>` and quotes are fine: they are escaped.
 pub(crate) fn subject(subject: &str) -> Result<(), SamlError> {
     let err = |reason| Err(SamlError::InvalidSubject { reason });
     if subject.is_empty() {
@@ -57,6 +58,12 @@ pub(crate) fn subject(subject: &str) -> Result<(), SamlError> {
     }
     if subject.chars().any(char::is_control) {
         return err("contains a control character");
+    }
+    if subject
+        .chars()
+        .any(|c| matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    {
+        return err("contains U+FFFE or U+FFFF, which XML does not allow");
     }
     if subject.trim() != subject {
         return err("has leading or trailing whitespace");
@@ -364,6 +371,9 @@ mod tests {
         assert!(subject("").is_err());
         assert!(subject(" a").is_err());
         assert!(subject("a\nb").is_err());
+        assert!(subject("a\u{FFFE}").is_err());
+        assert!(subject("a\u{FFFF}").is_err());
+        assert!(subject("a\u{FFFD}").is_ok());
         assert!(subject(&"a".repeat(257)).is_err());
         assert!(subject(&"a".repeat(256)).is_ok());
     }

@@ -1,5 +1,6 @@
 //! Independent verifiers as oracles: xmlsec1 (Debian), signxml and OneLogin python3-saml (PyPI).
-//! Each must accept our signed Response and reject one-byte tampering and a foreign key.
+//! Each must accept our signed Response and reject one-byte tampering and a foreign key. lxml's
+//! exclusive canonicaliser checks that the Response is emitted in canonical form.
 
 mod common;
 
@@ -192,12 +193,172 @@ fn tampered_destination_is_caught_by_onelogin() {
 }
 
 #[test]
-fn samael_verifies_its_own_signature() {
-    // A fourth, in-process check through the same library (not independent, but cheap).
-    use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+fn tampered_attribute_values_are_rejected() {
     let signed = signed_now();
-    let cert = CertificateDer::from(signer().cert_der().to_vec());
-    Crypto::verify_signed_xml(signed.xml.as_bytes(), &cert, Some("ID")).expect("samael verifies");
-    let other = CertificateDer::from(other_signer().cert_der().to_vec());
-    assert!(Crypto::verify_signed_xml(signed.xml.as_bytes(), &other, Some("ID")).is_err());
+    // A SAML attribute's value (RoleSessionName)...
+    let good = format!(">{SESSION_NAME}<");
+    let bad = good.replacen("-42", "-43", 1);
+    assert_all_reject(
+        &tamper(&signed.xml, &good, &bad),
+        "RoleSessionName value",
+        "InvalidDigest",
+    );
+    // ...and an XML attribute's value that no relying-party check looks at before the signature.
+    let good = format!("SessionIndex=\"{ASSERTION_ID}\"");
+    let bad = good.replacen("_a5", "_a6", 1);
+    assert_all_reject(
+        &tamper(&signed.xml, &good, &bad),
+        "SessionIndex",
+        "InvalidDigest",
+    );
+}
+
+/// Signs `req` and checks that all three oracles accept it; returns python3-saml's output.
+fn verified_by_every_oracle(req: &nitrosync_saml::AssertionRequest) -> String {
+    let signed = signer().sign_response(req).expect("sign");
+    let pem = cert_pem(signer());
+    let x = xmlsec1_verify(&signed.xml, &pem);
+    assert!(x.ok, "xmlsec1 rejected:\n{}\n{}", x.log, signed.xml);
+    let s = signxml_verify(&signed.xml, &pem, &req.assertion_id);
+    assert!(s.ok, "signxml rejected:\n{}\n{}", s.log, signed.xml);
+    let o = onelogin_verify(&signer().metadata_xml(), &signed.base64, &req.recipient);
+    assert!(o.ok, "python3-saml rejected:\n{}\n{}", o.log, signed.xml);
+    o.stdout
+}
+
+#[test]
+fn xml_special_characters_in_the_subject_are_signed_and_verified() {
+    let mut req = request(SystemTime::now());
+    req.subject = "ns1 a&b<c>d\"e'f ]]> é€𝄞 &amp;".to_owned();
+    let out = verified_by_every_oracle(&req);
+    // python3-saml read back exactly the subject (as Python's `json.dumps` writes it).
+    assert!(
+        out.contains(&format!("\"nameid\": {}", python_json_string(&req.subject))),
+        "{out}"
+    );
+}
+
+/// A string as Python's `json.dumps` (ensure_ascii) writes it.
+fn python_json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn xml_special_characters_in_the_role_path_are_signed_and_verified() {
+    // IAM role paths are printable ASCII, so `&<>"'` can reach the Role attribute.
+    let mut req = request(SystemTime::now());
+    req.role_arn = "arn:aws:iam::123456789012:role/a&b<c>d\"e'f/SyncRole".to_owned();
+    let out = verified_by_every_oracle(&req);
+    assert!(
+        out.contains("role/a&b<c>d\\\"e'f/SyncRole,arn:aws:iam::"),
+        "{out}"
+    );
+}
+
+#[test]
+fn xml_special_characters_in_the_session_name_are_refused() {
+    for c in ['&', '<', '>', '"', '\''] {
+        let mut req = request(SystemTime::now());
+        req.session_name = format!("name{c}x");
+        let err = signer().sign_response(&req).unwrap_err();
+        assert!(
+            matches!(err, nitrosync_saml::SamlError::InvalidSessionName { .. }),
+            "{c}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_response_is_emitted_in_exclusive_canonical_form() {
+    // lxml (libxml2) canonicalises the document and the digested Assertion independently; both
+    // must be byte-identical to what was emitted (and so to what was digested).
+    let mut req = request(SystemTime::now());
+    req.subject = "x&y<z>\"'".to_owned();
+    let signed = signer().sign_response(&req).expect("sign");
+    let v = lxml_c14n(&signed.xml);
+    assert!(v.ok, "{}", v.log);
+    let (document, assertion) = v.stdout.split_once('\0').expect("two canonical forms");
+    assert_eq!(document, signed.xml);
+    let (start, end) = assertion_span(&signed.xml);
+    let (sig_start, sig_end) = signature_span(&signed.xml);
+    let digested = format!(
+        "{}{}",
+        &signed.xml[start..sig_start],
+        &signed.xml[sig_end..end]
+    );
+    assert_eq!(assertion, digested);
+}
+
+fn span(xml: &str, open: &str, close: &str) -> (usize, usize) {
+    let start = xml.find(open).expect(open);
+    let end = xml.find(close).expect(close) + close.len();
+    (start, end)
+}
+
+fn assertion_span(xml: &str) -> (usize, usize) {
+    span(xml, "<saml:Assertion ", "</saml:Assertion>")
+}
+
+fn signature_span(xml: &str) -> (usize, usize) {
+    span(xml, "<ds:Signature ", "</ds:Signature>")
+}
+
+#[test]
+fn in_process_check_of_the_digest_and_the_signature() {
+    // A cheap check without external tools (not independent of the signer's XML writer): the
+    // emitted Assertion minus its Signature hashes to DigestValue, and SignedInfo, with the `ds`
+    // declaration its canonical form carries, verifies under the certificate's key only.
+    use base64::Engine as _;
+    use x509_cert::der::Decode as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signed = signed_now();
+    let xml = &signed.xml;
+
+    let (start, end) = assertion_span(xml);
+    let (sig_start, sig_end) = signature_span(xml);
+    let digested = format!("{}{}", &xml[start..sig_start], &xml[sig_end..end]);
+    let digest = ring::digest::digest(&ring::digest::SHA256, digested.as_bytes());
+    let (dv_start, dv_end) = span(xml, "<ds:DigestValue>", "</ds:DigestValue>");
+    let digest_value =
+        &xml[dv_start + "<ds:DigestValue>".len()..dv_end - "</ds:DigestValue>".len()];
+    assert_eq!(b64.decode(digest_value).unwrap(), digest.as_ref());
+
+    let (si_start, si_end) = span(xml, "<ds:SignedInfo>", "</ds:SignedInfo>");
+    let signed_info = xml[si_start..si_end].replacen(
+        "<ds:SignedInfo>",
+        "<ds:SignedInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">",
+        1,
+    );
+    let (sv_start, sv_end) = span(xml, "<ds:SignatureValue>", "</ds:SignatureValue>");
+    let sig = b64
+        .decode(&xml[sv_start + "<ds:SignatureValue>".len()..sv_end - "</ds:SignatureValue>".len()])
+        .unwrap();
+    let verify = |cert_der: &[u8]| {
+        let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
+        let key = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .subject_public_key
+            .raw_bytes()
+            .to_vec();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, key)
+            .verify(signed_info.as_bytes(), &sig)
+    };
+    verify(signer().cert_der()).expect("verifies with the signer's certificate");
+    assert!(verify(other_signer().cert_der()).is_err());
 }

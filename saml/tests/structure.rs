@@ -134,7 +134,7 @@ fn signature_is_inside_the_assertion_after_its_issuer() {
             c14n
         ]
     );
-    // Filled in by xmlsec: a SHA-256 digest and a 2048-bit signature.
+    // A SHA-256 digest and a 2048-bit signature.
     let digest = one(&doc, NS_DS, "DigestValue").text().unwrap();
     assert_eq!(STANDARD.decode(digest).unwrap().len(), 32);
     let value: String = one(&doc, NS_DS, "SignatureValue")
@@ -375,34 +375,79 @@ fn signer_round_trips_through_its_parts() {
 
 #[test]
 fn certificate_properties() {
-    use openssl::x509::X509;
+    use x509_cert::der::{Decode as _, Encode as _};
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
     let now = fixed_now();
     let s = SamlSigner::generate(ENTITY_ID, now).unwrap();
-    let cert = X509::from_der(s.cert_der()).unwrap();
-    let cn = cert
-        .subject_name()
-        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-        .next()
-        .unwrap()
-        .data()
-        .to_string()
-        .unwrap();
-    assert_eq!(cn, "nitrosync enclave SAML signing");
+    let cert = x509_cert::Certificate::from_der(s.cert_der()).unwrap();
+    let tbs = cert.tbs_certificate();
+    assert_eq!(tbs.version(), x509_cert::Version::V3);
     assert_eq!(
-        cert.signature_algorithm().object().nid(),
-        openssl::nid::Nid::SHA256WITHRSAENCRYPTION
+        tbs.subject().to_string(),
+        "CN=nitrosync enclave SAML signing"
     );
-    assert_eq!(cert.public_key().unwrap().bits(), 2048);
+    assert_eq!(tbs.issuer(), tbs.subject(), "self-issued");
+
+    // sha256WithRSAEncryption, both outside and inside the signed part.
+    let sha256_rsa = "1.2.840.113549.1.1.11";
+    assert_eq!(cert.signature_algorithm().oid.to_string(), sha256_rsa);
+    assert_eq!(tbs.signature().oid.to_string(), sha256_rsa);
+
+    // An RSA-2048 key, the same one the signer uses.
+    let spki = tbs.subject_public_key_info();
+    assert_eq!(spki.algorithm.oid.to_string(), "1.2.840.113549.1.1.1");
+    let pkcs1 = spki.subject_public_key.as_bytes().unwrap();
+    let rsa_pub = rsa::pkcs1::RsaPublicKeyRef::from_der(pkcs1).unwrap();
+    assert_eq!(rsa_pub.modulus.as_bytes().len(), 256);
     assert!(
-        cert.verify(&cert.public_key().unwrap()).unwrap(),
-        "self-signed"
+        rsa_pub.modulus.as_bytes()[0] & 0x80 != 0,
+        "exactly 2048 bits"
     );
-    assert_eq!(cert.not_before().to_string(), "Nov 13 22:13:20 2023 GMT");
-    assert_eq!(cert.not_after().to_string(), "Nov 14 22:13:20 2033 GMT");
+
+    // Self-signed: the signature verifies with the certificate's own key.
+    let tbs_der = tbs.to_der().unwrap();
+    let sig = cert.signature().as_bytes().unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, pkcs1)
+        .verify(&tbs_der, sig)
+        .expect("self-signed");
+
+    // Validity: now - 1 day .. now + 10 years (2023-11-13T22:13:20Z .. 2033-11-14T22:13:20Z).
+    let validity = tbs.validity();
     assert_eq!(
-        s.cert_sha256(),
-        *openssl::sha::sha256(s.cert_der()).as_slice()
+        validity.not_before.to_unix_duration().as_secs(),
+        1_700_000_000 - 86_400
     );
+    assert_eq!(
+        validity.not_after.to_unix_duration().as_secs(),
+        1_700_000_000 + (3650 + 3) * 86_400
+    );
+
+    // A positive serial of 20 bytes (RFC 5280's maximum), random: two certificates differ.
+    let serial = tbs.serial_number().as_bytes();
+    assert_eq!(serial.len(), 20, "{serial:02x?}");
+    assert!(serial[0] & 0x80 == 0, "positive");
+    let again = SamlSigner::generate(ENTITY_ID, now).unwrap();
+    let again = x509_cert::Certificate::from_der(again.cert_der()).unwrap();
+    assert_ne!(again.tbs_certificate().serial_number().as_bytes(), serial);
+
+    // Extensions: critical BasicConstraints (not a CA), critical KeyUsage digitalSignature only,
+    // a SubjectKeyIdentifier.
+    let (critical, bc) = tbs.get_extension::<BasicConstraints>().unwrap().unwrap();
+    assert!(critical && !bc.ca && bc.path_len_constraint.is_none());
+    let (critical, ku) = tbs.get_extension::<KeyUsage>().unwrap().unwrap();
+    assert!(critical && ku.digital_signature());
+    assert_eq!(
+        ku.0.into_iter().collect::<Vec<_>>(),
+        [x509_cert::ext::pkix::KeyUsages::DigitalSignature]
+    );
+    let (critical, ski) = tbs
+        .get_extension::<SubjectKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    assert!(!critical && !ski.0.as_bytes().is_empty());
+
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, s.cert_der());
+    assert_eq!(s.cert_sha256().as_slice(), fingerprint.as_ref());
 }
 
 #[test]

@@ -139,6 +139,8 @@ fn subject() {
         "trail ",
         "new\nline",
         "nul\0",
+        "c1\u{85}control",
+        "not\u{FFFF}xml",
         &"s".repeat(257),
     ] {
         let err = sign_with(|r| r.subject = bad.to_owned()).unwrap_err();
@@ -211,7 +213,7 @@ fn entity_id() {
 
 #[test]
 fn from_parts_rejects_bad_keys_and_certificates() {
-    use openssl::pkey::PKey;
+    use rsa::pkcs8::EncodePrivateKey as _;
     let key = signer().private_key_pkcs8_der();
     let cert = signer().cert_der();
 
@@ -224,25 +226,85 @@ fn from_parts_rejects_bad_keys_and_certificates() {
     let err = SamlSigner::from_parts(&key, other_signer().cert_der(), ENTITY_ID).unwrap_err();
     assert!(matches!(err, SamlError::KeyCertificateMismatch), "{err}");
 
-    let weak = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
-    let err =
-        SamlSigner::from_parts(&weak.private_key_to_pkcs8().unwrap(), cert, ENTITY_ID).unwrap_err();
+    let weak = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
+    let weak = weak.to_pkcs8_der().unwrap();
+    let err = SamlSigner::from_parts(weak.as_bytes(), cert, ENTITY_ID).unwrap_err();
     assert!(
         matches!(&err, SamlError::UnsupportedKey { found } if found == "RSA-1024"),
         "{err}"
     );
 
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
-    let ec = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-    let err =
-        SamlSigner::from_parts(&ec.private_key_to_pkcs8().unwrap(), cert, ENTITY_ID).unwrap_err();
+    let ec = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let err = SamlSigner::from_parts(ec.as_ref(), cert, ENTITY_ID).unwrap_err();
     assert!(
         matches!(&err, SamlError::UnsupportedKey { found } if found == "non-RSA key"),
         "{err}"
     );
 
+    // A truncated key and a key with trailing bytes are not PKCS#8.
+    let err = SamlSigner::from_parts(&key[..key.len() - 1], cert, ENTITY_ID).unwrap_err();
+    assert!(matches!(err, SamlError::InvalidPrivateKey(_)), "{err}");
+    let mut long = key.to_vec();
+    long.push(0);
+    let err = SamlSigner::from_parts(&long, cert, ENTITY_ID).unwrap_err();
+    assert!(matches!(err, SamlError::InvalidPrivateKey(_)), "{err}");
+
     let err = SamlSigner::from_parts(&key, cert, "not a url").unwrap_err();
     assert!(matches!(err, SamlError::InvalidEntityId { .. }), "{err}");
+}
+
+/// An rcgen key that only claims a public key: the certificate's signature is zeros. Enough for a
+/// certificate that is parsed and never verified.
+struct UnsignedKey(Vec<u8>);
+
+impl rcgen::PublicKeyData for UnsignedKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl rcgen::SigningKey for UnsignedKey {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(vec![0; 128])
+    }
+}
+
+#[test]
+fn metadata_rejects_weak_and_non_rsa_extra_certificates() {
+    use rsa::pkcs1::EncodeRsaPublicKey as _;
+    let weak = rsa::PrivateKey::new(&mut getrandom::SysRng, 1024).unwrap();
+    let weak = UnsignedKey(weak.to_public_key().to_pkcs1_der().unwrap().into_vec());
+    let params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    let weak_cert = params.self_signed(&weak).unwrap();
+    let err = signer()
+        .metadata_xml_with(&[weak_cert.der().as_ref()])
+        .unwrap_err();
+    assert!(
+        matches!(&err, SamlError::UnsupportedKey { found } if found == "RSA-1024"),
+        "{err}"
+    );
+
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ec_cert = params.self_signed(&ec).unwrap();
+    let err = signer()
+        .metadata_xml_with(&[ec_cert.der().as_ref()])
+        .unwrap_err();
+    assert!(
+        matches!(&err, SamlError::UnsupportedKey { found } if found == "non-RSA key"),
+        "{err}"
+    );
+    assert!(err.is_invalid_input());
+    // And a certificate for a non-RSA key does not match an RSA private key.
+    let err = SamlSigner::from_parts(&signer().private_key_pkcs8_der(), ec_cert.der(), ENTITY_ID)
+        .unwrap_err();
+    assert!(matches!(err, SamlError::KeyCertificateMismatch), "{err}");
 }
 
 #[test]

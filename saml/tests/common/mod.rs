@@ -55,11 +55,17 @@ pub fn request(now: SystemTime) -> AssertionRequest {
     }
 }
 
+/// The signer's certificate as PEM (RFC 7468: base64 in lines of 64 characters).
 pub fn cert_pem(signer: &SamlSigner) -> Vec<u8> {
-    openssl::x509::X509::from_der(signer.cert_der())
-        .expect("cert parses")
-        .to_pem()
-        .expect("pem")
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signer.cert_der());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem.into_bytes()
 }
 
 /// A temporary directory holding the files an oracle reads.
@@ -189,6 +195,16 @@ pub fn onelogin_parse_metadata(metadata_xml: &str) -> Verdict {
     run(Command::new(python())
         .arg(oracle_script("parse_metadata.py"))
         .arg(&md))
+    .into()
+}
+
+/// lxml's exclusive c14n of the document, NUL, and of the Assertion without its Signature.
+pub fn lxml_c14n(response_xml: &str) -> Verdict {
+    let scratch = Scratch::new();
+    let xml = scratch.write("response.xml", response_xml);
+    run(Command::new(python())
+        .arg(oracle_script("c14n_lxml.py"))
+        .arg(&xml))
     .into()
 }
 
