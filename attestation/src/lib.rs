@@ -17,6 +17,10 @@
 //!   signing certificate a [`VerifiedDocument`] attests (its `user_data` carries the
 //!   certificate's SHA-256), and returns the attested X25519 bundle key: the check a customer
 //!   runs before registering the enclave as a SAML provider in IAM.
+//! - [`measure_eif`] reads an Enclave Image File once and computes its PCR0, PCR1, PCR2 (and
+//!   PCR8 if signed) as the Nitro hypervisor does, checking every field of the file on the way;
+//!   [`simulator_measurements`] gives the simulator's PCRs for an enclave binary. Both produce
+//!   the published `measurements.json` form.
 //!
 //! It does not own transport or key management, and it never reads the clock or the file system
 //! while verifying. The AWS Nitro Enclaves Root G1 is compiled in
@@ -40,9 +44,11 @@
 mod chain;
 mod cose;
 mod document;
+mod eif;
 mod error;
 #[cfg(feature = "nsm")]
 mod hardware;
+mod measure;
 mod metadata;
 mod nsm;
 #[cfg(feature = "sim")]
@@ -55,9 +61,15 @@ pub use document::{
     AttestationDocument, MAX_CABUNDLE_LEN, MAX_CERTIFICATE_LEN, MAX_OPTIONAL_FIELD_LEN, MAX_PCRS,
     inspect,
 };
+pub use eif::{
+    EIF_HEADER_LEN, EIF_MAGIC, EIF_MAX_SECTIONS, EIF_SECTION_HEADER_LEN, EIF_VERSIONS, EifArch,
+    EifError, EifMeasurement, EifSection, MAX_SIGNATURE_SECTION_LEN, SectionKind, extend_from_zero,
+    measure_eif,
+};
 pub use error::{NsmError, VerifyError};
 #[cfg(feature = "nsm")]
 pub use hardware::HardwareNsm;
+pub use measure::{SIM_PCR1, SIM_PCR2, simulator_measurements, simulator_pcr0};
 pub use metadata::{
     BUNDLE_KEY_LEN, MAX_METADATA_LEN, MetadataBinding, MetadataError, check_metadata_binding,
 };
@@ -65,9 +77,7 @@ pub use nsm::{
     Clock, NSM_MAX_NONCE_LEN, NSM_MAX_PUBLIC_KEY_LEN, NSM_MAX_USER_DATA_LEN, Nsm, SystemClock,
 };
 #[cfg(feature = "sim")]
-pub use sim::{
-    SIM_PCR_COUNT, SIM_PCR1, SIM_PCR2, SIM_ROOT_CERT_FILE, SIM_ROOT_KEY_FILE, SimulatedNsm,
-};
+pub use sim::{SIM_PCR_COUNT, SIM_ROOT_CERT_FILE, SIM_ROOT_KEY_FILE, SimulatedNsm};
 pub use verify::{
     DEFAULT_MAX_CLOCK_SKEW, DIGEST_SHA384, Policy, VerifiedDocument, verify, verify_cached,
 };

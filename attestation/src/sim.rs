@@ -17,11 +17,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P384_SHA384, SerialNumber,
 };
-use ring::digest::{SHA256, SHA384, digest};
+use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 
 use crate::cose::{PROTECTED_ES384, encode_sign1, sig_structure};
+use crate::measure::{SIM_PCR1, SIM_PCR2, simulator_pcr0};
 use crate::nsm::{Clock, Nsm, SystemClock, check_inputs};
 use crate::{NsmError, TrustRoot};
 
@@ -31,37 +32,6 @@ pub const SIM_ROOT_CERT_FILE: &str = "sim-root.pem";
 pub const SIM_ROOT_KEY_FILE: &str = "sim-root.key";
 /// Number of PCRs the simulator reports (indices 0 to 15), like a Nitro enclave.
 pub const SIM_PCR_COUNT: u16 = 16;
-
-/// PCR1 of every simulated document: SHA-384 of the ASCII string
-/// `nitrosync simulator PCR1 (kernel and boot ramfs)`. On Nitro, PCR1 measures the kernel and
-/// boot ramfs; the simulator has neither.
-pub const SIM_PCR1: [u8; 48] = hex_48(
-    b"03968c15dc3213e337d0c137c68be55931235f6bf41b4d88221f6320d93533c87f74363a4cc246d615942b2ec78f71b8",
-);
-/// PCR2 of every simulated document: SHA-384 of the ASCII string
-/// `nitrosync simulator PCR2 (user application)`. On Nitro, PCR2 measures the user application
-/// ramfs; in the simulator the application is measured by PCR0 alone.
-pub const SIM_PCR2: [u8; 48] = hex_48(
-    b"905aa68abdf25979103c05324f1b7a3f53569d5fa6faefcd37da093b0ca8216f72e84ffe19fab68116562a535ae4bb19",
-);
-
-/// Decodes 96 lowercase hex digits at compile time.
-const fn hex_48(hex: &[u8; 96]) -> [u8; 48] {
-    const fn nibble(c: u8) -> u8 {
-        match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => panic!("not a lowercase hex digit"),
-        }
-    }
-    let mut out = [0u8; 48];
-    let mut i = 0;
-    while i < 48 {
-        out[i] = (nibble(hex[2 * i]) << 4) | nibble(hex[2 * i + 1]);
-        i += 1;
-    }
-    out
-}
 
 /// Validity of the simulator root from its creation.
 const ROOT_LIFETIME: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
@@ -196,7 +166,7 @@ impl SimulatedNsm {
         for index in 0..SIM_PCR_COUNT {
             pcrs.insert(index, vec![0u8; 48]);
         }
-        pcrs.insert(0, digest(&SHA384, enclave_binary).as_ref().to_vec());
+        pcrs.insert(0, simulator_pcr0(enclave_binary).to_vec());
         pcrs.insert(1, SIM_PCR1.to_vec());
         pcrs.insert(2, SIM_PCR2.to_vec());
         Ok(Self {
@@ -501,18 +471,5 @@ mod tests {
             })
         );
         let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn pcr_constants_are_the_documented_hashes() {
-        let h = |s: &str| digest(&SHA384, s.as_bytes()).as_ref().to_vec();
-        assert_eq!(
-            SIM_PCR1.to_vec(),
-            h("nitrosync simulator PCR1 (kernel and boot ramfs)")
-        );
-        assert_eq!(
-            SIM_PCR2.to_vec(),
-            h("nitrosync simulator PCR2 (user application)")
-        );
     }
 }

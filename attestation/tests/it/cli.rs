@@ -208,3 +208,109 @@ fn verify_a_simulated_document_with_the_run_directory_root() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("trusted root"));
 }
+
+#[test]
+fn measure_prints_measurements_json() {
+    use nitrosync_shared::measurements::{ImageKind, Measurements};
+    let dir = scratch_dir("cli-measure");
+    let eif_bytes = crate::eif::sample();
+    let file = dir.join("image.eif");
+    std::fs::write(&file, &eif_bytes).unwrap();
+    let file = file.display().to_string();
+    let expected = nitrosync_attestation::measure_eif(eif_bytes.as_slice())
+        .unwrap()
+        .measurements();
+
+    for args in [
+        vec!["measure", file.as_str()],
+        vec!["measure", file.as_str(), "--output", "json"],
+        vec!["measure", "--json", file.as_str()],
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let m: Measurements = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(m, expected, "{args:?}");
+        assert_eq!(m.kind, ImageKind::Eif);
+        assert_eq!(m.eif_bytes, Some(u64::try_from(eif_bytes.len()).unwrap()));
+    }
+
+    let out = run(&["measure", &file, "--output", "text"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "EIF measurements of",
+        "EIF version 4, x86_64",
+        "matches",
+        "ramdisk",
+        "PCR0 PCR2",
+        "signed      no",
+        &format!("PCR0        {}", expected.pcr0),
+        &format!("PCR2        {}", expected.pcr2),
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+}
+
+#[test]
+fn measure_refuses_a_truncated_or_foreign_file() {
+    let dir = scratch_dir("cli-measure-bad");
+    let eif = crate::eif::sample();
+    let truncated = dir.join("truncated.eif");
+    std::fs::write(&truncated, &eif[..eif.len() / 2]).unwrap();
+    let out = run(&["measure", &truncated.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("truncated.eif") && err.contains("the EIF is truncated"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+
+    let out = run(&["measure", &path(BASE)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not an EIF"), "{}", stderr(&out));
+
+    let out = run(&["measure"]);
+    assert_eq!(out.status.code(), Some(2), "an image is required");
+    let out = run(&["measure", &path(BASE), "--simulator", &path(BASE)]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an EIF or --simulator, not both"
+    );
+}
+
+#[cfg(feature = "sim")]
+#[test]
+fn measure_simulator_matches_the_simulated_nsm() {
+    use nitrosync_attestation::{SIM_PCR1, SIM_PCR2, SimulatedNsm};
+    use nitrosync_shared::measurements::{ImageKind, Measurements};
+    let dir = scratch_dir("cli-measure-sim");
+    let binary = dir.join("nitrosync-enclave");
+    let bytes = b"\x7fELF pretend enclave binary".repeat(1000);
+    std::fs::write(&binary, &bytes).unwrap();
+    let binary = binary.display().to_string();
+    let nsm = SimulatedNsm::open_or_create(&dir.join("nsm"), &bytes).unwrap();
+
+    let out = run(&["measure", "--simulator", &binary]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: Measurements = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(m.kind, ImageKind::Simulator);
+    assert_eq!(m.pcr0, hex::encode(&nsm.pcrs()[&0]));
+    assert_eq!(m.pcr1, hex::encode(&nsm.pcrs()[&1]));
+    assert_eq!(m.pcr2, hex::encode(&nsm.pcrs()[&2]));
+    assert_eq!(
+        (m.pcr1.as_str(), m.pcr2.as_str()),
+        (
+            hex::encode(SIM_PCR1).as_str(),
+            hex::encode(SIM_PCR2).as_str()
+        )
+    );
+    assert_eq!((m.pcr8, m.eif_sha256, m.eif_bytes), (None, None, None));
+
+    let out = run(&["measure", "--simulator", &binary, "--output", "text"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Simulator measurements of"), "{text}");
+    assert!(text.contains(&hex::encode(&nsm.pcrs()[&0])), "{text}");
+}

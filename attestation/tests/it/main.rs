@@ -1,8 +1,9 @@
 //! Integration tests: real AWS documents, mutations, the simulated NSM, robustness, the SAML
-//! metadata binding, and the CLI.
+//! metadata binding, EIF measurement, and the CLI.
 
 #[cfg(feature = "cli")]
 mod cli;
+mod eif;
 mod fixtures;
 #[cfg(feature = "sim")]
 mod metadata;

@@ -251,6 +251,8 @@ mod cli {
     /// The files a customer has: the enclave's document, the simulator root and two metadata files.
     struct Files {
         doc: String,
+        /// The simulated enclave's measurements (`measure --simulator` of BINARY).
+        pins: String,
         root: String,
         metadata: String,
         foreign: String,
@@ -264,8 +266,11 @@ mod cli {
             std::fs::write(&p, bytes).unwrap();
             p.display().to_string()
         };
+        let pins =
+            serde_json::to_vec(&nitrosync_attestation::simulator_measurements(BINARY)).unwrap();
         Files {
             doc: write("attestation.cbor", &doc),
+            pins: write("measurements.json", &pins),
             root: dir.join(SIM_ROOT_CERT_FILE).display().to_string(),
             metadata: write("metadata.xml", enclave().metadata_xml().as_bytes()),
             foreign: write(
@@ -283,6 +288,8 @@ mod cli {
         let f = files("meta-cli-ok");
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--metadata",
             &f.metadata,
             "--doc",
@@ -315,6 +322,8 @@ mod cli {
         let f = files("meta-cli-foreign");
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--metadata",
             &f.foreign,
             "--doc",
@@ -335,6 +344,8 @@ mod cli {
         // The document is verified first: without the simulator root it fails there.
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--metadata",
             &f.metadata,
             "--doc",
@@ -351,6 +362,8 @@ mod cli {
         let f = files("meta-cli-json");
         let base = [
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--json",
             "--doc",
             &f.doc,
@@ -379,6 +392,8 @@ mod cli {
 
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--json",
             "--doc",
             &f.doc,
@@ -396,6 +411,8 @@ mod cli {
         let f = files("meta-cli-unreadable");
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--metadata",
             "/nonexistent/metadata.xml",
             "--doc",
@@ -405,6 +422,8 @@ mod cli {
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
         let out = run(&[
             "verify-metadata",
+            "--measurements",
+            &f.pins,
             "--metadata",
             &f.metadata,
             "--doc",
@@ -414,8 +433,39 @@ mod cli {
         // Not UTF-8.
         let latin1 = format!("{}.latin1", f.metadata);
         std::fs::write(&latin1, b"<md:EntityDescriptor entityID=\"caf\xe9\"/>").unwrap();
-        let out = run(&["verify-metadata", "--metadata", &latin1, "--doc", &f.doc]);
+        let out = run(&[
+            "verify-metadata",
+            "--measurements",
+            &f.pins,
+            "--metadata",
+            &latin1,
+            "--doc",
+            &f.doc,
+        ]);
         assert_eq!(out.status.code(), Some(2));
+        // Without pins nothing is checked at all: any enclave on any Nitro host would pass.
+        for pins in [&[][..], &["--pcr", &format!("0={}", "ab".repeat(48))][..]] {
+            let out = run(&[
+                &[
+                    "verify-metadata",
+                    "--metadata",
+                    &f.metadata,
+                    "--doc",
+                    &f.doc,
+                    "--root",
+                    &f.root,
+                ][..],
+                pins,
+            ]
+            .concat());
+            assert_eq!(out.status.code(), Some(2));
+            let err = stderr(&out);
+            assert!(
+                err.contains("not pinned") && err.contains("--measurements"),
+                "{err}"
+            );
+            assert!(stdout(&out).is_empty());
+        }
         // The help says what the command is for.
         let out = run(&["verify-metadata", "--help"]);
         assert!(
@@ -437,6 +487,11 @@ fn write_readme_example() {
     let doc = sim_document(&dir, Some(&attested_keys(enclave())), Some(&BUNDLE_KEY));
     std::fs::write(dir.join("attestation.cbor"), doc).unwrap();
     std::fs::write(dir.join("metadata.xml"), enclave().metadata_xml()).unwrap();
+    std::fs::write(
+        dir.join("measurements.json"),
+        serde_json::to_vec_pretty(&nitrosync_attestation::simulator_measurements(BINARY)).unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("foreign.xml"),
         enclave()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use nitrosync_shared::pcr::PcrPin;
 
 /// Verify or inspect AWS Nitro Enclaves attestation documents, and check SAML metadata against
@@ -35,6 +35,43 @@ pub enum Command {
     /// sealing bundles to.
     #[command(name = "verify-metadata")]
     VerifyMetadata(VerifyMetadataArgs),
+    /// Compute an enclave image's measurements, in the `measurements.json` form.
+    ///
+    /// For an EIF: PCR0 (kernel, cmdline and every ramdisk), PCR1 (kernel, cmdline and the first
+    /// ramdisk), PCR2 (the other ramdisks) and, for a signed EIF, PCR8 (the signing
+    /// certificate), as the Nitro hypervisor computes them, with the file's SHA-256 and size. The
+    /// whole file is checked on the way: magic, version, section table, order of the measured
+    /// sections, end of file and CRC-32. The EIF's signature itself is not verified.
+    ///
+    /// With --simulator: the PCRs the simulated NSM reports for an enclave binary (PCR0 is its
+    /// SHA-384; PCR1 and PCR2 are the simulator's fixed values).
+    #[command(group(ArgGroup::new("image").required(true).args(["eif", "simulator"])))]
+    Measure(MeasureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// The Enclave Image File to measure; `-` reads standard input.
+    #[arg(value_name = "IMAGE.eif")]
+    pub eif: Option<PathBuf>,
+    /// Measure an enclave binary as the simulator does, instead of an EIF.
+    #[arg(long, value_name = "BINARY")]
+    pub simulator: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+    /// The same as --output json, like the other commands' flag.
+    #[arg(long, conflicts_with = "output")]
+    pub json: bool,
+}
+
+/// How `measure` prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The `measurements.json` object (pretty-printed).
+    Json,
+    /// A readable table.
+    Text,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +104,10 @@ pub struct CheckArgs {
     /// Expected PCR value; repeatable.
     #[arg(long = "pcr", value_name = "N=HEX")]
     pub pcrs: Vec<PcrPin>,
+    /// Expect the PCRs of this measurements file (`make eif`'s measurements.json or `measure`'s
+    /// output): PCR0, PCR1, PCR2 and PCR8 when present.
+    #[arg(long, value_name = "FILE")]
+    pub measurements: Option<PathBuf>,
     /// Required nonce.
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     pub nonce: Option<Hex>,

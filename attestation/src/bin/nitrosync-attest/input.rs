@@ -51,6 +51,16 @@ fn decode(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
         .context("the document is neither CBOR, hex nor base64")
 }
 
+/// Opens a file, or standard input for `-`, for reading once from start to end.
+pub fn open(path: &Path) -> anyhow::Result<Box<dyn std::io::Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin().lock())));
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::new(file)))
+}
+
 /// Reads a SAML metadata file: UTF-8 text of at most [`nitrosync_attestation::MAX_METADATA_LEN`]
 /// bytes.
 pub fn read_metadata(path: &Path) -> anyhow::Result<String> {

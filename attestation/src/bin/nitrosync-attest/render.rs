@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use nitrosync_attestation::{
-    AttestationDocument, CertificateSummary, MetadataBinding, Policy, TrustRoot, VerifiedDocument,
-    VerifyError,
+    AttestationDocument, CertificateSummary, EifMeasurement, MetadataBinding, Policy, SectionKind,
+    TrustRoot, VerifiedDocument, VerifyError,
 };
+use nitrosync_shared::measurements::Measurements;
 use serde_json::{Value, json};
 
 /// What the verification was run against, to say what was checked.
@@ -255,4 +256,103 @@ pub fn inspected_json(d: &AttestationDocument) -> Value {
         "nonce": opt_hex(d.nonce.as_ref()),
         "signature": hex::encode(&d.signature),
     })
+}
+
+/// `measurements.json`: the object, pretty-printed.
+pub fn measurements_json(m: &Measurements) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(m)
+}
+
+fn pcr_lines(out: &mut String, m: &Measurements) {
+    let _ = writeln!(out, "PCR0        {}", m.pcr0);
+    let _ = writeln!(out, "PCR1        {}", m.pcr1);
+    let _ = writeln!(out, "PCR2        {}", m.pcr2);
+    if let Some(pcr8) = &m.pcr8 {
+        let _ = writeln!(out, "PCR8        {pcr8}");
+    }
+}
+
+/// An EIF's measurements, layout and file facts.
+pub fn eif_text(e: &EifMeasurement, path: &Path) -> String {
+    let m = e.measurements();
+    let mut out = format!("EIF measurements of {}\n", path.display());
+    let _ = writeln!(
+        out,
+        "  {:<11} {} bytes, sha256 {}",
+        "file",
+        e.len,
+        hex::encode(e.sha256)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} EIF version {}, {}, CRC-32 {:08x} matches",
+        "format",
+        e.version,
+        e.arch.name(),
+        e.crc32
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} {} MiB, {} vCPUs (the image's defaults)",
+        "defaults",
+        e.default_mem / (1024 * 1024),
+        e.default_cpus
+    );
+    let _ = writeln!(
+        out,
+        "  {:<11} {:<3} {:<10} {:>11} {:>11}  measured in",
+        "sections", "#", "type", "offset", "size"
+    );
+    let mut ramdisks = 0usize;
+    for (i, s) in e.sections.iter().enumerate() {
+        let pcrs = match s.kind {
+            SectionKind::Kernel | SectionKind::Cmdline => "PCR0 PCR1",
+            SectionKind::Ramdisk => {
+                ramdisks += 1;
+                if ramdisks == 1 {
+                    "PCR0 PCR1"
+                } else {
+                    "PCR0 PCR2"
+                }
+            }
+            SectionKind::Signature => "PCR8 (its certificate)",
+            _ => "not measured",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<11} {i:<3} {:<10} {:>11} {:>11}  {pcrs}",
+            "",
+            s.kind.name(),
+            s.offset,
+            s.size
+        );
+    }
+    match &e.signing_certificate {
+        Some(der) => {
+            let _ = writeln!(
+                out,
+                "  {:<11} {} (the signature over PCR0 is not checked)",
+                "signed by",
+                cert_line(der)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  {:<11} no (no PCR8)", "signed");
+        }
+    }
+    pcr_lines(&mut out, &m);
+    out
+}
+
+/// The simulator's measurements of an enclave binary.
+pub fn simulator_text(m: &Measurements, binary: &Path) -> String {
+    let mut out = format!("Simulator measurements of {}\n", binary.display());
+    let _ = writeln!(out, "  {:<11} SHA-384 of the enclave binary", "PCR0");
+    let _ = writeln!(
+        out,
+        "  {:<11} the simulator's fixed values (no kernel or ramdisk)",
+        "PCR1, PCR2"
+    );
+    pcr_lines(&mut out, m);
+    out
 }

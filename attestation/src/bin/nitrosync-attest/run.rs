@@ -6,11 +6,14 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use nitrosync_attestation::{
-    Policy, TrustRoot, VerifiedDocument, VerifyError, check_metadata_binding, inspect, verify,
+    Policy, TrustRoot, VerifiedDocument, VerifyError, check_metadata_binding, inspect, measure_eif,
+    simulator_measurements, verify,
 };
 
 use crate::EXIT_REJECTED;
-use crate::args::{CheckArgs, Command, InspectArgs, VerifyArgs, VerifyMetadataArgs};
+use crate::args::{
+    CheckArgs, Command, InspectArgs, MeasureArgs, OutputFormat, VerifyArgs, VerifyMetadataArgs,
+};
 use crate::{input, render};
 
 /// Runs one command; `Ok` carries the exit code of a completed check, `Err` means the inputs
@@ -20,7 +23,24 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => run_verify(args),
         Command::Inspect(args) => run_inspect(args),
         Command::VerifyMetadata(args) => run_verify_metadata(args),
+        Command::Measure(args) => run_measure(args),
     }
+}
+
+/// The pins of `--pcr` and `--measurements` together.
+fn pins(args: &CheckArgs) -> anyhow::Result<Vec<PcrPin>> {
+    let mut pins = args.pcrs.clone();
+    if let Some(path) = &args.measurements {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let m: nitrosync_shared::measurements::Measurements = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a measurements file", path.display()))?;
+        pins.extend(
+            m.pins()
+                .with_context(|| format!("{}: a PCR is not hex", path.display()))?,
+        );
+    }
+    Ok(pins)
 }
 
 /// What a document is verified against, kept to say what was checked.
@@ -48,7 +68,7 @@ impl Setup {
             ),
         };
         let mut policy = Policy::new().with_allow_debug(args.allow_debug);
-        for PcrPin { index, value } in &args.pcrs {
+        for PcrPin { index, value } in &pins(args)? {
             policy = policy.with_pcr(*index, value.clone());
         }
         if let Some(nonce) = &args.nonce {
@@ -106,6 +126,12 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_verify_metadata(args: VerifyMetadataArgs) -> anyhow::Result<ExitCode> {
+    // Registering metadata trusts whatever image holds its key: the image must be pinned.
+    nitrosync_shared::pcr::check_complete(&pins(&args.checks)?).map_err(|e| {
+        anyhow::anyhow!(
+            "the enclave image is not pinned ({e}): pass --measurements measurements.json (from `make eif`, or `nitrosync-attest measure IMAGE.eif`), or --pcr 0=HEX --pcr 1=HEX --pcr 2=HEX (or --pcr 8=HEX); without them any enclave on any Nitro host would pass"
+        )
+    })?;
     let doc = input::read_document(&args.doc)?;
     let metadata = input::read_metadata(&args.metadata)?;
     let setup = Setup::from_args(&args.checks)?;
@@ -148,6 +174,34 @@ fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
         println!("{}", render::inspected_json(&parsed));
     } else {
         print!("{}", render::inspected_text(&parsed));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_measure(args: MeasureArgs) -> anyhow::Result<ExitCode> {
+    let text = args.output == OutputFormat::Text && !args.json;
+    if let Some(binary) = &args.simulator {
+        let bytes = std::fs::read(binary)
+            .with_context(|| format!("cannot read the enclave binary {}", binary.display()))?;
+        let measurements = simulator_measurements(&bytes);
+        if text {
+            print!("{}", render::simulator_text(&measurements, binary));
+        } else {
+            println!("{}", render::measurements_json(&measurements)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = args
+        .eif
+        .as_deref()
+        .context("give an EIF file or --simulator BINARY")?;
+    let reader = input::open(path)?;
+    let measured =
+        measure_eif(reader).with_context(|| format!("cannot measure {}", path.display()))?;
+    if text {
+        print!("{}", render::eif_text(&measured, path));
+    } else {
+        println!("{}", render::measurements_json(&measured.measurements())?);
     }
     Ok(ExitCode::SUCCESS)
 }
