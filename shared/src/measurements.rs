@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pcr::{PcrPin, PcrPinError};
+
 /// The value of [`Measurements::format`].
 pub const FORMAT: &str = "nitrosync-measurements/1";
 
@@ -77,6 +79,20 @@ impl Measurements {
         }
     }
 
+    /// The PCRs as pins (PCR0, PCR1, PCR2 and PCR8 if present). Fails on a value that is not
+    /// hex; [`crate::pcr::check_complete`] then checks lengths and completeness.
+    pub fn pins(&self) -> Result<Vec<PcrPin>, PcrPinError> {
+        let mut pins = vec![
+            format!("0={}", self.pcr0).parse()?,
+            format!("1={}", self.pcr1).parse()?,
+            format!("2={}", self.pcr2).parse()?,
+        ];
+        if let Some(p8) = &self.pcr8 {
+            pins.push(format!("8={p8}").parse()?);
+        }
+        Ok(pins)
+    }
+
     /// Whether the PCRs (0, 1, 2 and 8) are the same as `other`'s, ignoring everything else.
     pub fn same_pcrs(&self, other: &Measurements) -> bool {
         self.pcr0 == other.pcr0
@@ -105,5 +121,10 @@ mod tests {
         assert!(a.same_pcrs(&b));
         b.pcr2 = "00".repeat(PCR_LEN);
         assert!(!a.same_pcrs(&b));
+        let pins = a.pins().unwrap();
+        assert_eq!(pins.len(), 3);
+        assert_eq!(crate::pcr::check_complete(&pins), Ok(()));
+        b.pcr1 = "zz".into();
+        assert!(b.pins().is_err());
     }
 }
