@@ -89,6 +89,49 @@ pub enum Command {
     /// The customer's IAM for a destination.
     #[command(subcommand)]
     Iam(IamCommand),
+    /// The enclave images and attestation roots the tenant trusts (pins).
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+/// `nitrosync trust …`
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Trust an enclave image: the measurements.json of `make eif` or of `nitrosync-attest
+    /// measure`, or nitro-cli's Measurements. Several images may be trusted at once (upgrades).
+    Add {
+        /// The measurements file.
+        file: PathBuf,
+        /// A name for it [default: the kind and the start of PCR0].
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trust an attestation root besides the AWS Nitro Enclaves root: only for a simulator
+    /// (its sim-root.pem), never for production.
+    AddRoot {
+        /// The root certificate, PEM or DER.
+        file: PathBuf,
+        /// A name for it [default: "root-" and the start of its SHA-256].
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the trusted images and roots.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting an image or a root.
+    Remove {
+        /// Its name (see `nitrosync trust list`).
+        name: String,
+    },
 }
 
 /// `nitrosync tenant …`
@@ -225,11 +268,12 @@ pub struct CreateArgs {
 /// How the enclave's attestation is checked before sealing.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AttestationArgs {
-    /// Expected PCR value, N=HEX (repeatable); also NITROSYNC_EXPECT_PCR0 for PCR0.
+    /// Pin the enclave image for this command only, instead of the trusted images of `nitrosync
+    /// trust`: N=HEX, repeatable, PCR0 plus PCR1 and PCR2 (or PCR8); also NITROSYNC_EXPECT_PCR0.
     #[arg(long = "pcr", value_name = "N=HEX")]
     pub pcrs: Vec<nitrosync_shared::pcr::PcrPin>,
-    /// Trusted root (PEM or DER) [default: AWS Nitro Enclaves Root G1; in simulator mode the
-    /// simulator root the daemon published next to its admin socket].
+    /// Trust only this root (PEM or DER) for this command [default: the AWS Nitro Enclaves Root
+    /// G1 and the roots added with `nitrosync trust add-root`].
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
 }
@@ -315,7 +359,9 @@ pub enum IamFormat {
 /// `nitrosync iam …`
 #[derive(Debug, Subcommand)]
 pub enum IamCommand {
-    /// Print the customer-side IAM for a destination: SAML provider, policy, role.
+    /// Print the customer-side IAM for a destination: SAML provider, policy, role. The enclave
+    /// is attested first (fresh nonce, trusted image) and its SAML metadata must name only the
+    /// attested certificate.
     Template {
         /// Destination id.
         #[arg(long)]
@@ -323,9 +369,13 @@ pub enum IamCommand {
         /// Output format.
         #[arg(long, value_enum, default_value = "cloudformation")]
         format: IamFormat,
+        /// How the enclave is verified before its metadata is put in the template.
+        #[command(flatten)]
+        attestation: AttestationArgs,
     },
     /// Create or update the same resources through the IAM API, with the standard AWS
-    /// credential chain (environment, profiles, credential_process, SSO). Idempotent.
+    /// credential chain (environment, profiles, credential_process, SSO). Idempotent. The
+    /// enclave is verified first, as for `template`.
     Apply {
         /// Destination id.
         #[arg(long)]
@@ -339,6 +389,9 @@ pub enum IamCommand {
         /// An extra CA certificate (PEM) to trust for --endpoint-url.
         #[arg(long, value_name = "FILE")]
         ca_bundle: Option<PathBuf>,
+        /// How the enclave is verified before its metadata is registered.
+        #[command(flatten)]
+        attestation: AttestationArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -470,6 +523,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Env(c) => return tenant::env(c, &api()?, &tenant_dir).await,
         Command::Bundle(c) => return tenant::bundle(c, &api()?, &tenant_dir).await,
         Command::Iam(c) => return tenant::iam::iam(c, &api()?, &tenant_dir).await,
+        Command::Trust(c) => return tenant::trust_command(c, &tenant_dir),
         _ => {}
     }
     if cli.endpoint.is_some() {

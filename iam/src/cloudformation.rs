@@ -23,7 +23,7 @@ pub fn cloudformation(input: &IamInput) -> Result<String, IamError> {
     // `Ref` of an AWS::IAM::SAMLProvider is its ARN.
     set_federated(&mut trust_policy, &json!({ "Ref": CFN_PROVIDER }));
     let d = plan.dest();
-    let template = json!({
+    let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!(
             "nitrosync IAM for destination {} (account {}): SAML provider {}, role {}{}.",
@@ -67,6 +67,9 @@ pub fn cloudformation(input: &IamInput) -> Result<String, IamError> {
             },
         }
     });
+    if let Some(v) = &input.verified {
+        template["Metadata"] = json!({ "nitrosync:VerifiedEnclave": v });
+    }
     let mut out = serde_json::to_string_pretty(&template).unwrap_or_default();
     out.push('\n');
     Ok(out)

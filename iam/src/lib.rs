@@ -103,6 +103,57 @@ pub struct IamInput {
     pub subject: String,
     /// The worker's SAML IdP metadata XML (an `EntityDescriptor` with an `IDPSSODescriptor`).
     pub saml_metadata: String,
+    /// The enclave whose attestation was checked before `saml_metadata` was believed; recorded
+    /// in every generated file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<VerifiedEnclave>,
+}
+
+/// What was checked before the metadata was used: a fresh attestation document, chained to
+/// `root`, whose PCRs equal the trusted image `image`, and which attests the SHA-256 of the
+/// metadata's only signing certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedEnclave {
+    /// The tenant's name for the trusted image the PCRs matched.
+    pub image: String,
+    /// The root the document's chain starts at.
+    pub root: String,
+    /// PCR0, hex.
+    pub pcr0: String,
+    /// PCR1, hex.
+    pub pcr1: String,
+    /// PCR2, hex.
+    pub pcr2: String,
+    /// PCR8, hex, when the image is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr8: Option<String>,
+    /// SHA-256 of the attested SAML signing certificate, hex.
+    pub saml_cert_sha256: String,
+    /// The NSM module id of the document.
+    pub module_id: String,
+    /// The document's timestamp (RFC 3339).
+    pub attested_at: String,
+}
+
+impl VerifiedEnclave {
+    /// One line for comments and descriptions.
+    pub fn summary(&self) -> String {
+        format!(
+            "Enclave verified before use: image {} (PCR0 {}, PCR1 {}, PCR2 {}{}), root {}, SAML certificate sha256 {}, attested {} by {}.",
+            self.image,
+            self.pcr0,
+            self.pcr1,
+            self.pcr2,
+            self.pcr8
+                .as_deref()
+                .map(|p| format!(", PCR8 {p}"))
+                .unwrap_or_default(),
+            self.root,
+            self.saml_cert_sha256,
+            self.attested_at,
+            self.module_id
+        )
+    }
 }
 
 /// What can go wrong in this crate: an input that cannot produce working IAM, the TLS set-up of
@@ -222,6 +273,9 @@ pub struct IamDocuments {
     pub role: RoleSpec,
     /// The role's inline permissions policy.
     pub policy: PolicySpec,
+    /// The enclave verified before the metadata was used (from [`IamInput::verified`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_enclave: Option<VerifiedEnclave>,
 }
 
 /// A SAML identity provider to create.

@@ -498,5 +498,6 @@ pub fn json(input: &IamInput) -> Result<IamDocuments, IamError> {
             name: plan.policy_name(),
             document: docs.identity_policy,
         },
+        verified_enclave: input.verified.clone(),
     })
 }

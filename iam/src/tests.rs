@@ -52,6 +52,7 @@ pub(crate) fn input(d: DestinationConfig) -> IamInput {
         subject: saml_subject(&[7; 32], &d.id),
         destination: d,
         saml_metadata: metadata(),
+        verified: None,
     }
 }
 

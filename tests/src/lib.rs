@@ -458,6 +458,52 @@ async fn cli_full(
     })
 }
 
+/// Makes the tenant in `tenant_dir` trust the simulated enclave the way a tenant would, with
+/// nothing taken from the daemon: the measurements of the enclave binary, as
+/// `nitrosync-attest measure --simulator` computes them (written to
+/// `sim_dir/enclave-measurements.json`), and the simulator root `sim_dir/sim-root.pem`.
+pub async fn trust_simulator(admin: &Path, tenant_dir: &Path, sim_dir: &Path) -> Result<()> {
+    let measurements = sim_dir.join("enclave-measurements.json");
+    if !measurements.exists() {
+        let out = Command::new(bin("nitrosync-attest"))
+            .arg("measure")
+            .arg("--simulator")
+            .arg(bin("nitrosync-enclave"))
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "nitrosync-attest measure --simulator: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(&measurements, &out.stdout)?;
+    }
+    let root = sim_dir.join(SIM_ROOT_FILE);
+    for args in [
+        vec![
+            "trust",
+            "add",
+            path_str(&measurements)?,
+            "--name",
+            "sim-enclave",
+        ],
+        vec!["trust", "add-root", path_str(&root)?, "--name", "simulator"],
+    ] {
+        let out = cli_as(admin, Some(tenant_dir), &args).await?;
+        if out.code != 0 {
+            bail!("nitrosync {args:?}: {}{}", out.stdout, out.stderr);
+        }
+    }
+    Ok(())
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str()
+        .with_context(|| format!("{} is not UTF-8", p.display()))
+}
+
 /// Options of [`SimStack::start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct StackOptions {

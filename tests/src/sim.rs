@@ -114,8 +114,46 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     demo.run("probe", &["enclave", "probe", "--region", &args.region])
         .await?;
 
-    step(3, "The tenant's key and a destination");
+    step(
+        3,
+        "The tenant's key, the enclave image and root it pins (nothing taken from the daemon), and a destination",
+    );
     demo.run("tenant init", &["tenant", "init"]).await?;
+    // In simulator mode PCR0 is the SHA-384 of the enclave binary: the tenant measures the
+    // binary it was given, and names the simulator's root explicitly.
+    let measurements = dir.join("enclave-measurements.json");
+    println!(
+        "    $ nitrosync-attest measure --simulator target/debug/nitrosync-enclave > {}",
+        measurements.display()
+    );
+    let measured = tokio::process::Command::new(crate::bin("nitrosync-attest"))
+        .arg("measure")
+        .arg("--simulator")
+        .arg(crate::bin("nitrosync-enclave"))
+        .output()
+        .await?;
+    if !measured.status.success() {
+        println!("    {}", String::from_utf8_lossy(&measured.stderr).trim());
+        demo.failed.push("nitrosync-attest measure".into());
+    }
+    std::fs::write(&measurements, &measured.stdout)?;
+    let root = dir.join(crate::SIM_ROOT_FILE).display().to_string();
+    demo.run(
+        "trust add",
+        &[
+            "trust",
+            "add",
+            measurements.to_str().unwrap_or_default(),
+            "--name",
+            "sim-enclave",
+        ],
+    )
+    .await?;
+    demo.run(
+        "trust add-root",
+        &["trust", "add-root", &root, "--name", "simulator"],
+    )
+    .await?;
     let acct = account_of(&dir);
     let role = format!("arn:aws:iam::{acct}:role/nitrosync-demo");
     let provider = format!("arn:aws:iam::{acct}:saml-provider/nitrosync-demo");
@@ -181,7 +219,6 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     let env_file = dir.join("demo.env");
     std::fs::write(&env_file, SAMPLE_ENV)?;
     let ca = tenant_api.ca.display().to_string();
-    let root = dir.join(crate::SIM_ROOT_FILE).display().to_string();
     demo.run(
         "env push",
         &[
@@ -191,8 +228,6 @@ pub async fn run(args: &SimOptions) -> Result<()> {
             &tenant_api.url,
             "--endpoint-ca",
             &ca,
-            "--root",
-            &root,
             "--destination",
             "demo",
             "--file",

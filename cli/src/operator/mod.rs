@@ -16,7 +16,8 @@ pub async fn run(command: Command, api: &AdminClient) -> Result<(), CliError> {
         | Command::Destination(_)
         | Command::Env(_)
         | Command::Bundle(_)
-        | Command::Iam(_) => {}
+        | Command::Iam(_)
+        | Command::Trust(_) => {}
         Command::Status { json } => {
             let s: Status = api
                 .call(http::Method::GET, nitrosync_api::paths::STATUS, None)

@@ -1,8 +1,8 @@
 //! `nitrosync iam`: the customer's IAM documents for a destination, as templates or applied.
 
 use super::{load_key, user};
-use crate::{CliError, IamCommand, IamFormat, print_json};
-use nitrosync_api::{ApiClient, EnclaveDescription};
+use crate::{AttestationArgs, CliError, EXIT_FAILED, IamCommand, IamFormat, fail, print_json};
+use nitrosync_api::{ApiClient, EnclaveDescription, to_hex};
 use nitrosync_shared::bundle::saml_subject;
 use std::path::Path;
 
@@ -13,13 +13,19 @@ fn iam_error(e: nitrosync_iam::IamError) -> CliError {
     user(crate::error_chain(&e))
 }
 
+/// The inputs of the customer's IAM, from a verified enclave only: a fresh attestation with our
+/// own nonce, checked against the tenant's trusted images and roots, and SAML metadata whose
+/// every signing certificate is the one that document attests. The metadata comes from the
+/// daemon, so it is believed only after that binding check.
 async fn iam_input(
     api: &ApiClient,
     dir: &Path,
     destination: &str,
+    attestation: &AttestationArgs,
 ) -> Result<nitrosync_iam::IamInput, CliError> {
     let key = load_key(dir)?;
     let d = tenant::load_destination(dir, destination).map_err(user)?;
+    let trusted = super::attested(api, attestation, dir).await?;
     let desc: EnclaveDescription = api
         .call(
             http::Method::GET,
@@ -27,10 +33,33 @@ async fn iam_input(
             None,
         )
         .await?;
+    let binding =
+        nitrosync_attestation::check_metadata_binding(&desc.description.saml_metadata, &trusted.doc)
+            .map_err(|e| {
+                fail(
+                    EXIT_FAILED,
+                    format!(
+                        "the SAML metadata the daemon serves is not bound to the attested enclave ({}: {e}); refusing to register it",
+                        e.code()
+                    ),
+                )
+            })?;
+    let pcr = |i: u16| trusted.doc.pcrs.get(&i).map(|v| to_hex(v));
     Ok(nitrosync_iam::IamInput {
         subject: saml_subject(&key.public(), &d.id),
         destination: d,
         saml_metadata: desc.description.saml_metadata,
+        verified: Some(nitrosync_iam::VerifiedEnclave {
+            image: trusted.image,
+            root: trusted.root,
+            pcr0: pcr(0).unwrap_or_default(),
+            pcr1: pcr(1).unwrap_or_default(),
+            pcr2: pcr(2).unwrap_or_default(),
+            pcr8: pcr(8).filter(|p| p.bytes().any(|b| b != b'0')),
+            saml_cert_sha256: to_hex(&binding.cert_sha256),
+            module_id: trusted.doc.module_id.clone(),
+            attested_at: humantime::format_rfc3339_seconds(trusted.doc.timestamp).to_string(),
+        }),
     })
 }
 
@@ -39,8 +68,9 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
         IamCommand::Template {
             destination,
             format,
+            attestation,
         } => {
-            let input = iam_input(api, dir, &destination).await?;
+            let input = iam_input(api, dir, &destination, &attestation).await?;
             let text = match format {
                 IamFormat::Cloudformation => {
                     nitrosync_iam::cloudformation(&input).map_err(iam_error)?
@@ -59,9 +89,10 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             profile,
             endpoint_url,
             ca_bundle,
+            attestation,
             json,
         } => {
-            let input = iam_input(api, dir, &destination).await?;
+            let input = iam_input(api, dir, &destination, &attestation).await?;
             let docs = nitrosync_iam::json(&input).map_err(iam_error)?;
             let partition = nitrosync_shared::names::partition_of(&input.destination.region);
             let client = nitrosync_iam::apply::connect(&nitrosync_iam::apply::Connection {
@@ -76,7 +107,9 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
                 .await
                 .map_err(iam_error)?;
             if json {
-                return print_json(&report);
+                let mut v = serde_json::to_value(&report).map_err(user)?;
+                v["verified_enclave"] = serde_json::to_value(&input.verified).map_err(user)?;
+                return print_json(&v);
             }
             println!(
                 "SAML provider {} ({})",
@@ -84,6 +117,9 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             );
             println!("role          {} ({})", report.role_arn, report.role);
             println!("policy        {} (inline, written)", report.policy);
+            if let Some(v) = &input.verified {
+                println!("verified      {}", v.summary());
+            }
             Ok(())
         }
     }

@@ -3,6 +3,7 @@
 pub mod dotenv;
 pub mod iam;
 pub mod key;
+pub mod trust;
 
 use crate::{
     AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EXIT_FAILED, EnvCommand,
@@ -11,15 +12,14 @@ use crate::{
 use key as tenant;
 use nitrosync_api::records::HistoryRecord;
 use nitrosync_api::{
-    ApiClient, AttestRequest, AttestationReply, EnclaveDescription, RequestSigner, SubmitReply,
-    to_hex,
+    ApiClient, AttestRequest, AttestationReply, RequestSigner, SubmitReply, to_hex,
 };
-use nitrosync_attestation::{Policy, TrustRoot};
+use nitrosync_attestation::{Policy, TrustRoot, VerifiedDocument, VerifyError};
 use nitrosync_bundle::{SecretValue, TenantKey, Variables};
 use nitrosync_shared::bundle::{
     DeletePolicy, DestinationConfig, Operation, SealedBundle, Terms, saml_subject,
 };
-use nitrosync_shared::control::{RuntimeMode, SyncReport};
+use nitrosync_shared::control::SyncReport;
 use nitrosync_shared::pcr::PcrPin;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -64,6 +64,64 @@ pub fn tenant(c: TenantCommand, dir: &Path) -> Result<(), CliError> {
                 dir.join(tenant::KEY_FILE).display()
             );
             println!("tenant public key {}", to_hex(&public));
+            Ok(())
+        }
+    }
+}
+
+/// `nitrosync trust …`
+pub fn trust_command(c: crate::TrustCommand, dir: &Path) -> Result<(), CliError> {
+    use crate::TrustCommand;
+    match c {
+        TrustCommand::Add { file, name, json } => {
+            let e = trust::add_image(dir, &file, name.as_deref()).map_err(user)?;
+            if json {
+                return print_json(&e);
+            }
+            println!("trusting {} ({:?} image)", e.name, e.measurements.kind);
+            println!("  PCR0 {}", e.measurements.pcr0);
+            println!("  PCR1 {}", e.measurements.pcr1);
+            println!("  PCR2 {}", e.measurements.pcr2);
+            if let Some(p8) = &e.measurements.pcr8 {
+                println!("  PCR8 {p8}");
+            }
+            Ok(())
+        }
+        TrustCommand::AddRoot { file, name, json } => {
+            let e = trust::add_root(dir, &file, name.as_deref()).map_err(user)?;
+            if json {
+                return print_json(&e);
+            }
+            println!("trusting root {} (sha256 {})", e.name, e.sha256);
+            Ok(())
+        }
+        TrustCommand::List { json } => {
+            let store = trust::load(dir).map_err(user)?;
+            if json {
+                return print_json(&store);
+            }
+            if store.images.is_empty() {
+                println!("no enclave image is trusted: {}", trust::HOW_TO_PIN);
+            }
+            for i in &store.images {
+                let kind = format!("{:?}", i.measurements.kind).to_lowercase();
+                println!(
+                    "image {:<24} {kind:<9} PCR0 {} (added {})",
+                    i.name, i.measurements.pcr0, i.added
+                );
+            }
+            println!("root  {:<24} built in (AWS Nitro Enclaves Root G1)", "aws");
+            for r in &store.roots {
+                println!(
+                    "root  {:<24} sha256 {} (added {})",
+                    r.name, r.sha256, r.added
+                );
+            }
+            Ok(())
+        }
+        TrustCommand::Remove { name } => {
+            trust::remove(dir, &name).map_err(user)?;
+            println!("no longer trusting {name}");
             Ok(())
         }
     }
@@ -156,75 +214,143 @@ fn read_env(path: &Path, allow_empty: bool) -> Result<Variables, CliError> {
     Ok(vars)
 }
 
-fn policy(
-    args: &AttestationArgs,
-    nonce: Option<Vec<u8>>,
-    max_age: Duration,
-) -> Result<Policy, CliError> {
-    let mut p = Policy::new().with_max_age(max_age);
-    let mut pins: Vec<PcrPin> = args.pcrs.clone();
+/// What an attestation document is checked against: the roots and the trusted images. Built
+/// from the command's flags and the tenant's trust store only: nothing the daemon says (its
+/// mode, a file beside its socket) decides what is trusted.
+pub(crate) struct Trust {
+    roots: Vec<(String, TrustRoot)>,
+    images: Vec<(String, Vec<PcrPin>)>,
+}
+
+/// The roots and images to check against: `--root` alone when given, else the AWS root and the
+/// roots of the trust store; `--pcr` (and `NITROSYNC_EXPECT_PCR0`) as one image when given, else
+/// the trust store's images. No image at all is an error that says how to pin.
+pub(crate) fn trust_for(args: &AttestationArgs, dir: &Path) -> Result<Trust, CliError> {
+    let store = trust::load(dir).map_err(user)?;
+    let roots = match &args.root {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| user(format!("cannot read --root {}: {e}", path.display())))?;
+            let root = TrustRoot::from_pem_or_der(&bytes)
+                .map_err(|e| user(format!("--root {}: {e}", path.display())))?;
+            vec![(path.display().to_string(), root)]
+        }
+        None => {
+            let mut roots = vec![(
+                "AWS Nitro Enclaves Root G1".to_owned(),
+                TrustRoot::aws_nitro_g1(),
+            )];
+            roots.extend(
+                store
+                    .roots
+                    .iter()
+                    .filter_map(|r| Some((r.name.clone(), r.root()?))),
+            );
+            roots
+        }
+    };
+    let mut explicit: Vec<PcrPin> = args.pcrs.clone();
     if let Ok(pcr0) = std::env::var("NITROSYNC_EXPECT_PCR0") {
-        pins.push(
+        explicit.push(
             format!("0={pcr0}")
                 .parse()
                 .map_err(|e| user(format!("NITROSYNC_EXPECT_PCR0: {e}")))?,
         );
     }
-    for pin in pins {
-        p = p.with_pcr(pin.index, pin.value);
-    }
-    if let Some(n) = nonce {
-        p = p.with_nonce(n);
-    }
-    Ok(p)
-}
-
-/// The trust root: `--root`, else the AWS root, or in simulator mode the simulator root the
-/// daemon published next to its admin socket (said on stderr).
-fn root(
-    args: &AttestationArgs,
-    api: &ApiClient,
-    simulator: bool,
-) -> Result<(TrustRoot, Option<String>), CliError> {
-    let (path, note) = match (&args.root, simulator) {
-        (Some(p), _) => (p.clone(), None),
-        (None, false) => return Ok((TrustRoot::aws_nitro_g1(), None)),
-        (None, true) => {
-            let socket = api.socket().ok_or_else(|| {
-                user(
-                    "simulator mode: pass --root FILE, the simulator root (over --endpoint the CLI has no admin socket to find it beside)",
-                )
-            })?;
-            let p = socket
-                .parent()
-                .map(|d| d.join(nitrosync_api::SIM_ROOT_FILE))
-                .unwrap_or_else(|| nitrosync_api::SIM_ROOT_FILE.into());
-            let note = format!(
-                "simulator mode: verified against the simulator root {}",
-                p.display()
-            );
-            (p, Some(note))
+    let images = if explicit.is_empty() {
+        if store.images.is_empty() {
+            return Err(user(format!(
+                "no enclave image is pinned, so nothing can be sealed or registered: {}",
+                trust::HOW_TO_PIN
+            )));
         }
+        store
+            .images
+            .iter()
+            .map(|i| (i.name.clone(), i.pins()))
+            .collect()
+    } else {
+        nitrosync_shared::pcr::check_complete(&explicit).map_err(|e| {
+            user(format!(
+                "--pcr pins too little ({e}): PCR0 alone does not identify an image; {}",
+                trust::HOW_TO_PIN
+            ))
+        })?;
+        vec![("--pcr".to_owned(), explicit)]
     };
-    let bytes = std::fs::read(&path)
-        .map_err(|e| user(format!("cannot read root {}: {e}", path.display())))?;
-    let root = TrustRoot::from_pem_or_der(&bytes)
-        .map_err(|e| user(format!("root {}: {e}", path.display())))?;
-    Ok((root, note))
+    Ok(Trust { roots, images })
 }
 
-/// Fetches a fresh document with our own nonce, verifies it, and returns the attested key.
-pub(crate) async fn attested_key(
+/// A document that passed: the verified contents, and the names of the root and image it matched.
+#[derive(Debug)]
+pub(crate) struct Trusted {
+    pub(crate) doc: VerifiedDocument,
+    pub(crate) image: String,
+    pub(crate) root: String,
+}
+
+/// Verifies `doc` against `trust`: the chain must start at one of its roots, the document must
+/// be fresh (and carry `nonce` when given), and its PCRs must equal one trusted image's.
+pub(crate) fn verify_trusted(
+    doc: &[u8],
+    trust: &Trust,
+    nonce: Option<Vec<u8>>,
+    max_age: Duration,
+) -> Result<Trusted, CliError> {
+    let mut policy = Policy::new().with_max_age(max_age);
+    if let Some(n) = nonce {
+        policy = policy.with_nonce(n);
+    }
+    let rejected = |e: &dyn std::fmt::Display| {
+        fail(
+            EXIT_FAILED,
+            format!("the enclave's attestation failed verification: {e}"),
+        )
+    };
+    for (root_name, root) in &trust.roots {
+        let v = match nitrosync_attestation::verify(doc, root, &policy, SystemTime::now()) {
+            Ok(v) => v,
+            Err(VerifyError::RootMismatch) => continue,
+            Err(e) => return Err(rejected(&e)),
+        };
+        let Some((image, _)) = trust
+            .images
+            .iter()
+            .find(|(_, pins)| nitrosync_shared::pcr::all_match(pins, &v.pcrs))
+        else {
+            let pcr0 = v.pcrs.get(&0).map(|p| to_hex(p)).unwrap_or_default();
+            let names: Vec<&str> = trust.images.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(rejected(&format!(
+                "the enclave runs an image you do not trust (PCR0 {pcr0}); trusted: {}. If the operator upgraded the enclave, check its new measurements.json and `nitrosync trust add` it",
+                names.join(", ")
+            )));
+        };
+        let pcr0 = v.pcrs.get(&0).map(|p| to_hex(p)).unwrap_or_default();
+        eprintln!(
+            "enclave verified: trusted image {image} (PCR0 {}…), root {root_name}",
+            pcr0.get(..16).unwrap_or(&pcr0)
+        );
+        return Ok(Trusted {
+            image: image.clone(),
+            root: root_name.clone(),
+            doc: v,
+        });
+    }
+    let names: Vec<&str> = trust.roots.iter().map(|(n, _)| n.as_str()).collect();
+    Err(rejected(&format!(
+        "the document's certificate chain starts at none of the trusted roots ({}); a simulator root is trusted only when you name it: `nitrosync trust add-root sim-root.pem` or --root FILE",
+        names.join(", ")
+    )))
+}
+
+/// Fetches a fresh document with our own nonce and verifies it against the tenant's trust.
+pub(crate) async fn attested(
     api: &ApiClient,
     args: &AttestationArgs,
-) -> Result<[u8; 32], CliError> {
-    let desc: EnclaveDescription = api
-        .call(
-            http::Method::GET,
-            nitrosync_api::paths::ENCLAVE_DESCRIBE,
-            None,
-        )
-        .await?;
+    dir: &Path,
+) -> Result<Trusted, CliError> {
+    // Before any network call: no pins, no request.
+    let trust = trust_for(args, dir)?;
     let mut nonce = vec![0u8; 32];
     getrandom::fill(&mut nonce).map_err(user)?;
     let body = serde_json::to_vec(&AttestRequest {
@@ -241,29 +367,25 @@ pub(crate) async fn attested_key(
     use base64::Engine as _;
     let doc = base64::engine::general_purpose::STANDARD
         .decode(&a.document)
-        .map_err(user)?;
-    let simulator = desc.description.mode == RuntimeMode::Simulator;
-    {
-        let (root, note) = root(args, api, simulator)?;
-        let key = key_from_document(
-            &doc,
-            &root,
-            &policy(args, Some(nonce), Duration::from_secs(300))?,
-        )?;
-        if let Some(note) = note {
-            eprintln!("{note}");
-        }
-        Ok(key)
-    }
+        .map_err(|e| {
+            user(format!(
+                "the daemon sent an attestation that is not base64: {e}"
+            ))
+        })?;
+    verify_trusted(&doc, &trust, Some(nonce), Duration::from_secs(300))
 }
 
-fn key_from_document(doc: &[u8], root: &TrustRoot, policy: &Policy) -> Result<[u8; 32], CliError> {
-    let v = nitrosync_attestation::verify(doc, root, policy, SystemTime::now()).map_err(|e| {
-        fail(
-            EXIT_FAILED,
-            format!("the enclave's attestation failed verification: {e}"),
-        )
-    })?;
+/// Fetches and verifies a fresh document, and returns the attested bundle key.
+pub(crate) async fn attested_key(
+    api: &ApiClient,
+    args: &AttestationArgs,
+    dir: &Path,
+) -> Result<[u8; 32], CliError> {
+    let t = attested(api, args, dir).await?;
+    bundle_key(&t.doc)
+}
+
+fn bundle_key(v: &VerifiedDocument) -> Result<[u8; 32], CliError> {
     v.public_key
         .as_deref()
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
@@ -328,7 +450,7 @@ pub(crate) async fn signed_operation(
 ) -> Result<SyncReport, CliError> {
     load_key(dir)?;
     tenant::load_destination(dir, id).map_err(user)?;
-    let enclave_key = attested_key(api, attestation).await?;
+    let enclave_key = attested_key(api, attestation, dir).await?;
     let version = next_version();
     let terms = match operation {
         Operation::Delete => Terms::delete(version, version),
@@ -432,7 +554,7 @@ pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             load_key(dir)?;
             tenant::load_destination(dir, &destination).map_err(user)?;
             let vars = read_env(&file, allow_empty)?;
-            let key = attested_key(api, &attestation).await?;
+            let key = attested_key(api, &attestation, dir).await?;
             let bundle = seal(dir, &destination, &vars, &key)?;
             let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
             submit(api, bytes, wait, json).await
@@ -452,13 +574,10 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
             out,
         } => {
             let vars = read_env(&file, allow_empty)?;
+            let trust = trust_for(&checks, dir)?;
             let doc = std::fs::read(&attestation)
                 .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
-            let root = match &checks.root {
-                Some(_) => root(&checks, api, false)?.0,
-                None => TrustRoot::aws_nitro_g1(),
-            };
-            let key = key_from_document(&doc, &root, &policy(&checks, None, max_age)?)?;
+            let key = bundle_key(&verify_trusted(&doc, &trust, None, max_age)?.doc)?;
             let bundle = seal(dir, &destination, &vars, &key)?;
             let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
             std::fs::write(&out, &bytes)

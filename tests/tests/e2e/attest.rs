@@ -89,6 +89,31 @@ async fn the_enclaves_metadata_is_bound_by_a_fresh_verified_document() {
 
     // The metadata the customer would register is bound by the document.
     let md_s = metadata.to_str().unwrap();
+    // verify-metadata needs the whole image pinned: PCR0 alone is refused (exit 2), the
+    // measurements of the running binary pass.
+    let (code, _, stderr) = attest_tool(&[
+        "verify-metadata",
+        "--metadata",
+        md_s,
+        "--doc",
+        doc_s,
+        "--root",
+        root_s,
+        "--pcr",
+        &pcr,
+    ])
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not pinned"), "{stderr}");
+    let measurements = dir.path().join("measurements.json");
+    std::fs::write(
+        &measurements,
+        serde_json::to_vec(&nitrosync_attestation::simulator_measurements(
+            &std::fs::read(bin("nitrosync-enclave")).unwrap(),
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let (code, stdout, stderr) = attest_tool(&[
         "verify-metadata",
         "--metadata",
@@ -99,8 +124,8 @@ async fn the_enclaves_metadata_is_bound_by_a_fresh_verified_document() {
         root_s,
         "--nonce",
         nonce,
-        "--pcr",
-        &pcr,
+        "--measurements",
+        measurements.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -133,9 +158,12 @@ async fn the_enclaves_metadata_is_bound_by_a_fresh_verified_document() {
         doc_s,
         "--root",
         root_s,
+        "--measurements",
+        measurements.to_str().unwrap(),
     ])
     .await;
     assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not bound"), "{stderr}");
     assert_eq!(
         stderr.trim().lines().count(),
         1,

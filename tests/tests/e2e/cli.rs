@@ -19,6 +19,9 @@ impl Env {
         let tenant = dir.path().join("tenant");
         let e = Env { dir, stack, tenant };
         e.ok(&["tenant", "init"]).await;
+        nitrosync_tests::trust_simulator(&e.stack.sockets.admin, &e.tenant, e.dir.path())
+            .await
+            .unwrap();
         e
     }
 
@@ -493,7 +496,7 @@ async fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         &e.run(&["destination", "show", "nope"]).await,
         "UnknownDestination",
     );
-    let wrong = format!("0={}", "00".repeat(48));
+    let wrong = |i: u8| format!("{i}={}", "11".repeat(48));
     one_line(
         &e.run(&[
             "env",
@@ -503,10 +506,28 @@ async fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
             "--file",
             good.to_str().unwrap(),
             "--pcr",
-            &wrong,
+            &wrong(0),
+            "--pcr",
+            &wrong(1),
+            "--pcr",
+            &wrong(2),
         ])
         .await,
-        "attestation failed verification",
+        "an image you do not trust",
+    );
+    one_line(
+        &e.run(&[
+            "env",
+            "push",
+            "--destination",
+            "d",
+            "--file",
+            good.to_str().unwrap(),
+            "--pcr",
+            &wrong(0),
+        ])
+        .await,
+        "PCR0 alone does not identify an image",
     );
     let no_key = cli_as(
         &e.stack.sockets.admin,

@@ -17,3 +17,4 @@ mod stack;
 mod support;
 mod sync;
 mod tenant_api;
+mod trust;

@@ -193,17 +193,48 @@ async fn a_remote_tenant_pushes_waits_and_deletes_over_the_tenant_api_only() {
             "arn:aws:iam::123456789012:saml-provider/nitrosync-app",
         ])
         .await;
-    // `iam template` reads the enclave's description through the tenant API.
-    let iam = remote
-        .ok(&[
-            "iam",
-            "template",
-            "--destination",
-            "app",
-            "--format",
-            "json",
-        ])
+    // The remote tenant pins nothing yet: `iam template` (which attests first) refuses.
+    let iam_args = [
+        "iam",
+        "template",
+        "--destination",
+        "app",
+        "--format",
+        "json",
+    ];
+    let unpinned = remote.run(&iam_args).await;
+    assert_eq!(unpinned.code, 1, "{}", unpinned.stderr);
+    assert!(
+        unpinned.stderr.contains("nitrosync trust add"),
+        "{}",
+        unpinned.stderr
+    );
+    // It pins the image, as measured from the enclave binary it was given; the simulator's root
+    // is not trusted until it names it.
+    let measured = dir.path().join("measured.json");
+    let out = tokio::process::Command::new(nitrosync_tests::bin("nitrosync-attest"))
+        .args(["measure", "--simulator"])
+        .arg(nitrosync_tests::bin("nitrosync-enclave"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&measured, &out.stdout).unwrap();
+    remote
+        .ok(&["trust", "add", measured.to_str().unwrap()])
         .await;
+    let no_root = remote.run(&iam_args).await;
+    assert_eq!(no_root.code, 1, "{}", no_root.stderr);
+    assert!(no_root.stderr.contains("add-root"), "{}", no_root.stderr);
+    remote
+        .ok(&["trust", "add-root", &remote.root, "--name", "simulator"])
+        .await;
+    // `iam template` reads the enclave's description through the tenant API.
+    let iam = remote.ok(&iam_args).await;
     let iam_file = dir.path().join("iam.json");
     std::fs::write(&iam_file, &iam.stdout).unwrap();
     simctl(
@@ -219,19 +250,6 @@ async fn a_remote_tenant_pushes_waits_and_deletes_over_the_tenant_api_only() {
         format!("DB_PASSWORD={}\nAPI_TOKEN={}\n", VALUES[0], VALUES[1]),
     )
     .unwrap();
-    // Without --root, simulator mode has no root to trust over --endpoint: a clear error.
-    let no_root = remote
-        .run(&[
-            "env",
-            "push",
-            "--destination",
-            "app",
-            "--file",
-            env_file.to_str().unwrap(),
-        ])
-        .await;
-    assert_eq!(no_root.code, 1, "{}", no_root.stderr);
-    assert!(no_root.stderr.contains("--root"), "{}", no_root.stderr);
     let pushed = remote
         .ok(&[
             "env",
