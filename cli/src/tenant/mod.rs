@@ -78,7 +78,8 @@ pub fn trust_command(c: crate::TrustCommand, dir: &Path) -> Result<(), CliError>
             if json {
                 return print_json(&e);
             }
-            println!("trusting {} ({:?} image)", e.name, e.measurements.kind);
+            let kind = format!("{:?}", e.measurements.kind).to_lowercase();
+            println!("trusting {} ({kind} image)", e.name);
             println!("  PCR0 {}", e.measurements.pcr0);
             println!("  PCR1 {}", e.measurements.pcr1);
             println!("  PCR2 {}", e.measurements.pcr2);
