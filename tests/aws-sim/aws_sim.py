@@ -679,6 +679,12 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--regions", default="us-east-1,eu-west-1")
+    ap.add_argument("--attestation-root", action="append", default=None, metavar="FILE",
+                    help="certificate(s) (PEM or DER) that KMS Recipient attestation documents must chain to; "
+                         "repeatable; read again whenever the file changes, and may appear after start "
+                         "(default: the AWS Nitro Enclaves root)")
+    ap.add_argument("--attestation-max-age-s", type=float, default=300,
+                    help="oldest KMS Recipient attestation document accepted, in seconds (default 300)")
     args = ap.parse_args(argv)
 
     stop = threading.Event()
@@ -710,16 +716,20 @@ def main(argv: Optional[list] = None) -> int:
 
     import wiring
 
-    front = wiring.build_front(make_moto_app(), sys.modules[__name__])
+    front = wiring.build_front(make_moto_app(), sys.modules[__name__], args.attestation_root,
+                               args.attestation_max_age_s)
     server = SimServer((args.host, args.port), front, ssl_ctx)
     host, port = server.server_address[:2]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="aws-sim-accept", daemon=True)
     thread.start()
 
-    ready = {"host": host, "port": port, "ca": ca_path, "pid": os.getpid(), "regions": regions}
+    roots = [os.path.abspath(p) for p in (args.attestation_root or [])]
+    ready = {"host": host, "port": port, "ca": ca_path, "pid": os.getpid(), "regions": regions,
+             "attestation_roots": roots}
     write_atomic(ready_path, json.dumps(ready).encode())
     log(f"listening on https://{host}:{port} regions={','.join(regions)} state={state_dir}")
+    log(f"KMS Recipient attestation roots: {', '.join(roots) if roots else 'AWS Nitro Enclaves root (default)'}")
 
     try:
         while not stop.wait(0.2):

@@ -7,7 +7,9 @@ for a single account: an explicit Deny wins, otherwise some Allow is needed, oth
 
 Not covered (treated as "statement does not apply"): policy variables (`${aws:username}`),
 NotPrincipal, numeric/date/IP operators, unknown operators. Permission boundaries, SCPs, session
-policies and resource policies (secret and key policies) are not evaluated.
+policies and secret (resource) policies are not evaluated. KMS key policies are, through
+`key_policy_evaluate` (used by kms_recipient.py for Decrypt, GenerateDataKey, GenerateDataKeyPair and
+GenerateRandom).
 """
 
 from __future__ import annotations
@@ -223,3 +225,60 @@ def trust_allows(doc: Any, principal_kind: str, principal: str, action: str, ctx
         if st.get("Effect") == "Allow":
             allowed = True
     return allowed
+
+
+# ---------------------------------------------------------------------------------------------
+# Key policies (resource policies of KMS keys)
+# ---------------------------------------------------------------------------------------------
+
+DIRECT, VIA_ACCOUNT = "direct", "account"
+
+
+def _aws_principal_match(principal: Any, caller_arns: list, account: str) -> Optional[str]:
+    """How a statement's Principal names the caller: DIRECT (`"*"`, `{"AWS": "*"}`, or one of the
+    caller's ARNs: role, assumed-role session, or `arn:aws:iam::<acct>:root` for the account's
+    root), VIA_ACCOUNT (the caller's account, as `<acct>` or `arn:aws:iam::<acct>:root`: the key
+    policy delegates to IAM), or None. Principal ARNs are compared exactly (AWS allows no wildcards
+    there other than a lone "*")."""
+    if principal == "*":
+        return DIRECT
+    if not isinstance(principal, dict):
+        return None
+    found = None
+    for v in (str(x) for x in as_list(principal.get("AWS"))):
+        if v == "*" or v in caller_arns:
+            return DIRECT
+        if v in (account, f"arn:aws:iam::{account}:root"):
+            found = VIA_ACCOUNT
+    return found
+
+
+def key_policy_evaluate(doc: Any, caller_arns: list, account: str, action: str, resource: str,
+                        ctx: dict) -> tuple[str, bool]:
+    """(decision, needs_iam) of a key policy for one caller in the key's account.
+
+    EXPLICIT_DENY if a Deny statement names the caller (directly, through its account, or "*")
+    and applies; ALLOW if an Allow statement applies, with `needs_iam` True when the only such
+    statements name the caller's account (AWS then also requires the caller's IAM policies to
+    allow, unless the caller is the account's root); otherwise IMPLICIT_DENY. Statements with
+    NotPrincipal are skipped."""
+    direct = via_account = False
+    for st in as_list(load_policy(doc).get("Statement")):
+        if not isinstance(st, dict) or "NotPrincipal" in st:
+            continue
+        how = _aws_principal_match(st.get("Principal"), caller_arns, account)
+        if how is None or not statement_applies(st, action, resource, ctx):
+            continue
+        effect = str(st.get("Effect", ""))
+        if effect == "Deny":
+            return EXPLICIT_DENY, False
+        if effect == "Allow":
+            if how == DIRECT:
+                direct = True
+            else:
+                via_account = True
+    if direct:
+        return ALLOW, False
+    if via_account:
+        return ALLOW, f"arn:aws:iam::{account}:root" not in caller_arns
+    return IMPLICIT_DENY, False

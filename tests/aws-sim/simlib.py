@@ -35,10 +35,10 @@ NS_SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 
 
-def start_sim(state_dir: Any, regions: str = "us-east-1,eu-west-1") -> dict:
+def start_sim(state_dir: Any, regions: str = "us-east-1,eu-west-1", extra_args: Optional[list] = None) -> dict:
     proc = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "aws_sim.py"), "--state-dir", str(state_dir), "--port", "0",
-         "--regions", regions],
+         "--regions", regions] + list(extra_args or []),
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(str(state_dir), "sim.log"), "wb"),
     )
     ready = os.path.join(str(state_dir), "ready.json")
@@ -286,3 +286,72 @@ def saml_response(idp: Idp, *, subject: str, roles: list, session_name: Optional
         nid = root.find(f".//{{{NS_SAML}}}NameID")
         nid.text = nid.text + "x"
     return etree.tostring(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# A Nitro Secure Module for tests: AWS-shaped attestation documents under a throw-away P-384 chain
+# ---------------------------------------------------------------------------------------------
+
+
+class TestNsm:
+    """Makes attestation documents exactly as AWS's NSM shapes them (COSE_Sign1, ES384, payload keys
+    in AWS's order) under its own chain root -> intermediate -> leaf (P-384, ECDSA-SHA384).
+    `root_pem` is what the simulator's --attestation-root must name to trust them."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, name: str = "nitrosync test nsm", not_before: Optional[dt.datetime] = None):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        start = not_before or (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+        self._ec = ec
+
+        def cert(subject: str, key: Any, issuer_name: Any, issuer_key: Any, ca: bool, pathlen: Optional[int],
+                 days: int) -> x509.Certificate:
+            n = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+            b = (x509.CertificateBuilder().subject_name(n).issuer_name(issuer_name or n)
+                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                 .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+                 .add_extension(x509.BasicConstraints(ca=ca, path_length=pathlen), critical=True)
+                 .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                              key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                              key_cert_sign=ca, crl_sign=ca, encipher_only=False,
+                                              decipher_only=False), critical=True))
+            return b.sign(issuer_key or key, hashes.SHA384())
+
+        self.root_key = ec.generate_private_key(ec.SECP384R1())
+        self.root = cert(f"{name} root", self.root_key, None, None, True, None, 3650)
+        self.int_key = ec.generate_private_key(ec.SECP384R1())
+        self.intermediate = cert(f"{name} intermediate", self.int_key, self.root.subject, self.root_key, True, 1, 30)
+        self.leaf_key = ec.generate_private_key(ec.SECP384R1())
+        self.leaf = cert(f"{name} leaf", self.leaf_key, self.intermediate.subject, self.int_key, False, None, 3)
+        self.root_pem = self.root.public_bytes(serialization.Encoding.PEM)
+
+    def document(self, public_key: Optional[bytes], pcrs: Optional[dict] = None,
+                 timestamp: Optional[float] = None, user_data: Optional[bytes] = None,
+                 nonce: Optional[bytes] = None) -> bytes:
+        """A signed document. `pcrs` defaults to PCR0-15 with PCR0/1/2 set to test values."""
+        import cbor
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        if pcrs is None:
+            pcrs = {i: bytes(48) for i in range(16)}
+            pcrs.update({0: bytes([0xA0]) * 48, 1: bytes([0xA1]) * 48, 2: bytes([0xA2]) * 48})
+        ts = int(1000 * (time.time() if timestamp is None else timestamp))
+        der = serialization.Encoding.DER
+        payload = cbor.dumps({
+            "module_id": "i-0123456789abcdef0-enc0123456789abcdef", "digest": "SHA384", "timestamp": ts,
+            "pcrs": pcrs, "certificate": self.leaf.public_bytes(der),
+            "cabundle": [self.root.public_bytes(der), self.intermediate.public_bytes(der)],
+            "public_key": public_key, "user_data": user_data, "nonce": nonce})
+        protected = cbor.dumps({1: -35})
+        to_sign = cbor.dumps(["Signature1", protected, b"", payload])
+        r, s = decode_dss_signature(self.leaf_key.sign(to_sign, self._ec.ECDSA(hashes.SHA384())))
+        return cbor.dumps([protected, {}, payload, r.to_bytes(48, "big") + s.to_bytes(48, "big")])
+
+
+def rsa_recipient(bits: int = 2048) -> tuple:
+    """(private key, DER SubjectPublicKeyInfo) of a throw-away recipient key, as the enclave makes."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key, spki

@@ -54,3 +54,50 @@ def test_trust_policy():
     assert not ev.trust_allows(doc(st), "Federated", prov, "sts:AssumeRoleWithSAML", {"saml:sub": "b"})
     deny = {"Effect": "Deny", "Principal": "*", "Action": "sts:*"}
     assert not ev.trust_allows(doc(st, deny), "Federated", prov, "sts:AssumeRoleWithSAML", ctx)
+
+
+def test_key_policy_principals_and_delegation():
+    acct = "123456789012"
+    root = f"arn:aws:iam::{acct}:root"
+    role = f"arn:aws:iam::{acct}:role/enclave"
+    session = f"arn:aws:sts::{acct}:assumed-role/enclave/i-1"
+    key = f"arn:aws:kms:us-east-1:{acct}:key/k"
+    pin = {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:ImageSha384": "AB" * 48}}
+    ctx = {"kms:RecipientAttestation:ImageSha384": "ab" * 48}
+
+    def doc(*statements):
+        return {"Version": "2012-10-17", "Statement": list(statements)}
+
+    def allow(principal, cond=None, action="kms:Decrypt"):
+        st = {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": "*"}
+        if cond:
+            st["Condition"] = cond
+        return st
+
+    kp = ev.key_policy_evaluate
+    # the account (root ARN or bare id) delegates to IAM, except for the root user itself
+    for p in ({"AWS": root}, {"AWS": acct}):
+        assert kp(doc(allow(p)), [role, session], acct, "kms:Decrypt", key, {}) == (ev.ALLOW, True)
+    assert kp(doc(allow({"AWS": root})), [root], acct, "kms:Decrypt", key, {}) == (ev.ALLOW, False)
+    # naming the role, the session, or everyone allows without IAM
+    for p in ({"AWS": role}, {"AWS": [session, "x"]}, "*", {"AWS": "*"}):
+        assert kp(doc(allow(p)), [role, session], acct, "kms:Decrypt", key, {}) == (ev.ALLOW, False), p
+    # another role, another account, a service, wildcards inside an ARN: not the caller
+    for p in ({"AWS": f"arn:aws:iam::{acct}:role/other"}, {"AWS": "arn:aws:iam::999999999999:root"},
+              {"Service": "ec2.amazonaws.com"}, {"AWS": f"arn:aws:iam::{acct}:role/*"}):
+        assert kp(doc(allow(p)), [role, session], acct, "kms:Decrypt", key, {})[0] == ev.IMPLICIT_DENY, p
+    # conditions on the attestation: case-insensitive match, absent key -> no match
+    assert kp(doc(allow({"AWS": role}, pin)), [role], acct, "kms:Decrypt", key, ctx)[0] == ev.ALLOW
+    assert kp(doc(allow({"AWS": role}, pin)), [role], acct, "kms:Decrypt", key, {})[0] == ev.IMPLICIT_DENY
+    # a Deny that applies wins over any Allow; Null denies non-attested calls only
+    deny_plain = {"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                  "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}}}
+    d = doc(allow({"AWS": role}), deny_plain)
+    assert kp(d, [role], acct, "kms:Decrypt", key, {})[0] == ev.EXPLICIT_DENY
+    assert kp(d, [role], acct, "kms:Decrypt", key, ctx)[0] == ev.ALLOW
+    deny_acct = {"Effect": "Deny", "Principal": {"AWS": acct}, "Action": "kms:Decrypt", "Resource": "*"}
+    assert kp(doc(allow("*"), deny_acct), [role], acct, "kms:Decrypt", key, {})[0] == ev.EXPLICIT_DENY
+    # other actions are not covered; NotPrincipal statements are skipped
+    assert kp(doc(allow({"AWS": role})), [role], acct, "kms:Encrypt", key, {})[0] == ev.IMPLICIT_DENY
+    np = {"Effect": "Allow", "NotPrincipal": {"AWS": "x"}, "Action": "kms:*", "Resource": "*"}
+    assert kp(doc(np), [role], acct, "kms:Decrypt", key, {})[0] == ev.IMPLICIT_DENY

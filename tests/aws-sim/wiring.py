@@ -3,37 +3,43 @@
 Order, as AWS does it: faults (pre-check, outside the serialising lock); IAM SAML metadata;
 caller identity (SigV4/token/expiry of assumed-role callers); request-rate quotas;
 AssumeRoleWithSAML; Secrets Manager
-input limits; identity-policy authorisation; secret state (pending deletion) and KMS key.
+input limits; KMS Recipient (attestation) and key policies; identity-policy authorisation; secret
+state (pending deletion) and KMS key.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import parse_qs
 
 import auth
 import bulk
 import faults
+import kms_recipient
 import quotas
 import saml_check
 import sm_limits
 
 
-def build_front(app: Any, sim: Any) -> Any:
+def build_front(app: Any, sim: Any, attestation_roots: Optional[list] = None,
+                attestation_max_age_s: float = 300) -> Any:
     """The StrictFront over `app` with every check wired in. `sim` is the aws_sim module (StrictFront,
     DropConnection, aws_json_error, aws_query_error, json_response), passed in because it usually
-    runs as __main__."""
+    runs as __main__. `attestation_roots` are the PEM/DER files whose certificates KMS Recipient
+    documents must chain to (default: the AWS Nitro Enclaves root)."""
     sessions = auth.Sessions()
     authz = auth.AuthChecks(sessions, sim)
     saml = saml_check.SamlChecks(sessions, sim)
     sm = sm_limits.SmRules(sim, authz)
     flt = faults.Faults(sim)
     quota = quotas.Quotas(sim)
+    kms = kms_recipient.KmsRecipient(sim, attestation_roots, attestation_max_age_s)
 
     front = sim.StrictFront(app)
     front.pre_checks = [flt.check]
-    front.checks = [saml.check_provider, authz.identify, quota.check, saml.check, sm.limits, authz.authorize, sm.state]
-    front.after = [saml.after, sm.after]
+    front.checks = [saml.check_provider, authz.identify, quota.check, saml.check, sm.limits, kms.check, authz.authorize,
+                    sm.state]
+    front.after = [saml.after, sm.after, kms.after]
     front.on_write = sm.log_write
     front.on_reset = [sessions.clear, sm.clear_writes, flt.clear, quota.reset]
 
