@@ -17,6 +17,7 @@ use crate::EnclaveError;
 use crate::config::{EnclaveConfig, Mode};
 use crate::https::{AwsHttpClient, RelayConnector, tls_config};
 use crate::sync::SyncEngine;
+use crate::sync::mac::MacMasterKey;
 use nitrosync_attestation::{Nsm, SimulatedNsm};
 use nitrosync_bundle::EnclaveBundleKey;
 use nitrosync_saml::SamlSigner;
@@ -153,9 +154,10 @@ impl EnclaveState {
         })?;
         let bundle_key =
             EnclaveBundleKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
-        let mut mac_key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(mac_key.as_mut())
+        let mut mac_master = Zeroizing::new([0u8; 32]);
+        getrandom::fill(mac_master.as_mut())
             .map_err(|e| EnclaveError::Config(format!("no entropy: {e}")))?;
+        let mac_master = MacMasterKey::from_bytes(mac_master);
         let retry = aws_smithy_types::retry::RetryConfig::standard()
             .with_max_attempts(cfg.aws_max_attempts)
             .with_initial_backoff(cfg.aws_initial_backoff)
@@ -192,7 +194,7 @@ impl EnclaveState {
             http.clone(),
             signer,
             bundle_key,
-            mac_key,
+            mac_master,
             retry,
             cfg.writes_per_second,
             cfg.describes_per_second,

@@ -23,10 +23,12 @@
 pub mod budget;
 pub mod errors;
 pub mod locks;
+pub mod mac;
 pub mod pacing;
 pub mod record;
 pub mod session;
 
+use mac::MacMasterKey;
 use record::{Plan, Recorded, decide};
 pub use record::{client_request_token, token_version};
 
@@ -35,7 +37,6 @@ use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::Tag;
 use errors::{Failure, HasStatus, Service, classify};
-use hmac::{Hmac, Mac};
 use nitrosync_bundle::{EnclaveBundleKey, OpenedBundle, open, render_json};
 use nitrosync_saml::SamlSigner;
 use nitrosync_shared::ErrorCode;
@@ -43,7 +44,6 @@ use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, Operation, Seale
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
 use pacing::{ReadGroup, ReadPacer, WriteGroup, WritePacer};
 use session::{AwsSettings, Session, SessionCache};
-use sha2::Sha256;
 use std::time::{Duration, Instant};
 use tracing::info;
 use zeroize::Zeroizing;
@@ -60,7 +60,7 @@ pub struct SyncEngine {
     aws: AwsSettings,
     signer: SamlSigner,
     bundle_key: EnclaveBundleKey,
-    mac_key: Zeroizing<[u8; 32]>,
+    mac_master: MacMasterKey,
     sessions: SessionCache,
     locks: locks::DestinationLocks,
     pacer: WritePacer,
@@ -102,13 +102,14 @@ fn random_suffix() -> String {
 }
 
 impl SyncEngine {
-    /// An engine with fresh keys. (Persistence across restarts is sealed by KMS in production;
+    /// An engine with these keys. `mac_master` keys the `nitrosync:mac` tags, one derived key
+    /// per destination ([`mac`]). (Persistence across restarts is sealed by KMS in production;
     /// until then a restart means new keys, new SAML metadata and one rewrite per destination.)
     pub fn new(
         http: AwsHttpClient,
         signer: SamlSigner,
         bundle_key: EnclaveBundleKey,
-        mac_key: Zeroizing<[u8; 32]>,
+        mac_master: MacMasterKey,
         retry: aws_smithy_types::retry::RetryConfig,
         writes_per_second: u32,
         describes_per_second: u32,
@@ -125,7 +126,7 @@ impl SyncEngine {
             },
             signer,
             bundle_key,
-            mac_key,
+            mac_master,
             sessions: SessionCache::default(),
             locks: locks::DestinationLocks::default(),
             pacer: WritePacer::new(writes_per_second),
@@ -149,12 +150,13 @@ impl SyncEngine {
         self.sessions.len()
     }
 
-    fn mac(&self, json: &[u8]) -> String {
-        // HMAC accepts any key length.
-        let mut m = <Hmac<Sha256>>::new_from_slice(&*self.mac_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        m.update(json);
-        hex::encode(m.finalize().into_bytes())
+    /// The `nitrosync:mac` tag of a content, keyed for this bundle's (tenant, destination).
+    fn mac(&self, opened: &OpenedBundle, json: &[u8]) -> Result<String, Failure> {
+        let key = self
+            .mac_master
+            .destination_key(&opened.header.tenant_key, &opened.header.destination.id)
+            .map_err(|e| Failure::new(ErrorCode::InvalidBundle, e.to_string()))?;
+        Ok(key.mac(json))
     }
 
     /// Refuses a bundle whose signed lifetime is over by the trusted clock. The clock is
@@ -358,7 +360,7 @@ impl SyncEngine {
                 ),
             ));
         }
-        let mac = self.mac(&json);
+        let mac = self.mac(opened, &json)?;
         let token = client_request_token(&dest.id, version, &mac);
         // The SDK takes an owned String; it is dropped (not zeroized) inside the SDK.
         let value = Zeroizing::new(String::from_utf8_lossy(&json).into_owned());
