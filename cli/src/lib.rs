@@ -92,6 +92,71 @@ pub enum Command {
     /// The enclave images and attestation roots the tenant trusts (pins).
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// The operator's KMS key that seals the enclave's identity. Needs no daemon.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+}
+
+/// Output formats of `kms template`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KmsFormat {
+    /// An AWS CloudFormation template (JSON): the key and its alias.
+    Cloudformation,
+    /// Terraform in its JSON syntax (`kms.tf.json`): the key and its alias, no provider block.
+    Terraform,
+    /// The key policy with the measurements and inputs it was made from.
+    Json,
+}
+
+/// `nitrosync kms …`
+#[derive(Debug, Subcommand)]
+pub enum KmsCommand {
+    /// Print a KMS key whose policy releases data keys only to attested enclaves of the
+    /// released images (PCR0, PCR1 and PCR2 of each), denies use without attestation and by
+    /// debug-mode enclaves, and gives the key admin no use of the key.
+    #[command(after_help = "Example:
+  nitrosync kms template --measurements out/eif/measurements.json --account 123456789012 \
+    --key-admin-arn arn:aws:iam::123456789012:role/kms-admin \
+    --enclave-role-arn arn:aws:iam::123456789012:role/nitrosync-parent --format cloudformation
+
+Give one --measurements per released image (two during an upgrade). Deploy the key as the key admin.")]
+    Template(KmsTemplateArgs),
+}
+
+/// `nitrosync kms template` arguments.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("images").required(true).args(["measurements", "pcr0"])))]
+pub struct KmsTemplateArgs {
+    /// A released image's measurements.json (`make eif`, `nitrosync-attest measure`, or
+    /// nitro-cli's Measurements); repeat for several images.
+    #[arg(
+        long = "measurements",
+        value_name = "FILE",
+        required_unless_present = "pcr0"
+    )]
+    pub measurements: Vec<PathBuf>,
+    /// A released image's PCR0 (96 hex characters), when no measurements file exists: only
+    /// `kms:RecipientAttestation:ImageSha384` is then conditioned. Repeatable.
+    #[arg(long = "pcr0", value_name = "HEX")]
+    pub pcr0: Vec<String>,
+    /// The AWS account (12 digits) the key is created in.
+    #[arg(long, value_name = "ID")]
+    pub account: String,
+    /// The IAM role or user that administers (and creates) the key; it gets no use of the key.
+    #[arg(long, value_name = "ARN")]
+    pub key_admin_arn: String,
+    /// The instance role of the enclave's parent: the enclave's KMS calls are signed with it.
+    #[arg(long, value_name = "ARN")]
+    pub enclave_role_arn: String,
+    /// The region the key must be created in (checked at deploy time).
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+    /// The key's alias.
+    #[arg(long, value_name = "NAME", default_value = nitrosync_iam::kms::DEFAULT_ALIAS)]
+    pub alias: String,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: KmsFormat,
 }
 
 /// `nitrosync trust …`
@@ -524,6 +589,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Bundle(c) => return tenant::bundle(c, &api()?, &tenant_dir).await,
         Command::Iam(c) => return tenant::iam::iam(c, &api()?, &tenant_dir).await,
         Command::Trust(c) => return tenant::trust_command(c, &tenant_dir),
+        Command::Kms(KmsCommand::Template(a)) => return operator::kms::template(&a),
         _ => {}
     }
     if cli.endpoint.is_some() {

@@ -14,6 +14,9 @@
 //!
 //! Every failure is an [`IamError`].
 //!
+//! [`kms`] writes, in the same three forms, the operator's KMS key that seals the enclave's
+//! identity: a key policy that releases data keys only to attested enclaves of released images.
+//!
 //! # What the role may do
 //!
 //! Exactly what the enclave's sync engine calls, on this destination's secret only:
@@ -65,6 +68,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 mod cloudformation;
+pub mod kms;
 mod plan;
 mod terraform;
 
@@ -179,6 +183,16 @@ pub enum IamError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An input of the enclave's KMS key ([`kms`]) cannot make a safe key policy: the account,
+    /// an ARN, the region, the alias, or a released image's measurements. The caller's input.
+    #[error("{field}: {reason}")]
+    Kms {
+        /// The input: `account`, `key_admin_arn`, `enclave_role_arn`, `region`, `alias`,
+        /// `measurements`, or an image's source and PCR (`measurements.json PCR1`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The extra CA file for `apply` cannot be read, is not PEM or holds no certificate.
     #[error("CA bundle {}: cannot read PEM certificates", .path.display())]
     CaBundle {
@@ -236,6 +250,7 @@ impl IamError {
             Self::Destination(e) => Some(format!("destination.{}", e.field)),
             Self::Subject { .. } => Some("subject".to_owned()),
             Self::Metadata { .. } => Some("saml_metadata".to_owned()),
+            Self::Kms { field, .. } => Some(field.clone()),
             Self::CaBundle { .. }
             | Self::CaCertificate { .. }
             | Self::Tls(_)

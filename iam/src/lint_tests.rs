@@ -1,6 +1,7 @@
 //! The generated IAM, checked by the tools a customer's reviewer would run: `cfn-lint` on the
 //! CloudFormation template, `parliament` on both policy documents, `terraform fmt` and
-//! `terraform validate` on the Terraform module.
+//! `terraform validate` on the Terraform module. The enclave's KMS key ([`crate::kms`]) gets the
+//! same three checks.
 //!
 //! The Python linters come from the project's virtualenv (`$NITROSYNC_VENV`, else `.venv` beside
 //! or above this crate): `pip install cfn-lint==1.58.0 parliament==1.6.4`. `terraform validate`
@@ -8,6 +9,7 @@
 //! (`$NITROSYNC_TF_PLUGIN_DIR`, else `/opt/tf-plugins`). A missing tool skips its test with a
 //! message, or fails it when `NITROSYNC_REQUIRE_LINTERS=1`.
 
+use super::kms::{self, kms_cloudformation, kms_terraform};
 use super::tests::variants;
 use super::{cloudformation, policy_documents, terraform};
 use std::path::{Path, PathBuf};
@@ -59,14 +61,33 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn cfn_lint_passes_without_errors_or_warnings() {
+    cfn_lint_clean(
+        variants()
+            .into_iter()
+            .map(|(_, input)| cloudformation(&input).unwrap())
+            .collect(),
+    );
+}
+
+#[test]
+fn kms_cfn_lint_passes_without_errors_or_warnings() {
+    cfn_lint_clean(
+        kms::tests::variants()
+            .into_iter()
+            .map(|(_, input)| kms_cloudformation(&input).unwrap())
+            .collect(),
+    );
+}
+
+fn cfn_lint_clean(templates: Vec<String>) {
     let Some(cfn_lint) = venv_tool("cfn-lint") else {
         return missing("cfn-lint (pip install cfn-lint==1.58.0)");
     };
     let dir = tempfile::tempdir().unwrap();
     let mut files = vec![];
-    for (i, (_, input)) in variants().into_iter().enumerate() {
+    for (i, template) in templates.into_iter().enumerate() {
         let path = dir.path().join(format!("variant{i}.json"));
-        std::fs::write(&path, cloudformation(&input).unwrap()).unwrap();
+        std::fs::write(&path, template).unwrap();
         files.push(path);
     }
     // Informational rules too: the template should be clean at every level.
@@ -125,6 +146,12 @@ fn parliament_finds_nothing_at_medium_or_above() {
             files.push(path.to_string_lossy().into_owned());
         }
     }
+    for (i, (_, input)) in kms::tests::variants().into_iter().enumerate() {
+        let path = dir.path().join(format!("key{i}.kms.json"));
+        let policy = kms::key_policy(&input).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(&policy).unwrap()).unwrap();
+        files.push(path.to_string_lossy().into_owned());
+    }
     // Severities are MUTE < INFO < LOW < MEDIUM < HIGH < CRITICAL: MEDIUM and up are warnings.
     // The false positives are filtered here, by issue, detail and document kind: parliament
     // 1.6.4's own `--config` `ignore_locations` never matches (its `make_list` turns the YAML
@@ -158,21 +185,36 @@ fn parliament_finds_nothing_at_medium_or_above() {
         "parliament: {}",
         text(&out)
     );
-    // It did lint: every trust policy has the known finding.
+    // It did lint: every trust policy has the known finding. (The key policies have none.)
     assert!(muted >= variants().len(), "parliament: {}", text(&out));
 }
 
 #[test]
 fn terraform_validate_passes() {
+    terraform_validates(
+        variants()
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, input))| (format!("variant{i}"), terraform(&input).unwrap()))
+            .collect(),
+    );
+}
+
+#[test]
+fn kms_terraform_validate_passes() {
+    terraform_validates(
+        kms::tests::variants()
+            .into_iter()
+            .map(|(name, input)| (name.to_owned(), kms_terraform(&input).unwrap()))
+            .collect(),
+    );
+}
+
+fn terraform_validates(modules: Vec<(String, String)>) {
     let Some(tf) = terraform_bin() else {
         return missing("terraform");
     };
     let dir = tempfile::tempdir().unwrap();
-    let modules: Vec<(String, String)> = variants()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (_, input))| (format!("variant{i}"), terraform(&input).unwrap()))
-        .collect();
     let terraform = |cwd: &Path| {
         let mut c = Command::new(&tf);
         c.current_dir(cwd)

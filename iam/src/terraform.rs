@@ -19,7 +19,7 @@ pub(crate) fn literal(s: &str) -> String {
 
 /// A policy document as the string value of a `*_policy` argument. `reference`, when given,
 /// replaces every JSON string equal to its first element by the interpolation in its second.
-fn policy_string(policy: &Value, reference: Option<(&str, &str)>) -> String {
+pub(crate) fn policy_string(policy: &Value, reference: Option<(&str, &str)>) -> String {
     let text = literal(&serde_json::to_string_pretty(policy).unwrap_or_default());
     match reference {
         Some((value, expr)) => {

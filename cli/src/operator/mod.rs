@@ -1,7 +1,9 @@
 //! The operator's commands: status, the enclave's description, attestation and probe, and the
-//! SAML metadata. Destination management is in [`destinations`].
+//! SAML metadata. Destination management is in [`destinations`], the enclave's KMS key in
+//! [`kms`].
 
 pub mod destinations;
+pub mod kms;
 
 use crate::{
     CliError, Command, EXIT_ENCLAVE_UNAVAILABLE, EXIT_FAILED, EnclaveCommand, fail, print_json,
@@ -17,7 +19,8 @@ pub async fn run(command: Command, api: &AdminClient) -> Result<(), CliError> {
         | Command::Env(_)
         | Command::Bundle(_)
         | Command::Iam(_)
-        | Command::Trust(_) => {}
+        | Command::Trust(_)
+        | Command::Kms(_) => {}
         Command::Status { json } => {
             let s: Status = api
                 .call(http::Method::GET, nitrosync_api::paths::STATUS, None)
