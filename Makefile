@@ -3,7 +3,8 @@
 #   make sim         run the whole system locally (AWS simulator, enclave, parent) and stay up
 #   make test        install what is needed, build, and run every test
 #
-# Other targets: setup, build, sim-check, lint, fuzz-smoke, bench, clean. `make help` lists them.
+# Other targets: setup, build, sim-check, lint, fuzz-smoke, bench, eif, eif-verify, clean.
+# `make help` lists them.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,12 +14,15 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := socat pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev xmlsec1
+# The Rust build links no C library but libc (SAML signing is pure Rust). libxml2-dev and
+# libxmlsec1-dev build the Python xmlsec binding of the SAML oracles (signxml, python3-saml);
+# xmlsec1 and openssl are test oracles; libssl-dev builds eif_build.
+APT_PACKAGES := socat pkg-config libssl-dev libxml2-dev libxmlsec1-dev xmlsec1 openssl
 FUZZ_SECONDS ?= 20
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: help setup setup-apt setup-venv setup-fuzz build build-release test test-rust test-python \
-        sim sim-check lint fuzz-smoke bench clean
+        sim sim-check lint fuzz-smoke bench clean setup-apt-eif eif eif-verify
 
 help:
 	@echo "make sim         run the whole system locally and show a real call through the relay"
@@ -27,13 +31,19 @@ help:
 	@echo "make lint        cargo fmt --check and clippy with warnings denied"
 	@echo "make fuzz-smoke  build the fuzz targets and run each for FUZZ_SECONDS (default 20)"
 	@echo "make bench       relay throughput and latency against socat, in one run"
+	@echo "make eif         the enclave image out/eif/nitrosync-enclave.eif and its measurements.json"
+	@echo "make eif-verify  build the image twice in fresh clones of HEAD; the PCRs must agree (CI)"
 	@echo "make setup       Debian packages, the Python virtualenv (idempotent)"
 
 ## setup: Debian packages (only the missing ones) and the virtualenv under the repo.
 setup: setup-apt setup-venv
 
 setup-apt:
-	@missing=""; for p in $(APT_PACKAGES); do \
+	@$(call apt-install,$(APT_PACKAGES))
+
+# apt-install: install the Debian packages of $(1) that are missing (sudo unless root).
+define apt-install
+	missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -42,6 +52,7 @@ setup-apt:
 	  $$SUDO apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
 
 setup-venv: $(VENV)/.installed
 
@@ -96,6 +107,52 @@ bench: setup build-release
 	$(CARGO) bench -p nitrosync-attestation --bench verify
 	$(CARGO) bench -p nitrosync-bundle --bench bundle
 	$(CARGO) bench -p nitrosync-saml --bench sign
+
+## The enclave image: see README, "The enclave image", and eif/*.sh.
+# Every input is pinned here or in Cargo.lock: the kernel source package (version and the
+# .deb's SHA-256), the config fragment eif/kernel.config, the command line, the eif_build
+# version, and one timestamp for everything that records a time.
+EIF_KERNEL_PKG := linux-source-6.12
+EIF_KERNEL_PKG_VERSION := 6.12.118-1~deb12u1
+EIF_KERNEL_PKG_SHA256 := 896aff3b39299fa0dd36fef4f5db56ab189182e39abbbb1227dafdc7fcfe3fc3
+EIF_SOURCE_DATE_EPOCH := 1704067200
+# nitro-cli's x86_64 command line without what this kernel lacks (pci=off, nomodules and the
+# i8042 options: the kernel hands unknown parameters to /init). No virtio_mmio.device= here:
+# like Firecracker, the hypervisor appends one per device it gives the enclave.
+EIF_CMDLINE := reboot=k panic=30 console=ttyS0 random.trust_cpu=on
+EIF_BUILD_VERSION := 0.2.1
+EIF_APT_PACKAGES := bc bison flex libelf-dev cpio xz-utils gzip binutils gcc libc6-dev make git
+# Caches (git-ignored). EIF_KERNEL_CACHE= (empty) builds the kernel without the cache.
+EIF_TOOLS ?= $(CURDIR)/.cache/tools
+EIF_BUILD ?= $(EIF_TOOLS)/eif_build-$(EIF_BUILD_VERSION)/bin/eif_build
+EIF_KERNEL_CACHE ?= $(CURDIR)/.cache/eif/kernel
+EIF_DOWNLOAD_DIR ?= $(CURDIR)/.cache/eif/downloads
+EIF_WORK_DIR ?= $(CURDIR)/.cache/eif/work
+EIF_TARGET_DIR ?= $(CURDIR)/target/eif
+EIF_OUT ?= $(CURDIR)/out/eif
+EIF_ATTEST ?= $(CURDIR)/target/debug/nitrosync-attest
+
+setup-apt-eif:
+	@$(call apt-install,$(EIF_APT_PACKAGES))
+
+$(EIF_BUILD):
+	env -u RUSTFLAGS $(CARGO) install --locked --version $(EIF_BUILD_VERSION) \
+	  --root $(EIF_TOOLS)/eif_build-$(EIF_BUILD_VERSION) eif_build
+
+## eif: out/eif/nitrosync-enclave.eif and measurements.json (kernel cached by its inputs).
+eif: setup-apt setup-apt-eif $(EIF_BUILD)
+	EIF_KERNEL_PKG='$(EIF_KERNEL_PKG)' EIF_KERNEL_PKG_VERSION='$(EIF_KERNEL_PKG_VERSION)' \
+	EIF_KERNEL_PKG_SHA256='$(EIF_KERNEL_PKG_SHA256)' SOURCE_DATE_EPOCH='$(EIF_SOURCE_DATE_EPOCH)' \
+	EIF_CMDLINE='$(EIF_CMDLINE)' EIF_BUILD='$(EIF_BUILD)' EIF_BUILD_VERSION='eif_build $(EIF_BUILD_VERSION)' \
+	EIF_KERNEL_CACHE='$(EIF_KERNEL_CACHE)' EIF_DOWNLOAD_DIR='$(EIF_DOWNLOAD_DIR)' \
+	EIF_WORK_DIR='$(EIF_WORK_DIR)' EIF_TARGET_DIR='$(EIF_TARGET_DIR)' EIF_OUT='$(EIF_OUT)' \
+	EIF_ATTEST='$(EIF_ATTEST)' CARGO='$(CARGO)' eif/build.sh
+
+## eif-verify: two builds from fresh clones of HEAD must give the same PCR0/1/2 and EIF.
+# Uncommitted changes are not in the clones (EIF_VERIFY_FROM=worktree copies the working
+# tree instead). Uses target/debug/nitrosync-attest, if built, to cross-check the PCRs.
+eif-verify: setup-apt setup-apt-eif $(EIF_BUILD)
+	EIF_TOOLS='$(EIF_TOOLS)' MAKE='$(MAKE)' eif/verify.sh
 
 clean:
 	$(CARGO) clean
