@@ -458,6 +458,27 @@ async fn cli_full(
     })
 }
 
+/// Writes to `out` the measurements a simulated enclave running `binary` reports, as a tenant
+/// computes them: `nitrosync-attest measure --simulator BINARY`.
+pub async fn measure_simulator(binary: &Path, out: &Path) -> Result<()> {
+    let measured = Command::new(bin("nitrosync-attest"))
+        .arg("measure")
+        .arg("--simulator")
+        .arg(binary)
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    if !measured.status.success() {
+        bail!(
+            "nitrosync-attest measure --simulator {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&measured.stderr).trim()
+        );
+    }
+    std::fs::write(out, &measured.stdout)?;
+    Ok(())
+}
+
 /// Makes the tenant in `tenant_dir` trust the simulated enclave the way a tenant would, with
 /// nothing taken from the daemon: the measurements of the enclave binary, as
 /// `nitrosync-attest measure --simulator` computes them (written to
@@ -465,20 +486,7 @@ async fn cli_full(
 pub async fn trust_simulator(admin: &Path, tenant_dir: &Path, sim_dir: &Path) -> Result<()> {
     let measurements = sim_dir.join("enclave-measurements.json");
     if !measurements.exists() {
-        let out = Command::new(bin("nitrosync-attest"))
-            .arg("measure")
-            .arg("--simulator")
-            .arg(bin("nitrosync-enclave"))
-            .stdin(Stdio::null())
-            .output()
-            .await?;
-        if !out.status.success() {
-            bail!(
-                "nitrosync-attest measure --simulator: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::fs::write(&measurements, &out.stdout)?;
+        measure_simulator(&bin("nitrosync-enclave"), &measurements).await?;
     }
     let root = sim_dir.join(SIM_ROOT_FILE);
     for args in [

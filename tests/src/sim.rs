@@ -126,17 +126,11 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         "    $ nitrosync-attest measure --simulator target/debug/nitrosync-enclave > {}",
         measurements.display()
     );
-    let measured = tokio::process::Command::new(crate::bin("nitrosync-attest"))
-        .arg("measure")
-        .arg("--simulator")
-        .arg(crate::bin("nitrosync-enclave"))
-        .output()
-        .await?;
-    if !measured.status.success() {
-        println!("    {}", String::from_utf8_lossy(&measured.stderr).trim());
+    if let Err(e) = crate::measure_simulator(&crate::bin("nitrosync-enclave"), &measurements).await
+    {
+        println!("    {e:#}");
         demo.failed.push("nitrosync-attest measure".into());
     }
-    std::fs::write(&measurements, &measured.stdout)?;
     let root = dir.join(crate::SIM_ROOT_FILE).display().to_string();
     demo.run(
         "trust add",

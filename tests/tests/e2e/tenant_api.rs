@@ -212,18 +212,9 @@ async fn a_remote_tenant_pushes_waits_and_deletes_over_the_tenant_api_only() {
     // It pins the image, as measured from the enclave binary it was given; the simulator's root
     // is not trusted until it names it.
     let measured = dir.path().join("measured.json");
-    let out = tokio::process::Command::new(nitrosync_tests::bin("nitrosync-attest"))
-        .args(["measure", "--simulator"])
-        .arg(nitrosync_tests::bin("nitrosync-enclave"))
-        .output()
+    nitrosync_tests::measure_simulator(&nitrosync_tests::bin("nitrosync-enclave"), &measured)
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(&measured, &out.stdout).unwrap();
     remote
         .ok(&["trust", "add", measured.to_str().unwrap()])
         .await;
