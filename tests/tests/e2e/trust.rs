@@ -115,18 +115,9 @@ async fn an_enclave_running_another_image_than_the_pinned_one_gets_nothing() {
     // The tenant pinned an image whose PCR0 is not the running enclave's: the measurements of
     // another binary, as `nitrosync-attest measure --simulator` gives them.
     let other = e.dir.path().join("other-measurements.json");
-    let out = tokio::process::Command::new(nitrosync_tests::bin("nitrosync-attest"))
-        .args(["measure", "--simulator"])
-        .arg(nitrosync_tests::bin("nitrosync-parent"))
-        .output()
+    nitrosync_tests::measure_simulator(&nitrosync_tests::bin("nitrosync-parent"), &other)
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(&other, &out.stdout).unwrap();
     e.ok(&["trust", "remove", "sim-enclave"]).await;
     e.ok(&[
         "trust",
@@ -231,15 +222,16 @@ async fn a_parent_offering_another_simulator_root_is_refused_whatever_it_puts_be
     e.stack.stop().await.unwrap();
 }
 
-/// A hostile admin socket: `/v1/enclave/describe` answers with `describe` (another enclave's
-/// description); every other request goes to `target`. One request per connection.
-async fn lying_parent(listen: &Path, target: &Path, describe: Vec<u8>) {
+/// A hostile admin socket: a request whose line starts with `request` (lower case, e.g.
+/// `get /v1/enclave/describe`) is answered with `canned`; every other request goes to `target`.
+/// One request per connection.
+async fn lying_parent(listen: &Path, target: &Path, request: &'static str, canned: Vec<u8>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::UnixListener::bind(listen).unwrap();
     let target = target.to_owned();
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            let (target, describe) = (target.clone(), describe.clone());
+            let (target, describe) = (target.clone(), canned.clone());
             tokio::spawn(async move {
                 let mut req = Vec::new();
                 let mut buf = [0u8; 8192];
@@ -270,7 +262,7 @@ async fn lying_parent(listen: &Path, target: &Path, describe: Vec<u8>) {
                     }
                     req.extend_from_slice(&buf[..n]);
                 }
-                if head.starts_with("get /v1/enclave/describe") {
+                if head.starts_with(request) {
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                         describe.len()
@@ -332,7 +324,13 @@ async fn iam_refuses_metadata_that_is_not_the_attested_enclaves() {
         .unwrap();
     let describe = serde_json::to_vec(&describe).unwrap();
     let liar = e.dir.path().join("liar.sock");
-    lying_parent(&liar, &e.stack.sockets.admin, describe).await;
+    lying_parent(
+        &liar,
+        &e.stack.sockets.admin,
+        "get /v1/enclave/describe",
+        describe,
+    )
+    .await;
 
     let template = cli_as(
         &liar,
@@ -400,5 +398,59 @@ async fn iam_refuses_metadata_that_is_not_the_attested_enclaves() {
     assert_eq!(v["root"], "simulator", "{t}");
     assert_eq!(v["pcr0"].as_str().map(str::len), Some(96), "{t}");
     b.stop().await.unwrap();
+    e.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_replayed_attestation_of_the_trusted_enclave_is_refused() {
+    // The parent keeps a genuine, fresh document of the trusted enclave (another caller's
+    // nonce) and answers every attest request with it. Its key is the real enclave's, but a
+    // parent that can replay documents could equally replay one from before a key change, so
+    // the tenant's own nonce must be in it.
+    let e = Env::start().await;
+    e.destination("replay", "replay/env", &[]).await;
+    let old: Value = nitrosync_api::AdminClient::new(e.stack.sockets.admin.clone())
+        .call(
+            http::Method::POST,
+            nitrosync_api::paths::ENCLAVE_ATTEST,
+            Some(format!(r#"{{"nonce":"{}"}}"#, "ab".repeat(32)).into_bytes()),
+        )
+        .await
+        .unwrap();
+    let liar = e.dir.path().join("replay.sock");
+    lying_parent(
+        &liar,
+        &e.stack.sockets.admin,
+        "post /v1/enclave/attest",
+        serde_json::to_vec(&old).unwrap(),
+    )
+    .await;
+    let f = e.env_file("replay.env", "TOKEN=do-not-seal-me\n");
+    let pushed = cli_as(
+        &liar,
+        Some(&e.tenant),
+        &[
+            "env",
+            "push",
+            "--destination",
+            "replay",
+            "--file",
+            f.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    refused(&pushed, "nonce");
+    refused(
+        &cli_as(
+            &liar,
+            Some(&e.tenant),
+            &["iam", "template", "--destination", "replay"],
+        )
+        .await
+        .unwrap(),
+        "nonce",
+    );
+    nothing_submitted(&e, "replay", "replay/env").await;
     e.stack.stop().await.unwrap();
 }
