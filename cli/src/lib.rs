@@ -104,7 +104,8 @@ pub enum KmsFormat {
     Cloudformation,
     /// Terraform in its JSON syntax (`kms.tf.json`): the key and its alias, no provider block.
     Terraform,
-    /// The key policy with the measurements and inputs it was made from.
+    /// The key policy with the measurements and inputs it was made from, and the CreateKey
+    /// request (`create_key`).
     Json,
 }
 
@@ -113,13 +114,17 @@ pub enum KmsFormat {
 pub enum KmsCommand {
     /// Print a KMS key whose policy releases data keys only to attested enclaves of the
     /// released images (PCR0, PCR1 and PCR2 of each), denies use without attestation and by
-    /// debug-mode enclaves, and gives the key admin no use of the key.
+    /// debug-mode enclaves, gives the key admin no use of the key, and can never be changed.
     #[command(after_help = "Example:
   nitrosync kms template --measurements out/eif/measurements.json --account 123456789012 \
     --key-admin-arn arn:aws:iam::123456789012:role/kms-admin \
     --enclave-role-arn arn:aws:iam::123456789012:role/nitrosync-parent --format cloudformation
 
-Give one --measurements per released image (two during an upgrade). Deploy the key as the key admin.")]
+The key policy is immutable: nobody may call kms:PutKeyPolicy, since whoever could would be able
+to read every identity sealed under the key. Create the key with BypassPolicyLockoutSafetyCheck
+(the cloudformation and terraform forms set it; the json form's create_key is the CreateKey
+request). A new release (a new PCR0) needs a new key, and the enclave then gets a new identity.
+Give one --measurements per image to release under this key. Deploy the key as the key admin.")]
     Template(KmsTemplateArgs),
 }
 

@@ -2,13 +2,15 @@
 //!
 //! The enclave seals its keys under a data key that KMS releases only to a `Recipient`
 //! attestation document, so the key policy is the security control. [`key_policy`] writes it
-//! from the released images' measurements (`measurements.json`, one per image; several for an
-//! upgrade):
+//! from the released images' measurements (`measurements.json`, one per image):
 //!
-//! - **`KeyAdministration`**: the key admin may manage the key (policy, rotation, aliases, tags,
-//!   enable, disable, deletion) but never `Decrypt`, `GenerateDataKey*`, `ReEncrypt*` or
-//!   `CreateGrant`. The key is created by this principal: KMS's lockout safety check wants the
-//!   creator to be able to put the policy again.
+//! - **`KeyAdministration`**: the key admin may manage the key (rotation, aliases, tags, enable,
+//!   disable, deletion) but never `PutKeyPolicy`, `Decrypt`, `GenerateDataKey*`, `ReEncrypt*` or
+//!   `CreateGrant`. The admin creates the key; CloudFormation and Terraform read it back with
+//!   these permissions.
+//! - **`EnclaveInspectKey`**: the enclave's instance role may call `DescribeKey`, `GetKeyPolicy`
+//!   and `ListGrants` without condition: the enclave reads the key's policy and grants, and
+//!   refuses a key that is not provably safe, before it asks for key material.
 //! - **`EnclaveImageN`**, one per released image (the keys of one condition block are ANDed,
 //!   so several images need several statements): the enclave's instance role may call `Decrypt`
 //!   and `GenerateDataKey` only with `kms:RecipientAttestation:ImageSha384` (PCR0) and
@@ -21,18 +23,26 @@
 //! - **`DenyDebugImage`**: `Decrypt`, `GenerateDataKey` and `GenerateDataKeyPair` (what an
 //!   attested `Recipient` can get) are denied to an all-zero `ImageSha384`, a debug-mode
 //!   enclave. Inputs with an all-zero PCR0, PCR1 or PCR2 are refused.
-//! - **`DenyOtherImages`**: the same for any other `ImageSha384`, so a statement added later
-//!   cannot widen the key to another image without regenerating this policy.
+//! - **`DenyOtherImages`**: the same for any other `ImageSha384`.
 //! - **`DenyGrants`**: `CreateGrant` is denied: a grant would be a second, less visible, policy.
+//! - **`DenyPolicyChange`**: `PutKeyPolicy` is denied to everyone.
 //!
-//! There is no statement for the account root: IAM policies in the account cannot widen the
-//! key. What this does not prevent is the key admin rewriting the policy (`PutKeyPolicy`);
-//! CloudTrail records that.
+//! **The policy is immutable by design.** Whoever may call `PutKeyPolicy` can later allow
+//! `Decrypt` to an image of their own, or without attestation, and read every identity sealed
+//! under the key. So no principal may call it, there is no statement for the account root (IAM
+//! policies in the account cannot widen the key), and the enclave refuses a key whose policy
+//! allows `PutKeyPolicy` to anyone. KMS's lockout safety check refuses such a policy at `CreateKey`, so
+//! the key must be created with `BypassPolicyLockoutSafetyCheck` true: the CloudFormation and
+//! Terraform forms set it, and the `json` form's [`KmsKeyPolicy::create_key`] is the `CreateKey`
+//! request with it. The consequence: the released images are fixed when the key is created. A
+//! new release (a new PCR0) needs a new key, and so the enclave gets a new identity, until
+//! identity rotation exists. Several measurements files are for images that are all known when
+//! the key is made.
 //!
 //! Three forms, like the IAM of a destination: [`kms_cloudformation`] (`AWS::KMS::Key` and
 //! `AWS::KMS::Alias`), [`kms_terraform`] (`aws_kms_key` and `aws_kms_alias`, Terraform's JSON
-//! syntax, no `provider` block) and [`kms_json`] (the policy document with its inputs). Each
-//! records the measurements it was made from.
+//! syntax, no `provider` block) and [`kms_json`] (the policy document with its inputs and the
+//! `CreateKey` request). Each records the measurements it was made from.
 
 use crate::IamError;
 use crate::terraform::{literal, policy_string};
@@ -51,6 +61,9 @@ pub const KMS_FORMAT: &str = "nitrosync-kms-key/1";
 /// deleting the key loses every sealed identity.
 pub const PENDING_WINDOW_DAYS: u32 = 30;
 
+/// Why the key policy cannot change and how the key must be created: in every form.
+pub const IMMUTABLE_POLICY_NOTE: &str = "The key policy is immutable by design: nobody may call kms:PutKeyPolicy, because whoever can may widen the policy and read every identity sealed under the key, and the enclave refuses a key whose policy allows it. Create the key with BypassPolicyLockoutSafetyCheck=true (KMS's lockout safety check refuses this policy otherwise). A new release (a new PCR0) needs a new key, and the enclave then gets a new identity.";
+
 /// The condition key of PCR0.
 pub const IMAGE_SHA384: &str = "kms:RecipientAttestation:ImageSha384";
 
@@ -60,8 +73,8 @@ const ZERO_PCR: &str = "00000000000000000000000000000000000000000000000000000000
 /// Hex characters of a SHA-384 PCR.
 const PCR_HEX: usize = measurements::PCR_LEN * 2;
 
-/// What the key admin may do: everything but use the key or grant its use.
-const ADMIN_ACTIONS: [&str; 22] = [
+/// What the key admin may do: everything but use the key, grant its use or change its policy.
+const ADMIN_ACTIONS: [&str; 21] = [
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
     "kms:DeleteAlias",
@@ -76,7 +89,6 @@ const ADMIN_ACTIONS: [&str; 22] = [
     "kms:ListKeyPolicies",
     "kms:ListKeyRotations",
     "kms:ListResourceTags",
-    "kms:PutKeyPolicy",
     "kms:RevokeGrant",
     "kms:RotateKeyOnDemand",
     "kms:ScheduleKeyDeletion",
@@ -86,7 +98,10 @@ const ADMIN_ACTIONS: [&str; 22] = [
     "kms:UpdateKeyDescription",
 ];
 
-/// What the enclave calls (DESIGN §10).
+/// What the enclave reads to check the key before it uses it: no key material.
+const INSPECT_ACTIONS: [&str; 3] = ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"];
+
+/// What the enclave calls for key material (DESIGN §10).
 const ENCLAVE_ACTIONS: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
 
 /// What releases key material to an attested `Recipient`: only ever for a released image.
@@ -269,8 +284,15 @@ pub struct KmsKeyPolicy {
     /// What a reviewer should know (images pinned by PCR0 only, simulator measurements).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-    /// The policy document (`PutKeyPolicy`'s `Policy`).
+    /// The policy document (`CreateKey`'s `Policy`).
     pub key_policy: Value,
+    /// The `CreateKey` request that creates the key, for `aws kms create-key --cli-input-json`:
+    /// `Policy` (the policy above, as a string), `Description`, `KeySpec`, `KeyUsage`, `Origin`
+    /// and `BypassPolicyLockoutSafetyCheck: true`. Rotation (`EnableKeyRotation`) and the alias
+    /// (`CreateAlias`) are separate calls by the key admin.
+    pub create_key: Value,
+    /// [`IMMUTABLE_POLICY_NOTE`].
+    pub note: String,
 }
 
 fn kms_err(field: &str, reason: impl Into<String>) -> IamError {
@@ -466,6 +488,13 @@ impl Plan<'_> {
             "Action": ADMIN_ACTIONS,
             "Resource": "*",
         })];
+        statements.push(json!({
+            "Sid": "EnclaveInspectKey",
+            "Effect": "Allow",
+            "Principal": { "AWS": i.enclave_role_arn },
+            "Action": INSPECT_ACTIONS,
+            "Resource": "*",
+        }));
         for (n, image) in self.images.iter().enumerate() {
             statements.push(json!({
                 "Sid": format!("EnclaveImage{}", n + 1),
@@ -509,6 +538,13 @@ impl Plan<'_> {
                 "Action": "kms:CreateGrant",
                 "Resource": "*",
             }),
+            json!({
+                "Sid": "DenyPolicyChange",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "kms:PutKeyPolicy",
+                "Resource": "*",
+            }),
         ]);
         json!({
             "Version": crate::POLICY_VERSION,
@@ -519,14 +555,14 @@ impl Plan<'_> {
 
     fn description(&self) -> String {
         format!(
-            "nitrosync enclave identity: data keys only for attested enclaves of {} released image(s). Generated by nitrosync kms template; regenerate rather than edit.",
+            "nitrosync enclave identity: data keys only for attested enclaves of {} released image(s). Generated by nitrosync kms template; the policy is immutable, a new release needs a new key.",
             self.images.len()
         )
     }
 
     fn comment(&self) -> String {
         let mut s = format!(
-            "nitrosync: the KMS key that seals the enclave's identity (account {}{}). Create it as the key admin {}. Released images: {}.",
+            "nitrosync: the KMS key that seals the enclave's identity (account {}{}). Create it as the key admin {}. Released images: {}. {IMMUTABLE_POLICY_NOTE}",
             self.input.account,
             self.input
                 .region
@@ -558,6 +594,15 @@ impl Plan<'_> {
 /// with one PCR0 and different PCR1/PCR2.
 pub fn kms_json(input: &KmsKeyInput) -> Result<KmsKeyPolicy, IamError> {
     let plan = plan(input)?;
+    let policy = plan.policy();
+    let create_key = json!({
+        "Policy": serde_json::to_string(&policy).unwrap_or_default(),
+        "Description": plan.description(),
+        "KeySpec": "SYMMETRIC_DEFAULT",
+        "KeyUsage": "ENCRYPT_DECRYPT",
+        "Origin": "AWS_KMS",
+        "BypassPolicyLockoutSafetyCheck": true,
+    });
     Ok(KmsKeyPolicy {
         format: KMS_FORMAT.to_owned(),
         account: input.account.clone(),
@@ -565,7 +610,9 @@ pub fn kms_json(input: &KmsKeyInput) -> Result<KmsKeyPolicy, IamError> {
         alias: input.alias.clone(),
         key_admin_arn: input.key_admin_arn.clone(),
         enclave_role_arn: input.enclave_role_arn.clone(),
-        key_policy: plan.policy(),
+        key_policy: policy,
+        create_key,
+        note: IMMUTABLE_POLICY_NOTE.to_owned(),
         measurements: plan.images,
         warnings: plan.warnings,
     })
@@ -583,9 +630,10 @@ pub fn key_policy(input: &KmsKeyInput) -> Result<Value, IamError> {
 const CFN_KEY: &str = "EnclaveIdentityKey";
 const CFN_ALIAS: &str = "EnclaveIdentityKeyAlias";
 
-/// A CloudFormation template (JSON): the key with the policy, rotation on, retained on stack
-/// deletion, and its alias. `Rules` refuse another account (and region, when given); the
-/// measurements are in `Metadata`.
+/// A CloudFormation template (JSON): the key with the policy (`BypassPolicyLockoutSafetyCheck`:
+/// nobody may put it again), rotation on, retained on stack deletion, and its alias. `Rules`
+/// refuse another account (and region, when given); the measurements are in `Metadata`, with
+/// [`IMMUTABLE_POLICY_NOTE`].
 ///
 /// # Errors
 ///
@@ -609,7 +657,10 @@ pub fn kms_cloudformation(input: &KmsKeyInput) -> Result<String, IamError> {
             }]}),
         );
     }
-    let mut metadata = json!({ "nitrosync:ReleasedImages": plan.images });
+    let mut metadata = json!({
+        "nitrosync:ReleasedImages": plan.images,
+        "nitrosync:KeyPolicy": IMMUTABLE_POLICY_NOTE,
+    });
     if !plan.warnings.is_empty() {
         metadata["nitrosync:Warnings"] = json!(plan.warnings);
     }
@@ -635,6 +686,7 @@ pub fn kms_cloudformation(input: &KmsKeyInput) -> Result<String, IamError> {
                     "KeySpec": "SYMMETRIC_DEFAULT",
                     "KeyUsage": "ENCRYPT_DECRYPT",
                     "PendingWindowInDays": PENDING_WINDOW_DAYS,
+                    "BypassPolicyLockoutSafetyCheck": true,
                     "KeyPolicy": plan.policy(),
                 },
             },
@@ -669,8 +721,9 @@ pub fn kms_cloudformation(input: &KmsKeyInput) -> Result<String, IamError> {
 /// The resources' local name in Terraform.
 const TF_NAME: &str = "nitrosync_enclave_identity";
 
-/// A Terraform module in Terraform's JSON syntax: `aws_kms_key` with the policy, rotation on
-/// and `prevent_destroy`, and `aws_kms_alias`. No `provider` block: the caller's provider is
+/// A Terraform module in Terraform's JSON syntax: `aws_kms_key` with the policy
+/// (`bypass_policy_lockout_safety_check`: nobody may put it again), rotation on and
+/// `prevent_destroy`, and `aws_kms_alias`. No `provider` block: the caller's provider is
 /// used, and preconditions refuse another account (and region, when given). The measurements
 /// are in the `//` comment.
 ///
@@ -715,7 +768,7 @@ pub fn kms_terraform(input: &KmsKeyInput) -> Result<String, IamError> {
                     "is_enabled": true,
                     "enable_key_rotation": true,
                     "deletion_window_in_days": PENDING_WINDOW_DAYS,
-                    "bypass_policy_lockout_safety_check": false,
+                    "bypass_policy_lockout_safety_check": true,
                     "policy": policy_string(&plan.policy(), None),
                     "lifecycle": {
                         "prevent_destroy": true,

@@ -1,11 +1,17 @@
 """Callers and authorisation: who signed a request, is the signature right, may they do it?
 
 Callers are told apart by the access key id in the SigV4 `Credential`:
-  * an access key id that the simulator's AssumeRoleWithSAML issued (kept in `Sessions`) is an
-    *assumed-role* caller: its signature, session token and expiry are verified (it is the only
-    kind whose secret key the front knows), and Secrets Manager / KMS calls are authorised against
-    the role's identity policies (inline and attached managed, read from moto's IAM backend);
+  * an access key id that the simulator's AssumeRoleWithSAML or AssumeRole issued (kept in
+    `Sessions`) is an *assumed-role* caller: its signature, session token and expiry are verified
+    (it is the only kind whose secret key the front knows), and Secrets Manager / KMS calls are
+    authorised against the role's identity policies (inline and attached managed, read from moto's
+    IAM backend) and, for KMS, the key policy (kms_recipient.py);
   * any other access key id is an *admin* caller: no signature or policy check (test setup).
+
+AssumeRole (`assume_role` + `after_assume_role`) is what stands in for an EC2 instance role: the
+admin assumes the role (its trust policy names `ec2.amazonaws.com`; the admin plays EC2, whose
+instance metadata service hands out exactly such session credentials) and the session is then an
+assumed-role caller like any other.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ JSON_SERVICES = ("secretsmanager", "kms")
 AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})\s*$")
 MAX_SKEW_S = 300
+ROLE_SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 # Operations whose target is not one secret: authorised against resource "*".
 SM_UNSCOPED = {"ListSecrets", "GetRandomPassword", "BatchGetSecretValue"}
 
@@ -42,8 +49,8 @@ class Session:
     account: str
     role_arn: str
     session_name: str
-    subject: str
-    provider_arn: str
+    subject: str = ""  # AssumeRoleWithSAML only
+    provider_arn: str = ""  # AssumeRoleWithSAML only
 
     @property
     def role_name(self) -> str:
@@ -55,7 +62,7 @@ class Session:
 
 
 class Sessions:
-    """access key id -> Session, for credentials issued through AssumeRoleWithSAML."""
+    """access key id -> Session, for credentials issued through AssumeRoleWithSAML or AssumeRole."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -227,6 +234,96 @@ class AuthChecks:
                               "Check your AWS Secret Access Key and signing method. Consult the service "
                               "documentation for details.")
         return None
+
+    # -- STS AssumeRole: the stand-in for an EC2 instance role ----------------------------------
+
+    def assume_role(self, req: Any) -> Any:
+        """Validates AssumeRole and remembers what to record once moto has issued the credentials.
+
+        moto issues credentials for any ARN; AWS requires the role to exist and its trust policy
+        to allow the caller. An admin caller is not checked against the trust policy (it plays
+        the principal the trust policy names, e.g. EC2 for an instance role); an assumed-role
+        caller (role chaining) must be allowed by a trust policy statement naming its role ARN,
+        its session ARN or its account (then its IAM policies must allow sts:AssumeRole too)."""
+        if req.service != "sts" or req.action != "AssumeRole":
+            return None
+        form = req.form
+        role_arn = form.get("RoleArn") or ""
+        session_name = form.get("RoleSessionName") or ""
+
+        def invalid(msg: str) -> Any:
+            return self.err.aws_query_error("ValidationError", msg, 400)
+
+        if not role_arn or not session_name:
+            field = "roleArn" if not role_arn else "roleSessionName"
+            return invalid(f"1 validation error detected: Value null at '{field}' failed to satisfy constraint: "
+                           "Member must not be null")
+        if not ROLE_SESSION_NAME_RE.match(session_name):
+            return invalid(f"1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to "
+                           "satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*")
+        duration = 3600
+        if form.get("DurationSeconds") not in (None, ""):
+            try:
+                duration = int(form["DurationSeconds"])
+            except ValueError:
+                return invalid(f"Invalid value for DurationSeconds: {form['DurationSeconds']}")
+            if not 900 <= duration <= 43200:
+                return invalid(f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to "
+                               "satisfy constraint: Member must have value "
+                               + ("greater than or equal to 900" if duration < 900 else "less than or equal to 43200"))
+        m = moto_state.ROLE_ARN_RE.match(role_arn)
+        if not m:
+            return invalid("Request ARN is invalid")
+        sess: Optional[Session] = req.ctx.get("session")
+        caller_account = sess.account if sess is not None else moto_state.default_account()
+        caller = sess.arn if sess is not None else f"arn:aws:iam::{caller_account}:root"
+        denied = self.err.aws_query_error(
+            "AccessDenied", f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}", 403)
+        role = moto_state.find_role(role_arn)
+        if role is None:
+            return denied
+        if sess is not None and not self._trusts(role, sess, role_arn, req.region):
+            return denied
+        max_duration = int(getattr(role, "max_session_duration", None) or 3600)
+        if duration > max_duration:
+            return invalid("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+        req.ctx["assume_role"] = {"role_arn": role_arn, "session_name": session_name, "duration": duration,
+                                  "account": m.group(1)}
+        return None
+
+    @staticmethod
+    def _trusts(role: Any, sess: Session, role_arn: str, region: str) -> bool:
+        ctx = {"aws:PrincipalArn": sess.role_arn, "aws:PrincipalAccount": sess.account,
+               "aws:RequestedRegion": region}
+        doc = role.assume_role_policy_document
+        if any(iam_eval.trust_allows(doc, "AWS", who, "sts:AssumeRole", ctx) for who in (sess.role_arn, sess.arn)):
+            return True
+        via_account = any(iam_eval.trust_allows(doc, "AWS", who, "sts:AssumeRole", ctx)
+                          for who in (sess.account, f"arn:aws:iam::{sess.account}:root"))
+        if not via_account:
+            return False
+        own = moto_state.find_role(sess.role_arn)
+        docs = moto_state.role_identity_policies(own) if own is not None else []
+        return iam_eval.evaluate(docs, "sts:AssumeRole", role_arn, ctx) == iam_eval.ALLOW
+
+    def after_assume_role(self, req: Any, status: int, body: bytes) -> tuple[int, bytes]:
+        """Records the session moto issued, so that its calls are assumed-role calls."""
+        info = req.ctx.get("assume_role")
+        if info is None or status != 200:
+            return status, body
+        from xml.sax.saxutils import unescape
+
+        text = body.decode("utf-8")
+
+        def field(name: str) -> str:
+            m = re.search(f"<{name}>(.*?)</{name}>", text, re.S)
+            return unescape(m.group(1)) if m else ""
+
+        self.sessions.add(Session(
+            access_key_id=field("AccessKeyId"), secret_access_key=field("SecretAccessKey"),
+            session_token=field("SessionToken"), expiration=time.time() + info["duration"],
+            account=info["account"], role_arn=info["role_arn"], session_name=info["session_name"]))
+        return status, body
 
     # -- authorise: identity policies of the assumed role ---------------------------------------
 

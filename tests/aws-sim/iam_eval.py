@@ -9,7 +9,7 @@ Not covered (treated as "statement does not apply"): policy variables (`${aws:us
 NotPrincipal, numeric/date/IP operators, unknown operators. Permission boundaries, SCPs, session
 policies and secret (resource) policies are not evaluated. KMS key policies are, through
 `key_policy_evaluate` (used by kms_recipient.py for Decrypt, GenerateDataKey, GenerateDataKeyPair and
-GenerateRandom).
+GenerateRandom, and for every other operation on a key by an assumed-role caller).
 """
 
 from __future__ import annotations

@@ -18,9 +18,17 @@ For `Decrypt`, `GenerateDataKey`, `GenerateDataKeyPair` and `GenerateRandom` (`O
    no key: only the caller's IAM policies (resource "*") apply. Refused: 400 AccessDeniedException
    with AWS's wording ("... with an explicit deny in a resource-based policy", "... because no
    resource-based policy allows the kms:Decrypt action", ...).
+   Every other operation on a key (DescribeKey, GetKeyPolicy, ListGrants, Encrypt, ReEncrypt,
+   CreateGrant, PutKeyPolicy, ScheduleKeyDeletion, aliases, tags, ...) is authorised the same way
+   for assumed-role callers, as AWS evaluates the key policy for every KMS operation on a key;
+   admin callers (test set-up) are not checked for those. GetKeyPolicy without PolicyName means
+   "default" (moto requires it), and its answer carries `PolicyName`.
 3. With a Recipient the answer carries `CiphertextForRecipient` (cms_recipient.py) and no
    `Plaintext` / `PrivateKeyPlaintext`. `CiphertextBlob` / `PrivateKeyCiphertextBlob` stay moto's
    ciphertext under the KMS key, which `Decrypt` (with or without Recipient) opens.
+
+Decrypt with a KeyId that is not the ciphertext's key: 400 IncorrectKeyException, as AWS (moto
+alone says AccessDeniedException), after authorisation on the ciphertext's key.
 
 moto 5.2.5 has no GenerateDataKeyPair: it is served here (all of AWS's RSA and ECC specs), its
 private key encrypted under the KMS key by moto's own backend, so Decrypt opens it.
@@ -46,6 +54,10 @@ import moto_state
 import nitro_attestation
 
 OPS = ("Decrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateRandom")
+# Operations that no key policy authorises (IAM policies only, resource "*" or an alias/key store).
+KEYLESS_OPS = ("CreateKey", "ListKeys", "ListAliases", "ListRetirableGrants", "GenerateRandom",
+               "ConnectCustomKeyStore", "CreateCustomKeyStore", "DeleteCustomKeyStore", "DescribeCustomKeyStores",
+               "DisconnectCustomKeyStore", "UpdateCustomKeyStore")
 KEY_ENCRYPTION_ALGORITHMS = ("RSAES_OAEP_SHA_256",)
 # The error AWS KMS gives for a document it cannot accept is not documented; this is ours.
 BAD_ATTESTATION = "ValidationException"
@@ -116,7 +128,7 @@ class KmsRecipient:
     # -- the check ----------------------------------------------------------------------------
 
     def check(self, req: Any) -> Any:
-        if req.service != "kms" or req.action not in OPS:
+        if req.service != "kms":
             return None
         try:
             payload = req.json()
@@ -124,6 +136,8 @@ class KmsRecipient:
             return None  # moto answers the malformed body
         if not isinstance(payload, dict):
             return None
+        if req.action not in OPS:
+            return self._check_key_operation(req, payload)
         if req.action == "GenerateDataKeyPair" and payload.get("KeyPairSpec") not in ALL_KEY_PAIR_SPECS:
             return self._validation(  # input validation comes before authorisation
                 f"1 validation error detected: Value '{payload.get('KeyPairSpec')}' at 'keyPairSpec' failed to "
@@ -139,8 +153,84 @@ class KmsRecipient:
         denied = self._authorize(req, payload, att_ctx)
         if denied is not None:
             return denied
+        if req.action == "Decrypt":
+            wrong = self._incorrect_key(req, payload)
+            if wrong is not None:
+                return wrong
         if req.action == "GenerateDataKeyPair":
             return self._generate_data_key_pair(req, payload)
+        return None
+
+    def _incorrect_key(self, req: Any, payload: dict) -> Any:
+        """Decrypt with a KeyId that is not the key of the ciphertext: AWS answers
+        IncorrectKeyException (moto would say AccessDeniedException)."""
+        if not payload.get("KeyId"):
+            return None
+        sess = req.ctx.get("session")
+        account = sess.account if sess is not None else moto_state.default_account()
+        named = moto_state.find_kms_key(account, req.region, str(payload["KeyId"]))
+        blob_key = self._blob_key(req, payload, account)
+        if named is None or blob_key is None or named.id == blob_key.id:
+            return None  # moto answers an unknown KeyId (NotFoundException) or a bad blob
+        return self.err.aws_json_error(
+            "IncorrectKeyException",
+            "The key ID in the request does not identify a KMS key that can perform this operation.")
+
+    # -- every other operation on a key, for assumed-role callers ----------------------------
+
+    def _key_targets(self, action: str, payload: dict) -> list:
+        """[(IAM action, key id as given)] that AWS authorises on a key (key policy and IAM) for
+        one operation; [] for the operations that IAM alone authorises (CreateKey, ListKeys,
+        ListAliases, ListRetirableGrants, custom key stores, ...) or when no key is named."""
+        if action in KEYLESS_OPS:
+            return []
+        if action == "ReEncrypt":
+            source = payload.get("SourceKeyId") or ""
+            return [("kms:ReEncryptFrom", ("blob", source)), ("kms:ReEncryptTo", payload.get("DestinationKeyId") or "")]
+        if action in ("CreateAlias", "UpdateAlias"):
+            target = payload.get("TargetKeyId")
+            return [(f"kms:{action}", target)] if target else []
+        if action == "DeleteAlias":  # the key the alias points to
+            alias = payload.get("AliasName")
+            return [("kms:DeleteAlias", alias)] if alias else []
+        key_id = payload.get("KeyId")
+        return [(f"kms:{action}", key_id)] if key_id else []
+
+    def _check_key_operation(self, req: Any, payload: dict) -> Any:
+        """AWS evaluates the key policy for every operation on a key, not only for the Recipient
+        operations: DescribeKey, GetKeyPolicy, ListGrants, Encrypt, ReEncrypt, CreateGrant,
+        PutKeyPolicy, ScheduleKeyDeletion, ... For assumed-role callers (the product's) the key
+        policy and the role's IAM policies are evaluated together here, as in `_authorize`. Admin
+        callers are test set-up and stay unchecked outside `OPS` (README)."""
+        if req.action == "GetKeyPolicy" and payload.get("KeyId") and payload.get("PolicyName") is None:
+            # PolicyName is optional on AWS (default "default"); moto requires it.
+            payload = dict(payload, PolicyName="default")
+            req.replace_body(json.dumps(payload).encode())
+        sess = req.ctx.get("session")
+        if sess is None:
+            return None
+        targets = []
+        for action, ident in self._key_targets(req.action, payload):
+            if isinstance(ident, tuple):  # ReEncryptFrom: the ciphertext's key, else SourceKeyId
+                key = self._blob_key(req, payload, sess.account) or \
+                    moto_state.find_kms_key(sess.account, req.region, str(ident[1]))
+            else:
+                key = moto_state.find_kms_key(sess.account, req.region, str(ident))
+            if key is None:
+                # No such key in the caller's account and region: no policy to evaluate, moto
+                # answers NotFoundException as AWS does.
+                req.ctx["kms_authorized"] = True
+                return None
+            targets.append((action, key))
+        if not targets:
+            return None
+        ctx = self._context(req, payload, sess, sess.account)
+        docs = self._identity_docs(sess)
+        for action, key in targets:
+            denied = self._decide(req, sess, sess.account, action, key, ctx, docs)
+            if denied is not None:
+                return denied
+        req.ctx["kms_authorized"] = True
         return None
 
     def _verify_recipient(self, recipient: Any) -> Any:
@@ -165,25 +255,33 @@ class KmsRecipient:
 
     # -- authorisation ------------------------------------------------------------------------
 
+    def _blob_key(self, req: Any, payload: dict, account: str) -> Any:
+        """The key a moto CiphertextBlob names (its first 36 bytes are the key id), or None."""
+        blob = _b64decode(payload.get("CiphertextBlob"))
+        if blob is None or len(blob) < 36:
+            return None
+        try:
+            return moto_state.find_kms_key(account, req.region, blob[:36].decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+
     def _key_of(self, req: Any, payload: dict, account: str) -> Any:
         if req.action == "Decrypt":
-            blob = _b64decode(payload.get("CiphertextBlob"))
-            if blob is not None and len(blob) >= 36:
-                try:
-                    key = moto_state.find_kms_key(account, req.region, blob[:36].decode("ascii"))
-                except UnicodeDecodeError:
-                    key = None
-                if key is not None:
-                    return key
+            key = self._blob_key(req, payload, account)
+            if key is not None:
+                return key
         return moto_state.find_kms_key(account, req.region, str(payload.get("KeyId") or ""))
 
-    def _authorize(self, req: Any, payload: dict, att_ctx: dict) -> Any:
-        sess = req.ctx.get("session")
-        account = sess.account if sess is not None else moto_state.default_account()
+    @staticmethod
+    def _identity_docs(sess: Any) -> list:
+        if sess is None:
+            return []
+        role = moto_state.find_role(sess.role_arn)
+        return moto_state.role_identity_policies(role) if role is not None else []
+
+    @staticmethod
+    def _context(req: Any, payload: dict, sess: Any, account: str) -> dict:
         root = f"arn:aws:iam::{account}:root"
-        caller_arns = [sess.role_arn, sess.arn] if sess is not None else [root]
-        shown = sess.arn if sess is not None else root
-        action = f"kms:{req.action}"
         ctx: dict = {"aws:RequestedRegion": req.region, "aws:PrincipalArn": sess.role_arn if sess else root,
                      "aws:PrincipalAccount": account, "kms:CallerAccount": account}
         enc = payload.get("EncryptionContext")
@@ -191,23 +289,47 @@ class KmsRecipient:
             ctx["kms:EncryptionContextKeys"] = [str(k) for k in enc]
             for k, v in enc.items():
                 ctx[f"kms:EncryptionContext:{k}"] = str(v)
-        ctx.update(att_ctx)
-        identity_docs: list = []
-        if sess is not None:
-            role = moto_state.find_role(sess.role_arn)
-            identity_docs = moto_state.role_identity_policies(role) if role is not None else []
+        return ctx
 
-        def deny(resource: str, why: str) -> Any:
-            return self.err.aws_json_error(
-                "AccessDeniedException", f"User: {shown} is not authorized to perform: {action} on resource: {resource} {why}")
+    def _deny(self, req: Any, sess: Any, account: str, action: str, resource: str, why: str) -> Any:
+        shown = sess.arn if sess is not None else f"arn:aws:iam::{account}:root"
+        return self.err.aws_json_error(
+            "AccessDeniedException", f"User: {shown} is not authorized to perform: {action} on resource: {resource} {why}")
+
+    def _decide(self, req: Any, sess: Any, account: str, action: str, key: Any, ctx: dict, identity_docs: list) -> Any:
+        """Key policy and (assumed-role callers) IAM together, as AWS evaluates a KMS request on a
+        key in the caller's account: None if allowed, else the AccessDeniedException."""
+        caller_arns = [sess.role_arn, sess.arn] if sess is not None else [f"arn:aws:iam::{account}:root"]
+        kp, needs_iam = iam_eval.key_policy_evaluate(key.policy, caller_arns, account, action, key.arn, ctx)
+        iam = iam_eval.evaluate(identity_docs, action, key.arn, ctx) if sess is not None else iam_eval.ALLOW
+        if kp == iam_eval.EXPLICIT_DENY:
+            return self._deny(req, sess, account, action, key.arn, "with an explicit deny in a resource-based policy")
+        if iam == iam_eval.EXPLICIT_DENY:
+            return self._deny(req, sess, account, action, key.arn, "with an explicit deny in an identity-based policy")
+        if kp != iam_eval.ALLOW:
+            return self._deny(req, sess, account, action, key.arn,
+                              f"because no resource-based policy allows the {action} action")
+        if needs_iam and iam != iam_eval.ALLOW:
+            return self._deny(req, sess, account, action, key.arn,
+                              f"because no identity-based policy allows the {action} action")
+        return None
+
+    def _authorize(self, req: Any, payload: dict, att_ctx: dict) -> Any:
+        sess = req.ctx.get("session")
+        account = sess.account if sess is not None else moto_state.default_account()
+        action = f"kms:{req.action}"
+        ctx = self._context(req, payload, sess, account)
+        ctx.update(att_ctx)
+        identity_docs = self._identity_docs(sess)
 
         if req.action == "GenerateRandom":
             if sess is not None:
                 decision = iam_eval.evaluate(identity_docs, action, "*", ctx)
                 if decision == iam_eval.EXPLICIT_DENY:
-                    return deny("*", "with an explicit deny in an identity-based policy")
+                    return self._deny(req, sess, account, action, "*", "with an explicit deny in an identity-based policy")
                 if decision != iam_eval.ALLOW:
-                    return deny("*", f"because no identity-based policy allows the {action} action")
+                    return self._deny(req, sess, account, action, "*",
+                                      f"because no identity-based policy allows the {action} action")
             req.ctx["kms_authorized"] = True
             return None
 
@@ -215,17 +337,11 @@ class KmsRecipient:
         if key is None:
             if req.action == "GenerateDataKeyPair":
                 return self.err.aws_json_error("NotFoundException", f"Key '{payload.get('KeyId')}' does not exist")
+            req.ctx["kms_authorized"] = True  # no key, no policy to evaluate
             return None  # moto answers NotFoundException / InvalidCiphertextException
-        kp, needs_iam = iam_eval.key_policy_evaluate(key.policy, caller_arns, account, action, key.arn, ctx)
-        iam = iam_eval.evaluate(identity_docs, action, key.arn, ctx) if sess is not None else iam_eval.ALLOW
-        if kp == iam_eval.EXPLICIT_DENY:
-            return deny(key.arn, "with an explicit deny in a resource-based policy")
-        if iam == iam_eval.EXPLICIT_DENY:
-            return deny(key.arn, "with an explicit deny in an identity-based policy")
-        if kp != iam_eval.ALLOW:
-            return deny(key.arn, f"because no resource-based policy allows the {action} action")
-        if needs_iam and iam != iam_eval.ALLOW:
-            return deny(key.arn, f"because no identity-based policy allows the {action} action")
+        denied = self._decide(req, sess, account, action, key, ctx, identity_docs)
+        if denied is not None:
+            return denied
         req.ctx["kms_authorized"] = True
         return None
 
@@ -270,7 +386,17 @@ class KmsRecipient:
     # -- after moto ---------------------------------------------------------------------------
 
     def after(self, req: Any, status: int, body: bytes) -> tuple[int, bytes]:
-        """Replaces moto's Plaintext with CiphertextForRecipient when a Recipient was verified."""
+        """Replaces moto's Plaintext with CiphertextForRecipient when a Recipient was verified;
+        adds the PolicyName that AWS's GetKeyPolicy answer carries and moto's lacks."""
+        if req.service == "kms" and req.action == "GetKeyPolicy" and status == 200:
+            try:
+                out = json.loads(body)
+            except ValueError:
+                return status, body
+            if isinstance(out, dict) and "PolicyName" not in out:
+                out["PolicyName"] = "default"
+                return status, json.dumps(out).encode()
+            return status, body
         recipient = req.ctx.get("kms_recipient")
         if recipient is None or status != 200 or req.service != "kms" or req.action not in OPS:
             return status, body

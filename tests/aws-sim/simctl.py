@@ -17,6 +17,17 @@ Commands:
     apply-iam --file F              create the SAML provider, role and inline policy described by
                                     `nitrosync iam template --format json` (what `iam apply` does).
     create-key                      KMS CreateKey; prints the key ARN.
+    instance-role [--name N] [--session-name S] [--duration-s D] [--region R]
+        the parent's EC2 instance role, simulated: CreateRole N (default nitrosync-parent)
+        trusted by ec2.amazonaws.com (or reuse it), then sts:AssumeRole on it as session S
+        (default i-0123456789abcdef0, like an instance id) for D seconds (default 3600):
+        {"role_arn", "access_key_id", "secret_access_key", "session_token", "account",
+         "session_arn", "expiration"}. The simulator records the session: its calls are
+        assumed-role calls (signature, token and expiry checked; KMS key policies apply).
+    create-identity-key --policy FILE [--region R]
+        KMS CreateKey with FILE as the key policy (a policy document, kept verbatim, or the
+        output of `nitrosync kms template --format json`) and BypassPolicyLockoutSafetyCheck:
+        {"key_id", "arn"}.
     create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
     delete-secret --name N [--recovery-days D]
     get-secret --name N             value (the test's own plaintext), tags, version count.
@@ -112,6 +123,51 @@ def create_key(args) -> dict:
     return {"key_arn": key["Arn"], "key_id": key["KeyId"]}
 
 
+EC2_TRUST = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def instance_role(args) -> dict:
+    iam = client("iam", args)
+    try:
+        arn = iam.create_role(RoleName=args.name, AssumeRolePolicyDocument=json.dumps(EC2_TRUST),
+                              Description="nitrosync parent instance role (simulated)",
+                              MaxSessionDuration=43200)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=args.name)["Role"]["Arn"]
+    out = client("sts", args).assume_role(RoleArn=arn, RoleSessionName=args.session_name,
+                                          DurationSeconds=args.duration_s)
+    c = out["Credentials"]
+    return {"role_arn": arn, "access_key_id": c["AccessKeyId"], "secret_access_key": c["SecretAccessKey"],
+            "session_token": c["SessionToken"], "account": arn.split(":")[4],
+            "session_arn": out["AssumedRoleUser"]["Arn"], "expiration": c["Expiration"].isoformat()}
+
+
+def identity_key_policy(path: str) -> tuple[str, str]:
+    """(policy text, description) from a key policy document (kept verbatim) or from the output
+    of `nitrosync kms template --format json` (its create_key request)."""
+    text = Path(path).read_text()
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise SystemExit(f"simctl: --policy {path}: not JSON: {e}")
+    if not isinstance(doc, dict):
+        raise SystemExit(f"simctl: --policy {path}: not a JSON object")
+    if "Statement" not in doc and isinstance(doc.get("key_policy"), dict):
+        create = doc.get("create_key") or {}
+        return (create.get("Policy") or json.dumps(doc["key_policy"]),
+                create.get("Description") or "nitrosync enclave identity")
+    return text, "nitrosync enclave identity"
+
+
+def create_identity_key(args) -> dict:
+    policy, description = identity_key_policy(args.policy)
+    key = client("kms", args).create_key(
+        Policy=policy, Description=description, KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT",
+        BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]
+    return {"key_id": key["KeyId"], "arn": key["Arn"]}
+
+
 def create_secret(args) -> dict:
     tags = [{"Key": k, "Value": v} for k, v in (t.split("=", 1) for t in args.tag)]
     out = client("secretsmanager", args).create_secret(Name=args.name, SecretString=args.value, Tags=tags)
@@ -194,6 +250,14 @@ def main(argv=None) -> int:
     p = sub.add_parser("apply-iam")
     p.add_argument("--file", required=True)
     sub.add_parser("create-key")
+    p = sub.add_parser("instance-role")
+    p.add_argument("--name", default="nitrosync-parent")
+    p.add_argument("--session-name", default="i-0123456789abcdef0")
+    p.add_argument("--duration-s", type=int, default=3600)
+    p.add_argument("--region", default=argparse.SUPPRESS, help="as the global --region")
+    p = sub.add_parser("create-identity-key")
+    p.add_argument("--policy", required=True, metavar="FILE")
+    p.add_argument("--region", default=argparse.SUPPRESS, help="as the global --region")
     p = sub.add_parser("create-secret")
     p.add_argument("--name", required=True)
     p.add_argument("--value", required=True)
@@ -215,7 +279,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
         ap.error("setup-role needs --subject or --no-subject-pin")
-    fn = {"setup-role": setup_role, "apply-iam": apply_iam, "create-key": create_key, "create-secret": create_secret,
+    fn = {"setup-role": setup_role, "apply-iam": apply_iam, "create-key": create_key, "instance-role": instance_role,
+          "create-identity-key": create_identity_key, "create-secret": create_secret,
           "delete-secret": delete_secret, "get-secret": get_secret, "fault": fault,
           "sim": sim}[args.cmd]
     json.dump(fn(args), sys.stdout)

@@ -2,7 +2,7 @@
 
 Order, as AWS does it: faults (pre-check, outside the serialising lock); IAM SAML metadata;
 caller identity (SigV4/token/expiry of assumed-role callers); request-rate quotas;
-AssumeRoleWithSAML; Secrets Manager
+AssumeRoleWithSAML; AssumeRole; Secrets Manager
 input limits; KMS Recipient (attestation) and key policies; identity-policy authorisation; secret
 state (pending deletion) and KMS key.
 """
@@ -37,9 +37,9 @@ def build_front(app: Any, sim: Any, attestation_roots: Optional[list] = None,
 
     front = sim.StrictFront(app)
     front.pre_checks = [flt.check]
-    front.checks = [saml.check_provider, authz.identify, quota.check, saml.check, sm.limits, kms.check, authz.authorize,
-                    sm.state]
-    front.after = [saml.after, sm.after, kms.after]
+    front.checks = [saml.check_provider, authz.identify, quota.check, saml.check, authz.assume_role, sm.limits,
+                    kms.check, authz.authorize, sm.state]
+    front.after = [saml.after, authz.after_assume_role, sm.after, kms.after]
     front.on_write = sm.log_write
     front.on_reset = [sessions.clear, sm.clear_writes, flt.clear, quota.reset]
 

@@ -211,12 +211,34 @@ fn only_an_attested_enclave_of_a_released_image_gets_key_material() {
             );
         }
     }
-    assert!(allowed(&policy, &req(ADMIN, "kms:PutKeyPolicy", None)));
+    // The policy is immutable: nobody may put it again.
+    for who in [ENCLAVE, ADMIN, "arn:aws:iam::123456789012:root"] {
+        assert!(
+            !allowed(&policy, &req(who, "kms:PutKeyPolicy", None)),
+            "{who}"
+        );
+        assert!(
+            !allowed(&policy, &req(who, "kms:PutKeyPolicy", attested(&a))),
+            "{who}"
+        );
+    }
     assert!(allowed(
         &policy,
         &req(ADMIN, "kms:ScheduleKeyDeletion", None)
     ));
-    assert!(!allowed(&policy, &req(ENCLAVE, "kms:PutKeyPolicy", None)));
+    // The enclave inspects the key before it uses it; the admin may too.
+    for action in ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"] {
+        assert!(allowed(&policy, &req(ENCLAVE, action, None)), "{action}");
+        assert!(allowed(&policy, &req(ADMIN, action, None)), "{action}");
+    }
+    // But manages nothing.
+    for action in [
+        "kms:ScheduleKeyDeletion",
+        "kms:DisableKey",
+        "kms:CreateAlias",
+    ] {
+        assert!(!allowed(&policy, &req(ENCLAVE, action, None)), "{action}");
+    }
 }
 
 #[test]
@@ -267,7 +289,132 @@ fn the_policy_names_each_image_and_its_pcrs() {
             "admin may not {forbidden}: {admin:?}"
         );
     }
-    assert!(admin.contains(&"kms:PutKeyPolicy".to_owned()));
+    assert!(
+        !admin.iter().any(|a| a.contains("PutKeyPolicy")),
+        "{admin:?}"
+    );
+    assert_eq!(
+        statement(&policy, "EnclaveInspectKey")["Action"],
+        json!(["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"])
+    );
+    assert!(
+        statement(&policy, "EnclaveInspectKey")
+            .get("Condition")
+            .is_none()
+    );
+    assert_eq!(
+        statement(&policy, "DenyPolicyChange")["Action"],
+        "kms:PutKeyPolicy"
+    );
+}
+
+/// What the enclave accepts in an `Allow` of the key policy without a condition: nothing that
+/// releases key material, changes the policy or adds a grant.
+const ENCLAVE_SAFE: [&str; 22] = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:UpdateAlias",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKeyRotation",
+    "kms:RotateKeyOnDemand",
+    "kms:RevokeGrant",
+    "kms:RetireGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+];
+
+/// What the enclave accepts only under an attestation condition on `ImageSha384`.
+const ENCLAVE_ATTESTED: [&str; 2] = ["kms:Decrypt", "kms:GenerateDataKey"];
+
+/// The enclave's rule for one `Allow` statement, checked syntactically: only `Action` (no
+/// `NotAction`, no `NotResource`), no wildcard, every action safe or attested, and an attested
+/// one only with `StringEquals`/`StringEqualsIgnoreCase` on `ImageSha384` (no wildcard in it).
+fn enclave_accepts(s: &Value) -> Result<(), String> {
+    for forbidden in ["NotAction", "NotResource", "NotPrincipal"] {
+        if s.get(forbidden).is_some() {
+            return Err(format!("{forbidden} in an Allow"));
+        }
+    }
+    let actions = values(&s["Action"]);
+    let mut attested = false;
+    for a in &actions {
+        if a.contains(['*', '?']) {
+            return Err(format!("wildcard action {a}"));
+        }
+        if ENCLAVE_ATTESTED.contains(&a.as_str()) {
+            attested = true;
+        } else if !ENCLAVE_SAFE.contains(&a.as_str()) {
+            return Err(format!("{a} is neither safe nor attested"));
+        }
+    }
+    if attested {
+        let pinned = ["StringEqualsIgnoreCase", "StringEquals"].iter().any(|op| {
+            s["Condition"][op][IMAGE_SHA384]
+                .as_str()
+                .is_some_and(|v| v.len() == 96 && !v.contains(['*', '?']) && v != ZERO_PCR)
+        });
+        if !pinned {
+            return Err(format!("{actions:?} without an ImageSha384 condition"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_allow_passes_the_enclaves_key_check() {
+    let mut inputs = variants();
+    inputs.push(("three images", input(vec![image(1), image(2), image(3)])));
+    for (name, i) in inputs {
+        let policy = key_policy(&i).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        let mut sids = vec![];
+        for s in statements {
+            match s["Effect"].as_str() {
+                Some("Allow") => {
+                    enclave_accepts(s).unwrap_or_else(|e| panic!("{name}: {} {e}", s["Sid"]));
+                    sids.push(s["Sid"].as_str().unwrap().to_owned());
+                }
+                Some("Deny") => {}
+                other => panic!("{name}: effect {other:?}"),
+            }
+        }
+        assert_eq!(sids.len(), 2 + i.images.len(), "{name}: {sids:?}");
+        // Nothing allows the policy to change, and nothing names the account root.
+        assert!(!policy.to_string().contains(":root"), "{name}");
+        let put = Request {
+            principal: ADMIN,
+            action: "kms:PutKeyPolicy",
+            attested: None,
+        };
+        assert!(!allowed(&policy, &put), "{name}");
+    }
+    // The checker itself refuses what it must.
+    for bad in [
+        json!({ "Effect": "Allow", "Action": "kms:PutKeyPolicy" }),
+        json!({ "Effect": "Allow", "Action": "kms:*" }),
+        json!({ "Effect": "Allow", "Action": "kms:Describe*" }),
+        json!({ "Effect": "Allow", "NotAction": "kms:Decrypt" }),
+        json!({ "Effect": "Allow", "Action": "kms:Decrypt" }),
+        json!({ "Effect": "Allow", "Action": "kms:CreateGrant" }),
+        json!({ "Effect": "Allow", "Action": "kms:Decrypt",
+                "Condition": { "StringLike": { IMAGE_SHA384: "*" } } }),
+        json!({ "Effect": "Allow", "Action": "kms:Decrypt",
+                "Condition": { "StringEqualsIgnoreCase": { IMAGE_SHA384: ZERO_PCR } } }),
+    ] {
+        assert!(enclave_accepts(&bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
@@ -452,7 +599,9 @@ fn cloudformation_makes_a_retained_rotating_key_and_records_the_images() {
     assert_eq!(key["Type"], "AWS::KMS::Key");
     assert_eq!(key["DeletionPolicy"], "Retain");
     assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    assert_eq!(key["Properties"]["BypassPolicyLockoutSafetyCheck"], true);
     assert_eq!(key["Properties"]["KeyPolicy"], key_policy(&i).unwrap());
+    assert_eq!(t["Metadata"]["nitrosync:KeyPolicy"], IMMUTABLE_POLICY_NOTE);
     let alias = &t["Resources"]["EnclaveIdentityKeyAlias"];
     assert_eq!(alias["Properties"]["AliasName"], DEFAULT_ALIAS);
     assert_eq!(
@@ -482,6 +631,7 @@ fn terraform_has_no_provider_and_the_policy_reads_back() {
     assert!(tf.get("provider").is_none());
     let key = &tf["resource"]["aws_kms_key"]["nitrosync_enclave_identity"];
     assert_eq!(key["enable_key_rotation"], true);
+    assert_eq!(key["bypass_policy_lockout_safety_check"], true);
     assert_eq!(key["lifecycle"]["prevent_destroy"], true);
     let policy: Value = serde_json::from_str(key["policy"].as_str().unwrap()).unwrap();
     assert_eq!(policy, key_policy(&i).unwrap());
@@ -492,6 +642,7 @@ fn terraform_has_no_provider_and_the_policy_reads_back() {
     let comment = tf["//"].as_str().unwrap();
     assert!(comment.contains(&pcr_of(0x11)) && comment.contains(&pcr_of(0x13)));
     assert!(comment.contains("c0ffee11"));
+    assert!(comment.contains("immutable") && comment.contains("new key"));
     let pre = key["lifecycle"]["precondition"].as_array().unwrap();
     assert_eq!(pre.len(), 2);
     let mut j = i.clone();
@@ -509,6 +660,19 @@ fn json_records_inputs_and_measurements() {
     assert_eq!(v["measurements"][0]["PCR1"], pcr_of(0x12));
     assert_eq!(v["measurements"][0]["kind"], "eif");
     assert!(v.get("warnings").is_none());
+    // The CreateKey request: the policy verbatim, and the lockout check bypassed.
+    let create = &v["create_key"];
+    assert_eq!(create["BypassPolicyLockoutSafetyCheck"], true);
+    assert_eq!(create["KeySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(create["KeyUsage"], "ENCRYPT_DECRYPT");
+    let policy: Value = serde_json::from_str(create["Policy"].as_str().unwrap()).unwrap();
+    assert_eq!(policy, j.key_policy);
+    assert!(
+        v["note"]
+            .as_str()
+            .unwrap()
+            .contains("BypassPolicyLockoutSafetyCheck=true")
+    );
     let back: KmsKeyPolicy = serde_json::from_value(v).unwrap();
     assert_eq!(back, j);
 }
