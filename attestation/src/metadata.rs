@@ -395,6 +395,7 @@ mod tests {
         let keys = AttestedKeys {
             format: nitrosync_shared::binding::ATTESTED_KEYS_FORMAT,
             saml_cert_sha256: sha,
+            identity: None,
         };
         doc(Some(keys.to_user_data()), Some(vec![7; 32]))
     }

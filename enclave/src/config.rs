@@ -23,9 +23,23 @@ pub enum Mode {
     },
 }
 
+/// Where the enclave's keys come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityMode {
+    /// Sealed under the operator's KMS key: the enclave waits, locked, for the parent's
+    /// `Unseal` request, and then every enclave of the image has the same identity across
+    /// restarts. The default.
+    Kms,
+    /// Made at start, never sealed: a restart means new keys, new SAML metadata, and bundles
+    /// sealed to the old key no longer open. For tests and trials.
+    Ephemeral,
+}
+
 /// Enclave settings.
 #[derive(Debug, Clone)]
 pub struct EnclaveConfig {
+    /// Where the keys come from.
+    pub identity: IdentityMode,
     /// Where the enclave listens for the parent's control connection.
     pub control: Endpoint,
     /// The parent's relay.
@@ -96,6 +110,7 @@ impl EnclaveConfig {
             ));
         }
         Ok(Self {
+            identity: IdentityMode::Kms,
             control,
             relay,
             mode,

@@ -14,18 +14,20 @@
 //! connection slots.
 
 use crate::EnclaveError;
+use crate::config::IdentityMode;
 use crate::config::{EnclaveConfig, Mode};
 use crate::https::{AwsHttpClient, RelayConnector, tls_config};
+use crate::identity::IdentitySecrets;
 use crate::sync::SyncEngine;
 use crate::sync::mac::MacMasterKey;
 use nitrosync_attestation::{Nsm, SimulatedNsm};
 use nitrosync_bundle::EnclaveBundleKey;
 use nitrosync_saml::SamlSigner;
 use nitrosync_shared::ErrorCode;
-use nitrosync_shared::binding::{ATTESTED_KEYS_FORMAT, AttestedKeys};
+use nitrosync_shared::binding::{ATTESTED_KEYS_FORMAT, AttestedKeys, IdentitySource};
 use nitrosync_shared::control::{
     ControlError, Description, EnclaveMessage, Event, HealthReport, Request, RequestBody, Response,
-    ResponseBody, RuntimeMode,
+    ResponseBody, RuntimeMode, UnsealReport, UnsealRequest,
 };
 use nitrosync_transport::{FrameReader, Listener, write_frame};
 use std::future::Future;
@@ -86,15 +88,31 @@ impl Default for ControlLimits {
     }
 }
 
+/// The keys and what is made from them, once the identity is loaded.
+struct Unlocked {
+    description: Description,
+    engine: SyncEngine,
+    attested_keys: Vec<u8>,
+    /// The sealed identity and its images, when it came from KMS.
+    sealed: Option<(nitrosync_shared::control::SealedIdentity, Vec<String>)>,
+}
+
 /// What request handlers share.
 pub struct EnclaveState {
     started: Instant,
     requests_served: AtomicU64,
-    description: Description,
+    /// The description's parts that do not depend on the keys.
+    base: Description,
     http: AwsHttpClient,
-    engine: SyncEngine,
     nsm: Arc<dyn Nsm>,
-    attested_keys: Vec<u8>,
+    saml_entity_id: String,
+    retry: aws_smithy_types::retry::RetryConfig,
+    writes_per_second: u32,
+    describes_per_second: u32,
+    unlocked: std::sync::OnceLock<Unlocked>,
+    /// Held while an `Unseal` runs, so two connections do not make two identities; it keeps
+    /// the last failure for `Health`.
+    unsealing: tokio::sync::Mutex<Option<String>>,
     limits: ControlLimits,
     /// One permit per request in flight, over all connections.
     in_flight: Arc<Semaphore>,
@@ -103,7 +121,8 @@ pub struct EnclaveState {
 impl std::fmt::Debug for EnclaveState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnclaveState")
-            .field("mode", &self.description.mode)
+            .field("mode", &self.base.mode)
+            .field("unlocked", &self.unlocked.get().is_some())
             .finish_non_exhaustive()
     }
 }
@@ -139,8 +158,33 @@ fn open_nsm(cfg: &EnclaveConfig) -> Result<Arc<dyn Nsm>, EnclaveError> {
     }
 }
 
+/// A fresh identity: a SAML key and certificate, an X25519 bundle key, a MAC master key.
+fn generate_identity(entity_id: &str) -> Result<IdentitySecrets, String> {
+    let signer = SamlSigner::generate(entity_id, SystemTime::now())
+        .map_err(|e| format!("cannot create the SAML signing key: {e}"))?;
+    let bundle_key =
+        EnclaveBundleKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
+    let mut mac_master = Zeroizing::new([0u8; 32]);
+    getrandom::fill(mac_master.as_mut()).map_err(|e| format!("no entropy: {e}"))?;
+    Ok(IdentitySecrets {
+        saml_key_pkcs8: signer.private_key_pkcs8_der(),
+        saml_cert_der: signer.cert_der().to_vec(),
+        bundle_key: bundle_key.secret_bytes(),
+        mac_master,
+    })
+}
+
+fn locked(message: String) -> ResponseBody {
+    ResponseBody::Error(ControlError {
+        code: ErrorCode::EnclaveUnavailable,
+        message,
+    })
+}
+
 impl EnclaveState {
-    /// Builds the state from the configuration: TLS trust, the relay client, fresh keys, the NSM.
+    /// Builds the state from the configuration: TLS trust, the relay client, the NSM, and with
+    /// [`IdentityMode::Ephemeral`] fresh keys. With [`IdentityMode::Kms`] the state is locked
+    /// until an `Unseal` request loads the identity.
     pub fn new(cfg: &EnclaveConfig) -> Result<Self, EnclaveError> {
         let (tls, trust) = tls_config(&cfg.mode)?;
         let http = AwsHttpClient::new(
@@ -149,26 +193,11 @@ impl EnclaveState {
             crate::clock::TrustedClock::with_host_skew(cfg.sim_clock_skew_ms),
         );
         let nsm = open_nsm(cfg)?;
-        let signer = SamlSigner::generate(&cfg.saml_entity_id, SystemTime::now()).map_err(|e| {
-            EnclaveError::Config(format!("cannot create the SAML signing key: {e}"))
-        })?;
-        let bundle_key =
-            EnclaveBundleKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
-        let mut mac_master = Zeroizing::new([0u8; 32]);
-        getrandom::fill(mac_master.as_mut())
-            .map_err(|e| EnclaveError::Config(format!("no entropy: {e}")))?;
-        let mac_master = MacMasterKey::from_bytes(mac_master);
         let retry = aws_smithy_types::retry::RetryConfig::standard()
             .with_max_attempts(cfg.aws_max_attempts)
             .with_initial_backoff(cfg.aws_initial_backoff)
             .with_max_backoff(Duration::from_secs(5));
-        let saml_cert_sha256 = signer.cert_sha256();
-        let attested_keys = AttestedKeys {
-            format: ATTESTED_KEYS_FORMAT,
-            saml_cert_sha256,
-        }
-        .to_user_data();
-        let description = Description {
+        let base = Description {
             protocol_version: nitrosync_shared::PROTOCOL_VERSION,
             enclave_version: env!("CARGO_PKG_VERSION").to_owned(),
             mode: match cfg.mode {
@@ -176,10 +205,10 @@ impl EnclaveState {
                 Mode::Simulator { .. } => RuntimeMode::Simulator,
             },
             tls_trust: trust,
-            bundle_key: bundle_key.public(),
-            saml_entity_id: signer.entity_id().to_owned(),
-            saml_metadata: signer.metadata_xml(),
-            saml_cert_sha256: hex::encode(saml_cert_sha256),
+            bundle_key: [0; 32],
+            saml_entity_id: cfg.saml_entity_id.clone(),
+            saml_metadata: String::new(),
+            saml_cert_sha256: String::new(),
             simulator_root_pem: match &cfg.mode {
                 Mode::Simulator { nsm_dir, .. } => Some(
                     std::fs::read_to_string(
@@ -189,26 +218,82 @@ impl EnclaveState {
                 ),
                 Mode::Production => None,
             },
+            identity: None,
+        };
+        let state = Self {
+            started: Instant::now(),
+            requests_served: AtomicU64::new(0),
+            base,
+            http,
+            nsm,
+            saml_entity_id: cfg.saml_entity_id.clone(),
+            retry,
+            writes_per_second: cfg.writes_per_second,
+            describes_per_second: cfg.describes_per_second,
+            unlocked: std::sync::OnceLock::new(),
+            unsealing: tokio::sync::Mutex::new(None),
+            limits: cfg.control_limits,
+            in_flight: Arc::new(Semaphore::new(cfg.control_limits.max_in_flight.max(1))),
+        };
+        if cfg.identity == IdentityMode::Ephemeral {
+            let secrets = generate_identity(&cfg.saml_entity_id).map_err(EnclaveError::Config)?;
+            let unlocked = state.unlock(secrets, None).map_err(EnclaveError::Config)?;
+            let _ = state.unlocked.set(unlocked);
+        }
+        Ok(state)
+    }
+
+    /// Builds the engine and description from an identity.
+    fn unlock(
+        &self,
+        secrets: IdentitySecrets,
+        sealed: Option<(nitrosync_shared::control::SealedIdentity, Vec<String>)>,
+    ) -> Result<Unlocked, String> {
+        let signer = SamlSigner::from_parts(
+            &secrets.saml_key_pkcs8,
+            &secrets.saml_cert_der,
+            &self.saml_entity_id,
+        )
+        .map_err(|e| format!("the identity's SAML key does not load: {e}"))?;
+        let bundle_key = EnclaveBundleKey::from_secret_bytes(&secrets.bundle_key);
+        let mac_master = MacMasterKey::from_bytes(secrets.mac_master.clone());
+        let identity = match &sealed {
+            Some((s, images)) => IdentitySource::KmsSealed {
+                key_arn: s.key_arn.clone(),
+                images: images.clone(),
+            },
+            None => IdentitySource::Ephemeral,
+        };
+        let saml_cert_sha256 = signer.cert_sha256();
+        let attested_keys = AttestedKeys {
+            format: ATTESTED_KEYS_FORMAT,
+            saml_cert_sha256,
+            // Absent for an ephemeral identity, as documents before sealing had it.
+            identity: sealed.is_some().then(|| identity.clone()),
+        }
+        .to_user_data();
+        let description = Description {
+            bundle_key: bundle_key.public(),
+            saml_entity_id: signer.entity_id().to_owned(),
+            saml_metadata: signer.metadata_xml(),
+            saml_cert_sha256: hex::encode(saml_cert_sha256),
+            identity: Some(identity),
+            ..self.base.clone()
         };
         let engine = SyncEngine::new(
-            http.clone(),
+            self.http.clone(),
             signer,
             bundle_key,
             mac_master,
-            retry,
-            cfg.writes_per_second,
-            cfg.describes_per_second,
+            self.retry.clone(),
+            self.writes_per_second,
+            self.describes_per_second,
         );
-        Ok(Self {
-            started: Instant::now(),
-            requests_served: AtomicU64::new(0),
+        Ok(Unlocked {
             description,
-            http,
             engine,
-            nsm,
             attested_keys,
-            limits: cfg.control_limits,
-            in_flight: Arc::new(Semaphore::new(cfg.control_limits.max_in_flight.max(1))),
+            sealed,
         })
     }
 
@@ -217,12 +302,124 @@ impl EnclaveState {
         &self.http
     }
 
-    /// The sync engine.
-    pub fn engine(&self) -> &SyncEngine {
-        &self.engine
+    /// The sync engine, once the identity is loaded.
+    pub fn engine(&self) -> Option<&SyncEngine> {
+        self.unlocked.get().map(|u| &u.engine)
     }
 
-    async fn attest(&self, nonce: Vec<u8>) -> ResponseBody {
+    /// The loaded identity, or the answer a locked enclave gives.
+    async fn ready(&self) -> Result<&Unlocked, ResponseBody> {
+        if let Some(u) = self.unlocked.get() {
+            return Ok(u);
+        }
+        let last = self.unsealing.try_lock().ok().and_then(|g| g.clone());
+        Err(locked(match last {
+            Some(why) => format!(
+                "the enclave's identity is locked: the last Unseal failed: {why}"
+            ),
+            None => "the enclave's identity is locked: it waits for the parent's Unseal request (is the parent configured with the KMS key?)".to_owned(),
+        }))
+    }
+
+    async fn unseal(&self, req: UnsealRequest) -> ResponseBody {
+        let mut last = self.unsealing.lock().await;
+        if let Some(u) = self.unlocked.get() {
+            return match &u.sealed {
+                Some((s, images)) if s.key_arn == req.key_arn => {
+                    ResponseBody::Unsealed(UnsealReport {
+                        sealed: s.clone(),
+                        created: false,
+                        images: images.clone(),
+                    })
+                }
+                Some((s, _)) => ResponseBody::Error(ControlError {
+                    code: ErrorCode::InvalidConfig,
+                    message: format!(
+                        "the identity is already unsealed under {}, not {}; restart the enclave to change keys",
+                        s.key_arn, req.key_arn
+                    ),
+                }),
+                None => ResponseBody::Error(ControlError {
+                    code: ErrorCode::InvalidConfig,
+                    message: "this enclave runs with an ephemeral identity (--identity ephemeral): it has nothing to unseal".into(),
+                }),
+            };
+        }
+        match self.unseal_locked(&req).await {
+            Ok((unlocked, created)) => {
+                let report = unlocked.sealed.as_ref().map(|(s, images)| UnsealReport {
+                    sealed: s.clone(),
+                    created,
+                    images: images.clone(),
+                });
+                let _ = self.unlocked.set(unlocked);
+                *last = None;
+                match report {
+                    Some(r) => {
+                        info!(key_arn = %r.sealed.key_arn, created = r.created, images = r.images.len(), "identity unsealed");
+                        ResponseBody::Unsealed(r)
+                    }
+                    None => locked("unsealing produced no sealed identity".into()),
+                }
+            }
+            Err(f) => {
+                warn!(code = %f.code, message = %f.message, "unseal failed");
+                *last = Some(format!("{}: {}", f.code, f.message));
+                ResponseBody::Error(ControlError {
+                    code: f.code,
+                    message: f.message,
+                })
+            }
+        }
+    }
+
+    async fn unseal_locked(
+        &self,
+        req: &UnsealRequest,
+    ) -> Result<(Unlocked, bool), crate::sync::errors::Failure> {
+        use crate::sync::errors::Failure;
+        let nsm = self.nsm.clone();
+        let pcr0 = tokio::task::spawn_blocking(move || nsm.describe_pcr(0))
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    ErrorCode::EnclaveUnavailable,
+                    format!("the NSM task failed: {e}"),
+                )
+            })?
+            .map_err(|e| {
+                Failure::new(
+                    ErrorCode::EnclaveUnavailable,
+                    format!("the NSM cannot read PCR0: {e}"),
+                )
+            })?;
+        if pcr0.iter().all(|b| *b == 0) {
+            return Err(Failure::new(
+                ErrorCode::KmsKeyError,
+                "this enclave runs in debug mode (PCR0 is all zeros): its memory is readable by the parent, so it never holds the sealed identity",
+            ));
+        }
+        let settings = crate::identity::kms::KmsSettings {
+            http: self.http.clone(),
+            retry: self.retry.clone(),
+            timeouts: aws_smithy_types::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(15))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        };
+        let entity_id = self.saml_entity_id.clone();
+        let out = crate::identity::kms::unseal_or_create(&settings, &self.nsm, &pcr0, req, || {
+            generate_identity(&entity_id).map_err(|e| Failure::new(ErrorCode::InvalidConfig, e))
+        })
+        .await?;
+        let created = out.created;
+        let unlocked = self
+            .unlock(out.secrets, Some((out.sealed, out.images)))
+            .map_err(|e| Failure::new(ErrorCode::KmsKeyError, e))?;
+        Ok((unlocked, created))
+    }
+
+    async fn attest(&self, u: &Unlocked, nonce: Vec<u8>) -> ResponseBody {
         if nonce.len() > MAX_NONCE_LEN {
             return ResponseBody::Error(ControlError {
                 code: ErrorCode::InvalidConfig,
@@ -230,8 +427,8 @@ impl EnclaveState {
             });
         }
         let nsm = self.nsm.clone();
-        let user_data = self.attested_keys.clone();
-        let public_key = self.description.bundle_key;
+        let user_data = u.attested_keys.clone();
+        let public_key = u.description.bundle_key;
         // The hardware NSM is an ioctl: keep it off the async workers.
         let doc = tokio::task::spawn_blocking(move || {
             nsm.attest(Some(&user_data), Some(&nonce), Some(&public_key))
@@ -253,14 +450,7 @@ impl EnclaveState {
     /// Answers one request.
     pub async fn handle(&self, body: RequestBody) -> ResponseBody {
         let answer = match body {
-            RequestBody::Health => ResponseBody::Health(HealthReport {
-                uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                requests_served: self.requests_served.load(Ordering::Relaxed),
-                tunnels_opened: self.http.tunnels_opened(),
-            }),
-            RequestBody::Describe => ResponseBody::Describe(self.description.clone()),
-            RequestBody::Attest { nonce } => self.attest(nonce).await,
-            RequestBody::Sync { bundle } => ResponseBody::Sync(self.engine.sync(&bundle).await),
+            RequestBody::Unseal(req) => self.unseal(req).await,
             RequestBody::ProbeAws { region } => {
                 if !is_plausible_region(&region) {
                     ResponseBody::Error(ControlError {
@@ -273,10 +463,26 @@ impl EnclaveState {
                     ResponseBody::ProbeAws(report)
                 }
             }
-            other => ResponseBody::Error(ControlError {
-                code: ErrorCode::InvalidConfig,
-                message: format!("request not supported by this enclave build: {other:?}"),
-            }),
+            other => match self.ready().await {
+                Err(answer) => answer,
+                Ok(u) => match other {
+                    RequestBody::Health => ResponseBody::Health(HealthReport {
+                        uptime_ms: u64::try_from(self.started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                        requests_served: self.requests_served.load(Ordering::Relaxed),
+                        tunnels_opened: self.http.tunnels_opened(),
+                    }),
+                    RequestBody::Describe => ResponseBody::Describe(u.description.clone()),
+                    RequestBody::Attest { nonce } => self.attest(u, nonce).await,
+                    RequestBody::Sync { bundle } => {
+                        ResponseBody::Sync(u.engine.sync(&bundle).await)
+                    }
+                    other => ResponseBody::Error(ControlError {
+                        code: ErrorCode::InvalidConfig,
+                        message: format!("request not supported by this enclave build: {other:?}"),
+                    }),
+                },
+            },
         };
         self.requests_served.fetch_add(1, Ordering::Relaxed);
         answer
@@ -313,7 +519,7 @@ pub async fn start(
 ) -> Result<Handle, EnclaveError> {
     let state = Arc::new(EnclaveState::new(cfg)?);
     let listener = Listener::bind(&cfg.control).await?;
-    info!(control = %cfg.control, relay = %cfg.relay, mode = ?state.description.mode, "enclave listening");
+    info!(control = %cfg.control, relay = %cfg.relay, mode = ?state.base.mode, "enclave listening");
     let task = tokio::spawn(serve(
         listener,
         state,

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod https;
+pub mod identity;
 pub mod logs;
 pub mod probe;
 pub mod sync;

@@ -45,6 +45,11 @@ struct Args {
     #[arg(long, default_value_t = nitrosync_enclave::control::PREFACE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=300))]
     control_preface_timeout_s: u64,
+    /// Where the keys come from: `kms` waits for the parent to hand over the identity sealed
+    /// under the operator's KMS key (or to create it); `ephemeral` makes keys that die with the
+    /// process (tests and trials).
+    #[arg(long, default_value = "kms", value_parser = ["kms", "ephemeral"])]
+    identity: String,
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
@@ -60,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
         args.sim_ca,
         args.sim_nsm_dir,
     )?;
+    cfg.identity = match args.identity.as_str() {
+        "ephemeral" => nitrosync_enclave::config::IdentityMode::Ephemeral,
+        _ => nitrosync_enclave::config::IdentityMode::Kms,
+    };
     cfg.sim_clock_skew_ms = args.sim_clock_skew_s.unwrap_or(0).saturating_mul(1000);
     cfg.writes_per_second = args.writes_per_second;
     cfg.describes_per_second = args.describes_per_second;

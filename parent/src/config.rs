@@ -39,6 +39,11 @@
 //! # cert = "/etc/nitrosync/tenant-api.crt"   # PEM certificate chain
 //! # key = "/etc/nitrosync/tenant-api.key"    # PEM private key
 //!
+//! [identity]
+//! # kms_key_arn = "arn:aws:kms:us-east-1:111122223333:key/…"  # seals the enclave's keys; its
+//! #   region must be among [relay] regions. Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+//! #   and AWS_SESSION_TOKEN, else the EC2 instance role (IMDSv2).
+//!
 //! [scheduler]
 //! writes_per_second = 40          # per (AWS account, region), across all destinations
 //! max_in_flight = 64              # syncs in flight at once
@@ -81,6 +86,17 @@ pub struct RawConfig {
     /// `[tenant_api]`
     #[serde(default)]
     pub tenant_api: RawTenantApi,
+    /// `[identity]`
+    #[serde(default)]
+    pub identity: RawIdentity,
+}
+
+/// `[identity]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawIdentity {
+    pub kms_key_arn: Option<String>,
 }
 
 /// `[tenant_api]` as written.
@@ -179,6 +195,7 @@ pub struct Overrides {
     pub tenant_api_listen: Option<String>,
     pub tenant_api_cert: Option<PathBuf>,
     pub tenant_api_key: Option<PathBuf>,
+    pub identity_kms_key: Option<String>,
 }
 
 /// Log output format.
@@ -228,6 +245,29 @@ pub struct ParentConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The tenant API over TLS (off when absent).
     pub tenant_api: Option<TenantApiSettings>,
+    /// The KMS key that seals the enclave's identity; `None` for an enclave started with
+    /// `--identity ephemeral`.
+    pub identity_kms_key: Option<String>,
+}
+
+/// The region of a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<id>`), or why it
+/// is not one. The enclave checks the key itself; this is for an early, clear error.
+pub fn kms_key_region(arn: &str) -> Result<&str, String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts[..] {
+        ["arn", _, "kms", region, account, resource]
+            if !region.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.starts_with("key/")
+                && resource.len() > 4 =>
+        {
+            Ok(region)
+        }
+        _ => Err(format!(
+            "{arn:?} is not a KMS key ARN: give arn:aws:kms:<region>:<account>:key/<key id> (an alias could be re-pointed, so it is not accepted)"
+        )),
+    }
 }
 
 /// Where and with which certificate the tenant API is served.
@@ -311,6 +351,19 @@ impl RawConfig {
         let mut allow = self.relay.allow.unwrap_or_default();
         allow.extend(o.allow);
         let upstream = o.simulator_upstream.or(self.relay.simulator_upstream);
+        let identity_kms_key = o.identity_kms_key.or(self.identity.kms_key_arn);
+        if let Some(arn) = &identity_kms_key {
+            let region =
+                kms_key_region(arn).map_err(|e| ParentError::setting("identity.kms_key_arn", e))?;
+            if !regions.iter().any(|r| r == region) {
+                return Err(ParentError::setting(
+                    "identity.kms_key_arn",
+                    format!(
+                        "the key is in {region}, which relay.regions (--region) does not allow: the enclave reaches kms.{region}.amazonaws.com through the relay"
+                    ),
+                ));
+            }
+        }
         let policy = RelayPolicy::new(&regions, &allow, upstream.as_deref())
             .map_err(|e| ParentError::unparsable("relay", e))?;
 
@@ -379,6 +432,7 @@ impl RawConfig {
         };
         Ok(ParentConfig {
             tenant_api,
+            identity_kms_key,
             control,
             request_timeout: ms(
                 "enclave.request_timeout_ms",

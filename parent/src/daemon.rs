@@ -107,6 +107,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         }
         None => None,
     };
+    let mut tasks_extra = Vec::new();
     let tenant_api_task = tenant_api.map(|(tls, listener)| {
         tokio::spawn(crate::tenant_api::serve(
             listener,
@@ -121,6 +122,15 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         .parent()
         .map(|d| d.join(SIM_ROOT_FILE))
         .unwrap_or_else(|| SIM_ROOT_FILE.into());
+    if let Some(key_arn) = cfg.identity_kms_key.clone() {
+        info!(key_arn = %key_arn, "the enclave's identity is sealed under this KMS key");
+        tasks_extra.push(tokio::spawn(crate::identity::unseal_on_connect(
+            client.clone(),
+            store.clone(),
+            key_arn,
+            shutdown.clone(),
+        )));
+    }
     let publish_task = tokio::spawn(publish_simulator_root(
         client.clone(),
         root_path,
@@ -143,6 +153,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
     ];
     tasks.extend(metrics_task);
     tasks.extend(tenant_api_task);
+    tasks.extend(tasks_extra);
     Ok(Handle {
         client,
         relay_stats,
@@ -175,9 +186,20 @@ async fn publish_simulator_root(
             _ = shutdown.cancelled() => return,
             changed = connects.changed() => if changed.is_err() { return },
         }
-        let Ok(ResponseBody::Describe(d)) = client.request(RequestBody::Describe).await else {
-            continue;
+        // A locked enclave (its identity not unsealed yet) answers Describe with an error:
+        // ask again until it answers or the connection changes.
+        let d = loop {
+            match client.request(RequestBody::Describe).await {
+                Ok(ResponseBody::Describe(d)) => break Some(d),
+                _ if !client.state().connected => break None,
+                _ => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
         };
+        let Some(d) = d else { continue };
         let Some(pem) = d.simulator_root_pem else {
             continue;
         };

@@ -187,10 +187,13 @@ pub enum ParentError {
 
 impl ParentError {
     /// An out-of-range setting.
-    pub(crate) fn setting(key: impl Into<Cow<'static, str>>, reason: &'static str) -> Self {
+    pub(crate) fn setting(
+        key: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
         ParentError::InvalidSetting {
             key: key.into(),
-            reason: Cow::Borrowed(reason),
+            reason: reason.into(),
             source: None,
         }
     }

@@ -25,6 +25,7 @@ pub mod admin;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod scheduler;
@@ -51,6 +52,8 @@ pub mod env {
     pub const TENANT_API_CERT: &str = "NITROSYNC_TENANT_API_CERT";
     /// The tenant API's PEM private key.
     pub const TENANT_API_KEY: &str = "NITROSYNC_TENANT_API_KEY";
+    /// The KMS key that seals the enclave's identity.
+    pub const IDENTITY_KMS_KEY: &str = "NITROSYNC_IDENTITY_KMS_KEY";
 }
 
 mod error;

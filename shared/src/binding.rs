@@ -20,6 +20,26 @@ pub struct AttestedKeys {
     /// SHA-256 of the SAML signing certificate (DER).
     #[serde(with = "serde_bytes")]
     pub saml_cert_sha256: [u8; 32],
+    /// Where the keys come from. `None` (absent) means an ephemeral identity, made at start and
+    /// never leaving the enclave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentitySource>,
+}
+
+/// Where the enclave's identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdentitySource {
+    /// Made at start; it dies with the process.
+    Ephemeral,
+    /// Sealed under a KMS key; unsealed by every enclave of an image the key's policy names.
+    KmsSealed {
+        /// The KMS key's ARN.
+        key_arn: String,
+        /// PCR0 (lowercase hex) of every image the key's policy can release the identity to,
+        /// checked by the enclave from the policy itself. A verifier must trust all of them:
+        /// any of them can hold these keys.
+        images: Vec<String>,
+    },
 }
 
 impl AttestedKeys {
@@ -53,13 +73,29 @@ mod tests {
         let k = AttestedKeys {
             format: ATTESTED_KEYS_FORMAT,
             saml_cert_sha256: [3; 32],
+            identity: None,
         };
         let bytes = k.to_user_data();
         assert!(bytes.len() < 64);
         assert_eq!(AttestedKeys::from_user_data(&bytes).unwrap(), k);
         assert!(AttestedKeys::from_user_data(&[]).is_err());
         assert!(AttestedKeys::from_user_data(&[0xa0]).is_err());
-        let other = AttestedKeys { format: 2, ..k };
+        let other = AttestedKeys {
+            format: 2,
+            ..k.clone()
+        };
         assert!(AttestedKeys::from_user_data(&other.to_user_data()).is_err());
+        let sealed = AttestedKeys {
+            identity: Some(IdentitySource::KmsSealed {
+                key_arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+                images: vec!["ab".repeat(48)],
+            }),
+            ..k
+        };
+        assert!(sealed.to_user_data().len() < 512);
+        assert_eq!(
+            AttestedKeys::from_user_data(&sealed.to_user_data()).unwrap(),
+            sealed
+        );
     }
 }

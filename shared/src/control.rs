@@ -50,6 +50,114 @@ pub enum RequestBody {
         #[serde(with = "serde_bytes")]
         bundle: Vec<u8>,
     },
+    /// Load the enclave's identity (SAML key, bundle key, MAC master key) sealed under the
+    /// operator's KMS key, or create and seal it when `sealed` is `None`. The parent sends it
+    /// after connecting to an enclave whose identity is locked; until then, every request but
+    /// this one is refused. Idempotent: an enclave already unsealed under the same key answers
+    /// with its sealed identity again.
+    Unseal(UnsealRequest),
+}
+
+/// What the enclave needs to unseal its identity ([`RequestBody::Unseal`]). Everything here
+/// comes from the parent and is treated as hostile: the enclave checks the key's metadata and
+/// policy itself, over TLS that ends inside it, before it trusts the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsealRequest {
+    /// The KMS key's full ARN (`arn:aws:kms:<region>:<account>:key/<id>`; no aliases).
+    pub key_arn: String,
+    /// Credentials to sign the KMS calls with: the parent's instance role.
+    pub credentials: AwsCredentials,
+    /// The sealed identity the parent stored after an earlier start, if any.
+    pub sealed: Option<SealedIdentity>,
+}
+
+impl std::fmt::Debug for UnsealRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsealRequest")
+            .field("key_arn", &self.key_arn)
+            .field("credentials", &self.credentials)
+            .field("sealed", &self.sealed.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// AWS credentials handed to the enclave. Never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The format of [`SealedIdentity`] this build writes.
+pub const SEALED_IDENTITY_FORMAT: u32 = 1;
+
+/// The enclave's identity sealed under a KMS data key. Not secret: the data key is in
+/// `ciphertext_blob`, which KMS decrypts only for an attested enclave of an image its key policy
+/// names, and `sealed` is AES-256-GCM under it, its AAD naming the format, the key ARN and the
+/// image's PCR0. The parent stores it and hands it back at every start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedIdentity {
+    /// [`SEALED_IDENTITY_FORMAT`].
+    pub format: u32,
+    /// The KMS key the data key is encrypted under.
+    pub key_arn: String,
+    /// PCR0 of the image that sealed it, lowercase hex (informational; it is in the AAD).
+    pub pcr0: String,
+    /// KMS's `CiphertextBlob` of the data key.
+    #[serde(with = "serde_bytes")]
+    pub ciphertext_blob: Vec<u8>,
+    /// The AES-GCM nonce.
+    #[serde(with = "serde_bytes")]
+    pub nonce: Vec<u8>,
+    /// The AES-256-GCM ciphertext and tag of the identity.
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
+}
+
+impl SealedIdentity {
+    /// The CBOR bytes the parent stores.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        // Encoding plain data into a Vec cannot fail.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+
+    /// Parses stored bytes; rejects other formats.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::FrameError> {
+        let s: SealedIdentity = crate::frame::decode_payload(bytes)?;
+        if s.format != SEALED_IDENTITY_FORMAT {
+            return Err(crate::FrameError::Malformed(format!(
+                "sealed identity format {} is not supported",
+                s.format
+            )));
+        }
+        Ok(s)
+    }
+}
+
+/// The answer to [`RequestBody::Unseal`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsealReport {
+    /// The identity as sealed: the one given, or a new one to store.
+    pub sealed: SealedIdentity,
+    /// True when the enclave created a new identity (no `sealed` was given).
+    pub created: bool,
+    /// The images (PCR0, lowercase hex) the key's policy can release the identity to; they are
+    /// bound in every attestation document's `user_data`.
+    pub images: Vec<String>,
 }
 
 /// What a sync did, as reports and history name it. It is always the bundle's signed
@@ -169,6 +277,8 @@ pub enum ResponseBody {
     ProbeAws(ProbeReport),
     /// Answer to [`RequestBody::Sync`].
     Sync(SyncReport),
+    /// Answer to [`RequestBody::Unseal`].
+    Unsealed(UnsealReport),
     /// Answer to [`RequestBody::Attest`].
     Attestation {
         /// The COSE_Sign1 attestation document, as the NSM produced it.
@@ -237,6 +347,9 @@ pub struct Description {
     /// Simulator mode only: the simulated NSM's root certificate (PEM). Never trusted
     /// implicitly: verifiers must be handed it explicitly.
     pub simulator_root_pem: Option<String>,
+    /// Where the identity comes from; `None` from an enclave older than this field.
+    #[serde(default)]
+    pub identity: Option<crate::binding::IdentitySource>,
 }
 
 /// The outcome of [`RequestBody::ProbeAws`].
@@ -342,6 +455,7 @@ mod tests {
                     saml_metadata: "<EntityDescriptor/>".into(),
                     saml_cert_sha256: "cd".repeat(32),
                     simulator_root_pem: sim.then(|| "-----BEGIN CERTIFICATE-----".into()),
+                    identity: None,
                 })
             },
         );

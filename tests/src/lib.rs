@@ -169,6 +169,11 @@ pub struct AwsSim {
 impl AwsSim {
     /// Starts the simulator with its state under `dir/aws-sim` and waits until it listens.
     pub async fn start(dir: &Path, regions: &[&str]) -> Result<AwsSim> {
+        Self::start_with(dir, regions, &[]).await
+    }
+
+    /// [`AwsSim::start`] with extra arguments (`--attestation-root FILE`, …).
+    pub async fn start_with(dir: &Path, regions: &[&str], extra: &[String]) -> Result<AwsSim> {
         let state = dir.join("aws-sim");
         let script = repo_root().join("tests/aws-sim/aws_sim.py");
         let py = python();
@@ -185,6 +190,7 @@ impl AwsSim {
             "--regions",
             &regions.join(","),
         ]);
+        cmd.args(extra);
         let mut proc = Proc::spawn("aws-sim", cmd, dir.join("aws-sim.log"))?;
         let ready = state.join("ready.json");
         let info: serde_json::Value =
@@ -270,11 +276,27 @@ pub fn start_enclave_with(
         .args(["--log-stderr", "text"])
         .args(extra)
         .env("RUST_LOG", "info");
+    // Keys that die with the process, unless the caller asks for the KMS-sealed identity
+    // (which needs a KMS key and a parent configured with it).
+    if !extra.iter().any(|a| a == "--identity") {
+        cmd.args(["--identity", "ephemeral"]);
+    }
     Proc::spawn("nitrosync-enclave", cmd, dir.join(log_name))
 }
 
 /// Starts `nitrosync-parent` with the given extra arguments.
 pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -> Result<Proc> {
+    start_parent_env(dir, s, extra, &[], log_name)
+}
+
+/// [`start_parent`] with extra environment variables (the instance role's credentials, …).
+pub fn start_parent_env(
+    dir: &Path,
+    s: &Sockets,
+    extra: &[String],
+    env: &[(String, String)],
+    log_name: &str,
+) -> Result<Proc> {
     let mut cmd = Command::new(bin("nitrosync-parent"));
     cmd.arg("--control")
         .arg(format!("unix:{}", s.control.display()))
@@ -286,7 +308,8 @@ pub fn start_parent(dir: &Path, s: &Sockets, extra: &[String], log_name: &str) -
         .arg(dir.join("parent.db"))
         .args(extra)
         .env("RUST_LOG", "info")
-        .env_remove("NITROSYNC_CONFIG");
+        .env_remove("NITROSYNC_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)));
     Proc::spawn("nitrosync-parent", cmd, dir.join(log_name))
 }
 

@@ -45,6 +45,8 @@ fn enclave_state(dir: &Path) -> Arc<EnclaveState> {
         Some(dir.join("nsm")),
     )
     .unwrap();
+    let mut cfg = cfg;
+    cfg.identity = nitrosync_enclave::config::IdentityMode::Ephemeral;
     Arc::new(EnclaveState::new(&cfg).unwrap())
 }
 

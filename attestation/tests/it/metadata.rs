@@ -37,6 +37,7 @@ fn attested_keys(signer: &SamlSigner) -> Vec<u8> {
     AttestedKeys {
         format: ATTESTED_KEYS_FORMAT,
         saml_cert_sha256: signer.cert_sha256(),
+        identity: None,
     }
     .to_user_data()
 }
@@ -130,6 +131,7 @@ fn the_document_must_carry_the_binding() {
     let wrong_format = AttestedKeys {
         format: 2,
         saml_cert_sha256: enclave().cert_sha256(),
+        identity: None,
     };
     let wrong_format = verified(Some(&wrong_format.to_user_data()), Some(&BUNDLE_KEY));
     assert!(matches!(

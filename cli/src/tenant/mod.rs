@@ -326,6 +326,7 @@ pub(crate) fn verify_trusted(
                 names.join(", ")
             )));
         };
+        check_identity_images(&v, trust).map_err(|e| rejected(&e))?;
         let pcr0 = v.pcrs.get(&0).map(|p| to_hex(p)).unwrap_or_default();
         eprintln!(
             "enclave verified: trusted image {image} (PCR0 {}…), root {root_name}",
@@ -342,6 +343,43 @@ pub(crate) fn verify_trusted(
         "the document's certificate chain starts at none of the trusted roots ({}); a simulator root is trusted only when you name it: `nitrosync trust add-root sim-root.pem` or --root FILE",
         names.join(", ")
     )))
+}
+
+/// A KMS-sealed identity can be unsealed by every image its key's policy names, and the
+/// enclave attests that list (checked by it from the policy): each must be an image the tenant
+/// trusts, or an image the tenant never vetted could hold the keys its bundles are sealed to.
+/// An ephemeral identity (no list) never leaves the enclave that made it.
+fn check_identity_images(v: &VerifiedDocument, trust: &Trust) -> Result<(), String> {
+    use nitrosync_shared::binding::{AttestedKeys, IdentitySource};
+    // A document without readable user_data is refused later, by the metadata binding.
+    let Some(keys) = v
+        .user_data
+        .as_deref()
+        .and_then(|u| AttestedKeys::from_user_data(u).ok())
+    else {
+        return Ok(());
+    };
+    let Some(IdentitySource::KmsSealed { key_arn, images }) = keys.identity else {
+        return Ok(());
+    };
+    let trusted_pcr0 = |pcr0: &str| {
+        trust.images.iter().any(|(_, pins)| {
+            pins.iter()
+                .any(|p| p.index == 0 && to_hex(&p.value).eq_ignore_ascii_case(pcr0))
+        })
+    };
+    let untrusted: Vec<&String> = images.iter().filter(|i| !trusted_pcr0(i)).collect();
+    if images.is_empty() || !untrusted.is_empty() {
+        return Err(format!(
+            "the enclave's keys are sealed under KMS key {key_arn}, whose policy also releases them to images you do not trust (PCR0 {}); trust every one (`nitrosync trust add`), or ask the operator for a key that names only trusted images",
+            untrusted
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// Fetches a fresh document with our own nonce and verifies it against the tenant's trust.

@@ -44,6 +44,8 @@ pub enum Service {
     Sts,
     /// Secrets Manager.
     SecretsManager,
+    /// KMS (the sealed identity): any refusal is a `KmsKeyError`.
+    Kms,
 }
 
 /// What an AWS error said: its code, message and HTTP status.
@@ -167,6 +169,7 @@ where
         _ if i.status.is_none() => ErrorCode::InternalServiceError,
         (Service::Sts, _) => ErrorCode::AssumeRoleError,
         (Service::SecretsManager, _) => ErrorCode::InternalServiceError,
+        (Service::Kms, _) => ErrorCode::KmsKeyError,
     };
     Failure::new(product, quoted)
 }

@@ -52,6 +52,10 @@ struct Args {
     /// The tenant API's private key (PEM).
     #[arg(long, env = env::TENANT_API_KEY)]
     tenant_api_key: Option<PathBuf>,
+    /// The KMS key (full ARN) that seals the enclave's identity. Its credentials come from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else the instance role.
+    #[arg(long, env = env::IDENTITY_KMS_KEY)]
+    identity_kms_key: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = env::LOG_FORMAT)]
     log_format: Option<String>,
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         tenant_api_listen: args.tenant_api_listen,
         tenant_api_cert: args.tenant_api_cert,
         tenant_api_key: args.tenant_api_key,
+        identity_kms_key: args.identity_kms_key,
     })?;
     logging::init(cfg.log_format, "info");
     let shutdown = CancellationToken::new();

@@ -205,6 +205,39 @@ impl Store {
         })
     }
 
+    /// The enclave identity sealed under `key_arn`, if one is stored.
+    pub fn sealed_identity(&self, key_arn: &str) -> Result<Option<Vec<u8>>, ParentError> {
+        use rusqlite::OptionalExtension as _;
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT bytes FROM sealed_identities WHERE key_arn = ?1")?;
+        Ok(stmt
+            .query_row(params![key_arn], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?)
+    }
+
+    /// Stores the identity a first start sealed under `key_arn`, unless one is stored already,
+    /// and returns what is stored now: the first writer wins, and every later start (or a
+    /// second parent on the same store) reads the same one.
+    pub fn store_sealed_identity(
+        &self,
+        key_arn: &str,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Vec<u8>, ParentError> {
+        let now = to_sql("now_ms", now_ms)?;
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO sealed_identities (key_arn, bytes, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (key_arn) DO NOTHING",
+            )?
+            .execute(params![key_arn, bytes, now])?;
+            Ok(tx
+                .prepare_cached("SELECT bytes FROM sealed_identities WHERE key_arn = ?1")?
+                .query_row(params![key_arn], |r| r.get::<_, Vec<u8>>(0))?)
+        })
+    }
+
     /// The stored (newest) sealed bundle of a destination, as submitted.
     pub fn bundle(&self, key: &DestinationKey) -> Result<Option<Vec<u8>>, ParentError> {
         use rusqlite::OptionalExtension as _;

@@ -73,6 +73,15 @@ CREATE TABLE history (
 );
 CREATE INDEX history_by_destination ON history (tenant_key, id, seq);
 "#,
+    // 2: the enclave's identity sealed under a KMS key (not secret: KMS releases its data key
+    // only to attested enclaves). One per key; written once, never replaced.
+    r#"
+CREATE TABLE sealed_identities (
+    key_arn    TEXT    PRIMARY KEY,
+    bytes      BLOB    NOT NULL,       -- CBOR of SealedIdentity, as the enclave made it
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@ mod control;
 mod crash;
 mod fleet;
 mod hostile;
+mod identity;
 mod input;
 mod relay;
 mod scale;

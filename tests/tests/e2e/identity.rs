@@ -1,0 +1,498 @@
+//! The enclave's identity sealed under KMS (issue 11): the real enclave (`--identity kms`) and
+//! parent (`--identity-kms-key`), the AWS simulator's KMS with `Recipient`, a key made from
+//! `nitrosync kms template`, and the parent's credentials from an assumed "instance role".
+//!
+//! Every refusal is also checked from the simulator's state: nothing reached Secrets Manager.
+
+use crate::fleet::{REGION, create_roles, destination, seal_one, submit};
+use nitrosync_api::AdminClient;
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::binding::IdentitySource;
+use nitrosync_shared::control::{
+    AwsCredentials, Description, RequestBody, ResponseBody, SealedIdentity, SyncOutcome,
+    UnsealReport, UnsealRequest,
+};
+use nitrosync_tests::{
+    AwsSim, EnclaveControl, Proc, SimStack, Sockets, bin, cli, measure_simulator, simctl,
+    start_enclave_with, start_parent_env, wait_for,
+};
+use std::path::Path;
+use std::time::Duration;
+
+struct Sealed {
+    dir: tempfile::TempDir,
+    stack: SimStack,
+    key_arn: String,
+    creds: AwsCredentials,
+    pcr0: String,
+}
+
+fn kms_enclave_args() -> Vec<String> {
+    vec!["--identity".into(), "kms".into()]
+}
+
+/// A KMS key in the simulator whose policy `nitrosync kms template` wrote for the enclave
+/// binary's measurements and `role_arn`; returns its ARN.
+async fn identity_key(dir: &Path, measurements: &Path, role_arn: &str, name: &str) -> String {
+    let account = role_arn.split(':').nth(4).unwrap();
+    let admin = cli(
+        Path::new("/nonexistent"),
+        &[
+            "kms",
+            "template",
+            "--measurements",
+            measurements.to_str().unwrap(),
+            "--account",
+            account,
+            "--key-admin-arn",
+            &format!("arn:aws:iam::{account}:role/key-admin"),
+            "--enclave-role-arn",
+            role_arn,
+            "--region",
+            REGION,
+            "--format",
+            "json",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.code, 0, "{}", admin.stderr);
+    let out: serde_json::Value = serde_json::from_str(&admin.stdout).unwrap();
+    let policy = dir.join(format!("{name}-policy.json"));
+    std::fs::write(&policy, out["key_policy"].to_string()).unwrap();
+    let key = simctl(
+        dir,
+        &[
+            "create-identity-key",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--region",
+            REGION,
+        ],
+    )
+    .await
+    .unwrap();
+    key["arn"].as_str().unwrap().to_owned()
+}
+
+fn creds_of(role: &serde_json::Value) -> AwsCredentials {
+    AwsCredentials {
+        access_key_id: role["access_key_id"].as_str().unwrap().into(),
+        secret_access_key: role["secret_access_key"].as_str().unwrap().into(),
+        session_token: role["session_token"].as_str().map(str::to_owned),
+    }
+}
+
+fn env_of(c: &AwsCredentials) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()),
+        (
+            "AWS_SESSION_TOKEN".into(),
+            c.session_token.clone().unwrap_or_default(),
+        ),
+    ]
+}
+
+fn parent_args(port: u16, key_arn: &str) -> Vec<String> {
+    vec![
+        "--region".into(),
+        REGION.into(),
+        "--simulator-upstream".into(),
+        format!("127.0.0.1:{port}"),
+        "--identity-kms-key".into(),
+        key_arn.into(),
+    ]
+}
+
+impl Sealed {
+    async fn start() -> Sealed {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sockets = Sockets::in_dir(d);
+        // The simulated NSM's root appears when the enclave first starts; the simulator reads
+        // it when a Recipient first needs it.
+        let root = d
+            .join("nsm")
+            .join(nitrosync_attestation::SIM_ROOT_CERT_FILE);
+        let aws = AwsSim::start_with(
+            d,
+            &[REGION],
+            &["--attestation-root".into(), root.display().to_string()],
+        )
+        .await
+        .unwrap();
+        let role = simctl(d, &["instance-role", "--region", REGION])
+            .await
+            .unwrap();
+        let creds = creds_of(&role);
+        let measurements = d.join("measurements.json");
+        measure_simulator(&bin("nitrosync-enclave"), &measurements)
+            .await
+            .unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&measurements).unwrap()).unwrap();
+        let pcr0 = m["PCR0"].as_str().unwrap().to_ascii_lowercase();
+        let key_arn =
+            identity_key(d, &measurements, role["role_arn"].as_str().unwrap(), "main").await;
+        let enclave =
+            start_enclave_with(d, &sockets, &aws.ca, "enclave.log", &kms_enclave_args()).unwrap();
+        let parent = start_parent_env(
+            d,
+            &sockets,
+            &parent_args(aws.port, &key_arn),
+            &env_of(&creds),
+            "parent.log",
+        )
+        .unwrap();
+        let mut stack = SimStack {
+            dir: d.to_owned(),
+            sockets,
+            aws,
+            enclave,
+            parent,
+            tenant_api: None,
+        };
+        stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+        Sealed {
+            dir,
+            stack,
+            key_arn,
+            creds,
+            pcr0,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A second enclave process (`binary`, default the real one) on its own control socket,
+    /// dialling the parent's relay; not unsealed.
+    async fn extra_enclave(&self, name: &str, binary: Option<&Path>) -> (Proc, EnclaveControl) {
+        let mut sockets = self.stack.sockets.clone();
+        sockets.control = self.path().join(format!("{name}.sock"));
+        let proc = match binary {
+            None => start_enclave_with(
+                self.path(),
+                &sockets,
+                &self.stack.aws.ca,
+                &format!("{name}.log"),
+                &kms_enclave_args(),
+            )
+            .unwrap(),
+            Some(b) => {
+                let mut cmd = tokio::process::Command::new(b);
+                cmd.arg("--simulator")
+                    .arg("--sim-ca")
+                    .arg(&self.stack.aws.ca)
+                    .arg("--control")
+                    .arg(format!("unix:{}", sockets.control.display()))
+                    .arg("--relay")
+                    .arg(format!("unix:{}", sockets.relay.display()))
+                    .arg("--sim-nsm-dir")
+                    .arg(self.path().join("nsm"))
+                    .args(["--log-stderr", "text", "--identity", "kms"])
+                    .env("RUST_LOG", "info");
+                Proc::spawn(name, cmd, self.path().join(format!("{name}.log"))).unwrap()
+            }
+        };
+        let socket = sockets.control.clone();
+        let ctl = wait_for(
+            &format!("{name} to listen"),
+            Duration::from_secs(30),
+            || {
+                let socket = socket.clone();
+                async move { EnclaveControl::connect(&socket).await.ok() }
+            },
+        )
+        .await
+        .unwrap();
+        (proc, ctl)
+    }
+
+    fn unseal(&self, key_arn: &str, sealed: Option<SealedIdentity>) -> RequestBody {
+        RequestBody::Unseal(UnsealRequest {
+            key_arn: key_arn.into(),
+            credentials: self.creds.clone(),
+            sealed,
+        })
+    }
+
+    /// The identity as the parent stored it (the main enclave answers a repeated Unseal with
+    /// it, without calling KMS again).
+    async fn stored(&self) -> UnsealReport {
+        let mut ctl = EnclaveControl::connect(&self.stack.sockets.control)
+            .await
+            .unwrap();
+        match ctl.request(self.unseal(&self.key_arn, None)).await.unwrap() {
+            ResponseBody::Unsealed(r) => r,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+
+    async fn secrets_manager_calls(&self) -> u64 {
+        let r = simctl(self.path(), &["sim", "GET", "requests"])
+            .await
+            .unwrap();
+        r["by_action"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("secretsmanager:"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    }
+}
+
+async fn describe(ctl: &mut EnclaveControl) -> Description {
+    match ctl.request(RequestBody::Describe).await.unwrap() {
+        ResponseBody::Describe(d) => d,
+        other => panic!("unexpected answer: {other:?}"),
+    }
+}
+
+fn refusal(answer: ResponseBody) -> (ErrorCode, String) {
+    match answer {
+        ResponseBody::Error(e) => (e.code, e.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_enclave_has_the_same_identity_and_its_stored_bundle_syncs_without_a_write() {
+    let mut s = Sealed::start().await;
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let before = describe(&mut ctl).await;
+    assert_eq!(
+        before.identity,
+        Some(IdentitySource::KmsSealed {
+            key_arn: s.key_arn.clone(),
+            images: vec![s.pcr0.clone()],
+        })
+    );
+    drop(ctl);
+
+    // A destination synced before the restart.
+    let api = AdminClient::new(s.stack.sockets.admin.clone());
+    let tenant = nitrosync_bundle::TenantKey::generate(&mut crate::fleet::rng());
+    let d = destination("sealed", 0);
+    create_roles(
+        s.path(),
+        &before.saml_metadata,
+        &tenant,
+        std::slice::from_ref(&d),
+    )
+    .await;
+    let bundle = seal_one(&tenant, &before.bundle_key, &d, 0, 1);
+    submit(&api, &bundle).await.unwrap();
+    let name = d.secret_name.clone();
+    wait_for("the first sync", Duration::from_secs(60), || async {
+        let sec = simctl(s.path(), &["sim", "GET", &format!("secrets/{name}")])
+            .await
+            .ok()?;
+        (sec["tags"]["nitrosync:version"] == "1").then_some(())
+    })
+    .await
+    .unwrap();
+    let calls = s.secrets_manager_calls().await;
+    let writes_before: Vec<(String, u64)> =
+        simctl(s.path(), &["sim", "GET", "requests"]).await.unwrap()["by_action"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("secretsmanager:") && !k.contains("Describe"))
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect();
+
+    // Restart the enclave: the parent reconnects and hands back the stored identity.
+    s.stack.enclave.kill().await.unwrap();
+    s.stack.enclave = start_enclave_with(
+        s.path(),
+        &s.stack.sockets,
+        &s.stack.aws.ca,
+        "enclave-2.log",
+        &kms_enclave_args(),
+    )
+    .unwrap();
+    s.stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let after = describe(&mut ctl).await;
+    assert_eq!(
+        after.saml_metadata, before.saml_metadata,
+        "metadata changed"
+    );
+    assert_eq!(after.bundle_key, before.bundle_key);
+    assert_eq!(after.saml_cert_sha256, before.saml_cert_sha256);
+
+    // The bundle sealed before the restart opens, and unchanged content writes nothing.
+    let bytes = nitrosync_shared::frame::encode_payload(&bundle).unwrap();
+    let ResponseBody::Sync(report) = ctl
+        .request(RequestBody::Sync { bundle: bytes })
+        .await
+        .unwrap()
+    else {
+        panic!("no sync report")
+    };
+    assert_eq!(report.outcome, SyncOutcome::Unchanged, "{report:?}");
+    let writes = |r: serde_json::Value| -> Vec<(String, u64)> {
+        r["by_action"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("secretsmanager:") && !k.contains("Describe"))
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect()
+    };
+    let after_writes = writes(simctl(s.path(), &["sim", "GET", "requests"]).await.unwrap());
+    assert_eq!(after_writes, writes_before, "a write after the restart");
+    assert!(
+        s.secrets_manager_calls().await > calls,
+        "the sync did not reach AWS"
+    );
+
+    // The parent stored one identity; the enclave answers a repeated Unseal with it.
+    let stored = s.stored().await;
+    assert!(!stored.created);
+    assert_eq!(stored.sealed.key_arn, s.key_arn);
+    assert_eq!(stored.sealed.pcr0, s.pcr0);
+    s.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_enclave_of_the_image_opens_the_blob_and_foreign_images_keys_or_blobs_do_not() {
+    let s = Sealed::start().await;
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let first = describe(&mut ctl).await;
+    let stored = s.stored().await.sealed;
+
+    // A second enclave of the same image, given the stored blob: the same identity.
+    let (mut second, mut ctl2) = s.extra_enclave("second", None).await;
+    let (code, message) = refusal(ctl2.request(RequestBody::Describe).await.unwrap());
+    assert_eq!(code, ErrorCode::EnclaveUnavailable);
+    assert!(message.contains("locked"), "{message}");
+    let ResponseBody::Unsealed(r) = ctl2
+        .request(s.unseal(&s.key_arn, Some(stored.clone())))
+        .await
+        .unwrap()
+    else {
+        panic!("the second enclave did not unseal")
+    };
+    assert!(!r.created);
+    let d2 = describe(&mut ctl2).await;
+    assert_eq!(d2.saml_metadata, first.saml_metadata);
+    assert_eq!(d2.bundle_key, first.bundle_key);
+    second.kill().await.unwrap();
+
+    // A tampered blob does not open (a fresh enclave each time: an unsealed one keeps its keys).
+    let mut tampered = stored.clone();
+    let last = tampered.sealed.len() - 1;
+    tampered.sealed[last] ^= 1;
+    let (mut p, mut c) = s.extra_enclave("tampered", None).await;
+    let (code, message) = refusal(
+        c.request(s.unseal(&s.key_arn, Some(tampered)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, ErrorCode::KmsKeyError, "{message}");
+    assert!(message.contains("does not open"), "{message}");
+    // A tampered data-key ciphertext: KMS refuses it.
+    let mut bad_blob = stored.clone();
+    let mid = bad_blob.ciphertext_blob.len() / 2;
+    bad_blob.ciphertext_blob[mid] ^= 1;
+    let (code, message) = refusal(
+        c.request(s.unseal(&s.key_arn, Some(bad_blob)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, ErrorCode::KmsKeyError, "{message}");
+    // Still locked after both.
+    let (code, _) = refusal(c.request(RequestBody::Describe).await.unwrap());
+    assert_eq!(code, ErrorCode::EnclaveUnavailable);
+    p.kill().await.unwrap();
+
+    // A blob of another key: named as such, before any KMS call.
+    let (mut p, mut c) = s.extra_enclave("otherkey", None).await;
+    let mut foreign = stored.clone();
+    foreign.key_arn = format!("{}0", &s.key_arn[..s.key_arn.len() - 1]);
+    let (code, message) = refusal(
+        c.request(s.unseal(&s.key_arn, Some(foreign)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(code, ErrorCode::KmsKeyError, "{message}");
+    assert!(message.contains("sealed under"), "{message}");
+    p.kill().await.unwrap();
+
+    // An enclave of another image (another PCR0): the key's policy does not name it, so it
+    // refuses the key, and names its own measurement.
+    let other = s.path().join("other-image-enclave");
+    let mut bytes = std::fs::read(bin("nitrosync-enclave")).unwrap();
+    bytes.extend_from_slice(b"another image");
+    std::fs::write(&other, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut p, mut c) = s.extra_enclave("other-image", Some(&other)).await;
+    for sealed in [Some(stored.clone()), None] {
+        let (code, message) = refusal(c.request(s.unseal(&s.key_arn, sealed)).await.unwrap());
+        assert_eq!(code, ErrorCode::KmsKeyError, "{message}");
+        assert!(message.contains("this image's PCR0"), "{message}");
+        assert!(
+            !message.contains(&format!("this image's PCR0 {}", s.pcr0)),
+            "names the wrong image: {message}"
+        );
+    }
+    p.kill().await.unwrap();
+
+    // None of it reached Secrets Manager, and the parent still holds the one identity.
+    assert_eq!(s.secrets_manager_calls().await, 0);
+    assert_eq!(s.stored().await.sealed, stored);
+    let Sealed { stack, .. } = s;
+    stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_parent_refuses_a_key_outside_its_relay_regions_and_an_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let sockets = Sockets::in_dir(dir.path());
+    for (key, want) in [
+        (
+            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "relay.regions",
+        ),
+        (
+            "arn:aws:kms:us-east-1:123456789012:alias/nitrosync",
+            "not a KMS key ARN",
+        ),
+    ] {
+        let mut p = start_parent_env(
+            dir.path(),
+            &sockets,
+            &[
+                "--region".into(),
+                REGION.into(),
+                "--identity-kms-key".into(),
+                key.into(),
+            ],
+            &[],
+            "parent.log",
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while p.check_alive().is_ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the parent kept running"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(dir.path().join("parent.log")).unwrap();
+        assert!(log.contains(want), "{log}");
+    }
+}
