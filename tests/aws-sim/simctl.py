@@ -28,6 +28,11 @@ Commands:
         KMS CreateKey with FILE as the key policy (a policy document, kept verbatim, or the
         output of `nitrosync kms template --format json`) and BypassPolicyLockoutSafetyCheck:
         {"key_id", "arn"}.
+    kms-decrypt --blob-b64 B --key-id ARN [--context JSON] --access-key-id A
+                --secret-access-key S [--session-token T]
+        KMS Decrypt as that caller with no Recipient (what a parent could try with the instance
+        role): {"ok": true, "plaintext_len"} or {"ok": false, "error", "message"}; never the
+        plaintext.
     create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
     delete-secret --name N [--recovery-days D]
     get-secret --name N             value (the test's own plaintext), tags, version count.
@@ -40,6 +45,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from pathlib import Path
@@ -51,6 +57,7 @@ import urllib.request
 import boto3
 import iam_docs
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 ADMIN_KEY = "AKIAIOSFODNN7EXAMPLE"
 ADMIN_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -168,6 +175,26 @@ def create_identity_key(args) -> dict:
     return {"key_id": key["KeyId"], "arn": key["Arn"]}
 
 
+def kms_decrypt(args) -> dict:
+    """Decrypt a CiphertextBlob as a given caller, with no Recipient: what a parent holding the
+    instance role's credentials could try. Prints whether it worked, never the plaintext."""
+    ready = json.loads((Path(args.sim_dir) / "ready.json").read_text())
+    kms = boto3.client(
+        "kms", region_name=args.region, endpoint_url=f"https://127.0.0.1:{ready['port']}",
+        verify=ready["ca"], aws_access_key_id=args.access_key_id,
+        aws_secret_access_key=args.secret_access_key, aws_session_token=args.session_token or None,
+        config=Config(retries={"max_attempts": 1}))
+    kw = {"CiphertextBlob": base64.b64decode(args.blob_b64), "KeyId": args.key_id}
+    if args.context:
+        kw["EncryptionContext"] = json.loads(args.context)
+    try:
+        out = kms.decrypt(**kw)
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        return {"ok": False, "error": err.get("Code"), "message": err.get("Message")}
+    return {"ok": True, "plaintext_len": len(out.get("Plaintext") or b"")}
+
+
 def create_secret(args) -> dict:
     tags = [{"Key": k, "Value": v} for k, v in (t.split("=", 1) for t in args.tag)]
     out = client("secretsmanager", args).create_secret(Name=args.name, SecretString=args.value, Tags=tags)
@@ -258,6 +285,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("create-identity-key")
     p.add_argument("--policy", required=True, metavar="FILE")
     p.add_argument("--region", default=argparse.SUPPRESS, help="as the global --region")
+    p = sub.add_parser("kms-decrypt")
+    p.add_argument("--blob-b64", required=True)
+    p.add_argument("--key-id", required=True)
+    p.add_argument("--context", help="EncryptionContext as JSON")
+    p.add_argument("--access-key-id", required=True)
+    p.add_argument("--secret-access-key", required=True)
+    p.add_argument("--session-token")
     p = sub.add_parser("create-secret")
     p.add_argument("--name", required=True)
     p.add_argument("--value", required=True)
@@ -280,7 +314,7 @@ def main(argv=None) -> int:
     if args.cmd == "setup-role" and not args.no_subject_pin and not args.subject:
         ap.error("setup-role needs --subject or --no-subject-pin")
     fn = {"setup-role": setup_role, "apply-iam": apply_iam, "create-key": create_key, "instance-role": instance_role,
-          "create-identity-key": create_identity_key, "create-secret": create_secret,
+          "create-identity-key": create_identity_key, "kms-decrypt": kms_decrypt, "create-secret": create_secret,
           "delete-secret": delete_secret, "get-secret": get_secret, "fault": fault,
           "sim": sim}[args.cmd]
     json.dump(fn(args), sys.stdout)

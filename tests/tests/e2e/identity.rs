@@ -105,11 +105,28 @@ fn parent_args(port: u16, key_arn: &str) -> Vec<String> {
     ]
 }
 
+type Tapped = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
 impl Sealed {
     async fn start() -> Sealed {
+        Self::start_with(false).await.0
+    }
+
+    /// With `tap`, the enclave's tunnels go through a recording tap before the relay.
+    async fn start_with(tap: bool) -> (Sealed, Option<Tapped>) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let sockets = Sockets::in_dir(d);
+        let mut enclave_sockets = sockets.clone();
+        let mut seen = None;
+        if tap {
+            enclave_sockets.relay = d.join("tap.sock");
+            seen = Some(
+                nitrosync_tests::start_tap(&enclave_sockets.relay, &sockets.relay)
+                    .await
+                    .unwrap(),
+            );
+        }
         // The simulated NSM's root appears when the enclave first starts; the simulator reads
         // it when a Recipient first needs it.
         let root = d
@@ -135,8 +152,14 @@ impl Sealed {
         let pcr0 = m["PCR0"].as_str().unwrap().to_ascii_lowercase();
         let key_arn =
             identity_key(d, &measurements, role["role_arn"].as_str().unwrap(), "main").await;
-        let enclave =
-            start_enclave_with(d, &sockets, &aws.ca, "enclave.log", &kms_enclave_args()).unwrap();
+        let enclave = start_enclave_with(
+            d,
+            &enclave_sockets,
+            &aws.ca,
+            "enclave.log",
+            &kms_enclave_args(),
+        )
+        .unwrap();
         let parent = start_parent_env(
             d,
             &sockets,
@@ -154,13 +177,16 @@ impl Sealed {
             tenant_api: None,
         };
         stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
-        Sealed {
-            dir,
-            stack,
-            key_arn,
-            creds,
-            pcr0,
-        }
+        (
+            Sealed {
+                dir,
+                stack,
+                key_arn,
+                creds,
+                pcr0,
+            },
+            seen,
+        )
     }
 
     fn path(&self) -> &Path {
@@ -495,4 +521,118 @@ async fn the_parent_refuses_a_key_outside_its_relay_regions_and_an_alias() {
         let log = std::fs::read_to_string(dir.path().join("parent.log")).unwrap();
         assert!(log.contains(want), "{log}");
     }
+}
+
+/// The RSA-2048 modulus in a DER certificate: the 256 bytes after `02 82 01 01 00` (the only
+/// 257-byte INTEGER in it; the signature is a BIT STRING).
+fn rsa_modulus(cert_der: &[u8]) -> Vec<u8> {
+    let tag = [0x02, 0x82, 0x01, 0x01, 0x00];
+    let at = cert_der
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .expect("an RSA-2048 modulus");
+    cert_der[at + tag.len()..at + tag.len() + 256].to_vec()
+}
+
+#[tokio::test]
+async fn the_parent_cannot_open_the_identity_and_no_key_material_leaves_the_enclave_in_clear() {
+    use base64::Engine as _;
+    let (s, seen) = Sealed::start_with(true).await;
+    let seen = seen.unwrap();
+    let stored = s.stored().await.sealed;
+
+    // The parent holds the blob and the instance role's credentials: KMS still refuses it the
+    // data key without an attestation document (the key policy's DenyWithoutAttestation).
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for context in [
+        None,
+        Some(r#"{"nitrosync:purpose":"enclave-identity","nitrosync:format":"1"}"#),
+    ] {
+        let blob = b64.encode(&stored.ciphertext_blob);
+        let mut args = vec![
+            "kms-decrypt",
+            "--blob-b64",
+            &blob,
+            "--key-id",
+            &s.key_arn,
+            "--access-key-id",
+            &s.creds.access_key_id,
+            "--secret-access-key",
+            &s.creds.secret_access_key,
+            "--session-token",
+            s.creds.session_token.as_deref().unwrap(),
+        ];
+        if let Some(c) = context {
+            args.extend(["--context", c]);
+        }
+        let out = simctl(s.path(), &args).await.unwrap();
+        assert_eq!(out["ok"], false, "{out}");
+        assert_eq!(out["error"], "AccessDeniedException", "{out}");
+    }
+
+    // The SAML key's modulus stands for the private key: a PKCS#8 key in clear would carry it.
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let desc = describe(&mut ctl).await;
+    drop(ctl);
+    let cert_b64: String = desc
+        .saml_metadata
+        .split("<ds:X509Certificate>")
+        .nth(1)
+        .and_then(|t| t.split("</ds:X509Certificate>").next())
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let modulus = rsa_modulus(&b64.decode(cert_b64).unwrap());
+    let windows: Vec<&[u8]> = vec![&modulus[..32], &modulus[112..144], &modulus[224..]];
+
+    let carried = seen.lock().unwrap().clone();
+    assert!(
+        carried
+            .windows(b"kms.us-east-1".len())
+            .any(|x| x == b"kms.us-east-1"),
+        "the KMS calls crossed the tap ({} bytes)",
+        carried.len()
+    );
+    let dir = s.path().to_owned();
+    let Sealed { stack, .. } = s;
+    stack.stop().await.unwrap();
+    let files = [
+        ("the relayed bytes", carried),
+        (
+            "the parent's store",
+            std::fs::read(dir.join("parent.db")).unwrap(),
+        ),
+        (
+            "the parent log",
+            std::fs::read(dir.join("parent.log")).unwrap(),
+        ),
+        (
+            "the enclave log",
+            std::fs::read(dir.join("enclave.log")).unwrap(),
+        ),
+        ("the sealed identity", stored.to_bytes()),
+    ];
+    for (what, hay) in &files {
+        assert!(!hay.is_empty(), "{what} is empty");
+        for w in &windows {
+            let hex = hex::encode(w);
+            assert!(
+                !hay.windows(w.len()).any(|x| x == *w),
+                "SAML key material in {what}"
+            );
+            assert!(
+                !hay.windows(hex.len()).any(|x| x == hex.as_bytes()),
+                "SAML key material (hex) in {what}"
+            );
+        }
+    }
+    // The parent's store does hold the blob (the test looked in the right place).
+    let db = &files[1].1;
+    let probe = &stored.sealed[..32];
+    assert!(
+        db.windows(probe.len()).any(|x| x == probe),
+        "the blob is not in parent.db"
+    );
 }
