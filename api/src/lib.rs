@@ -40,6 +40,8 @@ pub mod paths {
     pub const ENCLAVE_ATTEST: &str = "/v1/enclave/attest";
     /// `POST` [`ProbeRequest`](crate::ProbeRequest): a `ProbeReport`.
     pub const ENCLAVE_PROBE: &str = "/v1/enclave/probe";
+    /// `POST` [`RotateRequest`](crate::RotateRequest): [`RotateReply`](crate::RotateReply).
+    pub const ENCLAVE_ROTATE: &str = "/v1/enclave/rotate";
     /// `POST` a sealed bundle's bytes: [`SubmitReply`](crate::SubmitReply).
     pub const BUNDLES: &str = "/v1/bundles";
     /// `GET`: every destination; `/{tenant}/{id}[/action]` below it.

@@ -68,6 +68,38 @@ pub struct ProbeRequest {
     pub region: String,
 }
 
+/// Body of `POST /v1/enclave/rotate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// `begin` or `finish`.
+    pub step: String,
+    /// `finish` only: seconds the old bundle key still opens bundles sealed to it (default
+    /// 7 days, at most 30).
+    #[serde(default)]
+    pub bundle_key_grace_s: Option<u64>,
+}
+
+/// Answer to `POST /v1/enclave/rotate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateReply {
+    /// The step done.
+    pub step: String,
+    /// The KMS key the identity is sealed under.
+    pub key_arn: String,
+    /// The sealed identity's generation now (stored by the parent).
+    pub generation: u64,
+    /// SHA-256 (hex) of the certificate the enclave signs with now.
+    pub saml_cert_sha256: String,
+    /// SHA-256 (hex) of the next certificate, listed in the metadata, after `begin`.
+    pub next_saml_cert_sha256: Option<String>,
+    /// Until when (Unix ms) the previous bundle key still opens bundles, after `finish`.
+    pub previous_bundle_key_until_ms: Option<u64>,
+}
+
+/// Default of [`RotateRequest::bundle_key_grace_s`]: seven days.
+pub const DEFAULT_BUNDLE_KEY_GRACE_S: u64 = 7 * 24 * 3600;
+
 /// Body of `POST /v1/enclave/attest`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

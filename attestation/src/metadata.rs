@@ -40,8 +40,11 @@ pub struct MetadataBinding {
     pub cert_sha256: [u8; 32],
     /// The enclave's X25519 bundle key: the document's `public_key`.
     pub bundle_key: [u8; BUNDLE_KEY_LEN],
-    /// How many signing certificates the metadata lists (all of them equal to the attested one).
+    /// How many signing certificates the metadata lists (each the attested one or the attested
+    /// next one).
     pub signing_certs: usize,
+    /// SHA-256 of the next signing certificate, attested while a key rotation is under way.
+    pub next_cert_sha256: Option<[u8; 32]>,
 }
 
 /// Why a metadata file is not bound by an attestation document.
@@ -203,7 +206,8 @@ impl MetadataError {
 /// 4. decodes the document's `user_data` as [`AttestedKeys`] and its `public_key` as the
 ///    32-byte X25519 bundle key,
 /// 5. requires at least one signing certificate and every signing certificate's SHA-256 to equal
-///    the attested `saml_cert_sha256`: an extra, unattested key is named in the error.
+///    the attested `saml_cert_sha256`, or the attested `next_saml_cert_sha256` while a key
+///    rotation is under way: an extra, unattested key is named in the error.
 pub fn check_metadata_binding(
     metadata_xml: &str,
     doc: &VerifiedDocument,
@@ -229,9 +233,21 @@ pub fn check_metadata_binding(
     if certs.is_empty() {
         return Err(MetadataError::NoSigningCertificate);
     }
+    // A 32-byte next certificate hash, or none; anything else is not what an enclave attests.
+    let next: Option<[u8; 32]> = match &attested.next_saml_cert_sha256 {
+        None => None,
+        Some(v) => Some(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| MetadataError::BadUserData {
+                    reason: format!("next_saml_cert_sha256 is {} bytes, not 32", v.len()),
+                })?,
+        ),
+    };
     for (i, der) in certs.iter().enumerate() {
         let sha256 = digest(&SHA256, der);
-        if sha256.as_ref() != attested.saml_cert_sha256 {
+        if sha256.as_ref() != attested.saml_cert_sha256 && next.is_none_or(|n| sha256.as_ref() != n)
+        {
             return Err(MetadataError::CertificateNotBound {
                 index: i.saturating_add(1),
                 sha256: hex::encode(sha256),
@@ -244,6 +260,7 @@ pub fn check_metadata_binding(
         cert_sha256: attested.saml_cert_sha256,
         bundle_key,
         signing_certs: certs.len(),
+        next_cert_sha256: next,
     })
 }
 
@@ -396,6 +413,7 @@ mod tests {
             format: nitrosync_shared::binding::ATTESTED_KEYS_FORMAT,
             saml_cert_sha256: sha,
             identity: None,
+            next_saml_cert_sha256: None,
         };
         doc(Some(keys.to_user_data()), Some(vec![7; 32]))
     }

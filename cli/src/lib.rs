@@ -489,6 +489,23 @@ pub enum EnclaveCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rotate the sealed identity's SAML signing key and bundle key without downtime: `begin`
+    /// publishes the next certificate beside the current one in the SAML metadata (customers then
+    /// run `nitrosync iam apply`); `finish` signs with it and attests the next bundle key, and
+    /// the old bundle key opens bundles until the grace period ends. Each step re-seals the
+    /// identity under the KMS key and the parent stores it.
+    Rotate {
+        /// The step.
+        #[arg(value_enum)]
+        step: RotateStep,
+        /// `finish` only: days the old bundle key still opens bundles sealed to it (0 to 30).
+        #[arg(long, value_name = "DAYS", default_value_t = 7,
+              value_parser = clap::value_parser!(u64).range(0..=30))]
+        bundle_key_grace_days: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Have the enclave call STS once through the relay, over TLS, to prove the outbound path.
     Probe {
         /// The AWS region whose STS endpoint is called.
@@ -498,6 +515,15 @@ pub enum EnclaveCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A step of `nitrosync enclave rotate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RotateStep {
+    /// Publish the next SAML certificate in the metadata.
+    Begin,
+    /// Switch to the next keys.
+    Finish,
 }
 
 /// A failed CLI command: the line to print and the exit code.

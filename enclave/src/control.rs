@@ -17,7 +17,8 @@ use crate::EnclaveError;
 use crate::config::IdentityMode;
 use crate::config::{EnclaveConfig, Mode};
 use crate::https::{AwsHttpClient, RelayConnector, tls_config};
-use crate::identity::IdentitySecrets;
+use crate::identity::{IdentitySecrets, NextKeys, PreviousBundleKey};
+use crate::sync::EngineKeys;
 use crate::sync::SyncEngine;
 use crate::sync::mac::MacMasterKey;
 use nitrosync_attestation::{Nsm, SimulatedNsm};
@@ -26,8 +27,9 @@ use nitrosync_saml::SamlSigner;
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::binding::{ATTESTED_KEYS_FORMAT, AttestedKeys, IdentitySource};
 use nitrosync_shared::control::{
-    ControlError, Description, EnclaveMessage, Event, HealthReport, Request, RequestBody, Response,
-    ResponseBody, RuntimeMode, UnsealReport, UnsealRequest,
+    ControlError, Description, EnclaveMessage, Event, HealthReport, MAX_BUNDLE_KEY_GRACE_S,
+    Request, RequestBody, Response, ResponseBody, RotateRequest, RotationStatus, RotationStep,
+    RuntimeMode, SealedIdentity, UnsealReport, UnsealRequest,
 };
 use nitrosync_transport::{FrameReader, Listener, write_frame};
 use std::future::Future;
@@ -88,13 +90,38 @@ impl Default for ControlLimits {
     }
 }
 
-/// The keys and what is made from them, once the identity is loaded.
-struct Unlocked {
+/// What is made from the identity; a rotation step replaces it whole.
+struct View {
     description: Description,
-    engine: SyncEngine,
     attested_keys: Vec<u8>,
     /// The sealed identity and its images, when it came from KMS.
-    sealed: Option<(nitrosync_shared::control::SealedIdentity, Vec<String>)>,
+    sealed: Option<(SealedIdentity, Vec<String>)>,
+    /// The identity, to re-seal at a rotation step.
+    secrets: IdentitySecrets,
+}
+
+/// The loaded identity: the engine (kept across rotations: its locks, pacers and sessions
+/// stay) and the current view.
+struct Unlocked {
+    engine: SyncEngine,
+    view: std::sync::RwLock<Arc<View>>,
+}
+
+impl Unlocked {
+    fn view(&self) -> Arc<View> {
+        self.view
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_view(&self, view: View, keys: EngineKeys) {
+        self.engine.set_keys(keys);
+        *self
+            .view
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(view);
+    }
 }
 
 /// What request handlers share.
@@ -171,6 +198,22 @@ fn generate_identity(entity_id: &str) -> Result<IdentitySecrets, String> {
         saml_cert_der: signer.cert_der().to_vec(),
         bundle_key: bundle_key.secret_bytes(),
         mac_master,
+        generation: 0,
+        next: None,
+        previous_bundle: None,
+    })
+}
+
+/// Fresh keys for a rotation: a SAML key and certificate, and an X25519 bundle key.
+fn generate_next(entity_id: &str) -> Result<NextKeys, String> {
+    let signer = SamlSigner::generate(entity_id, SystemTime::now())
+        .map_err(|e| format!("cannot create the next SAML signing key: {e}"))?;
+    let bundle_key =
+        EnclaveBundleKey::generate(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng));
+    Ok(NextKeys {
+        saml_key_pkcs8: signer.private_key_pkcs8_der(),
+        saml_cert_der: signer.cert_der().to_vec(),
+        bundle_key: bundle_key.secret_bytes(),
     })
 }
 
@@ -219,6 +262,7 @@ impl EnclaveState {
                 Mode::Production => None,
             },
             identity: None,
+            rotation: None,
         };
         let state = Self {
             started: Instant::now(),
@@ -243,12 +287,12 @@ impl EnclaveState {
         Ok(state)
     }
 
-    /// Builds the engine and description from an identity.
-    fn unlock(
+    /// The view and engine keys an identity stands for.
+    fn build(
         &self,
         secrets: IdentitySecrets,
-        sealed: Option<(nitrosync_shared::control::SealedIdentity, Vec<String>)>,
-    ) -> Result<Unlocked, String> {
+        sealed: Option<(SealedIdentity, Vec<String>)>,
+    ) -> Result<(View, EngineKeys), String> {
         let signer = SamlSigner::from_parts(
             &secrets.saml_key_pkcs8,
             &secrets.saml_cert_der,
@@ -256,7 +300,20 @@ impl EnclaveState {
         )
         .map_err(|e| format!("the identity's SAML key does not load: {e}"))?;
         let bundle_key = EnclaveBundleKey::from_secret_bytes(&secrets.bundle_key);
-        let mac_master = MacMasterKey::from_bytes(secrets.mac_master.clone());
+        let next_cert_sha256 = match &secrets.next {
+            None => None,
+            Some(n) => Some(
+                SamlSigner::from_parts(&n.saml_key_pkcs8, &n.saml_cert_der, &self.saml_entity_id)
+                    .map_err(|e| format!("the identity's next SAML key does not load: {e}"))?
+                    .cert_sha256(),
+            ),
+        };
+        let saml_metadata = match &secrets.next {
+            None => signer.metadata_xml(),
+            Some(n) => signer
+                .metadata_xml_with(&[n.saml_cert_der.as_slice()])
+                .map_err(|e| format!("cannot write the metadata with the next certificate: {e}"))?,
+        };
         let identity = match &sealed {
             Some((s, images)) => IdentitySource::KmsSealed {
                 key_arn: s.key_arn.clone(),
@@ -270,30 +327,63 @@ impl EnclaveState {
             saml_cert_sha256,
             // Absent for an ephemeral identity, as documents before sealing had it.
             identity: sealed.is_some().then(|| identity.clone()),
+            next_saml_cert_sha256: next_cert_sha256.map(|h| h.to_vec()),
         }
         .to_user_data();
+        let rotation = sealed.as_ref().map(|_| RotationStatus {
+            generation: secrets.generation,
+            next_saml_cert_sha256: next_cert_sha256.map(hex::encode),
+            previous_bundle_key_until_ms: secrets.previous_bundle.as_ref().map(|p| p.until_ms),
+        });
         let description = Description {
             bundle_key: bundle_key.public(),
             saml_entity_id: signer.entity_id().to_owned(),
-            saml_metadata: signer.metadata_xml(),
+            saml_metadata,
             saml_cert_sha256: hex::encode(saml_cert_sha256),
             identity: Some(identity),
+            rotation,
             ..self.base.clone()
         };
-        let engine = SyncEngine::new(
-            self.http.clone(),
+        let keys = EngineKeys {
             signer,
             bundle_key,
+            previous_bundle: secrets.previous_bundle.as_ref().map(|p| {
+                (
+                    EnclaveBundleKey::from_secret_bytes(&p.bundle_key),
+                    p.until_ms,
+                )
+            }),
+        };
+        Ok((
+            View {
+                description,
+                attested_keys,
+                sealed,
+                secrets,
+            },
+            keys,
+        ))
+    }
+
+    /// Builds the engine and view from an identity.
+    fn unlock(
+        &self,
+        secrets: IdentitySecrets,
+        sealed: Option<(SealedIdentity, Vec<String>)>,
+    ) -> Result<Unlocked, String> {
+        let mac_master = MacMasterKey::from_bytes(secrets.mac_master.clone());
+        let (view, keys) = self.build(secrets, sealed)?;
+        let engine = SyncEngine::new(
+            self.http.clone(),
+            keys,
             mac_master,
             self.retry.clone(),
             self.writes_per_second,
             self.describes_per_second,
         );
         Ok(Unlocked {
-            description,
             engine,
-            attested_keys,
-            sealed,
+            view: std::sync::RwLock::new(Arc::new(view)),
         })
     }
 
@@ -324,7 +414,8 @@ impl EnclaveState {
     async fn unseal(&self, req: UnsealRequest) -> ResponseBody {
         let mut last = self.unsealing.lock().await;
         if let Some(u) = self.unlocked.get() {
-            return match &u.sealed {
+            let view = u.view();
+            return match &view.sealed {
                 Some((s, images)) if s.key_arn == req.key_arn => {
                     ResponseBody::Unsealed(UnsealReport {
                         sealed: s.clone(),
@@ -347,11 +438,15 @@ impl EnclaveState {
         }
         match self.unseal_locked(&req).await {
             Ok((unlocked, created)) => {
-                let report = unlocked.sealed.as_ref().map(|(s, images)| UnsealReport {
-                    sealed: s.clone(),
-                    created,
-                    images: images.clone(),
-                });
+                let report = unlocked
+                    .view()
+                    .sealed
+                    .as_ref()
+                    .map(|(s, images)| UnsealReport {
+                        sealed: s.clone(),
+                        created,
+                        images: images.clone(),
+                    });
                 let _ = self.unlocked.set(unlocked);
                 *last = None;
                 match report {
@@ -378,6 +473,23 @@ impl EnclaveState {
         req: &UnsealRequest,
     ) -> Result<(Unlocked, bool), crate::sync::errors::Failure> {
         use crate::sync::errors::Failure;
+        let pcr0 = self.own_pcr0().await?;
+        let settings = self.kms_settings();
+        let entity_id = self.saml_entity_id.clone();
+        let out = crate::identity::kms::unseal_or_create(&settings, &self.nsm, &pcr0, req, || {
+            generate_identity(&entity_id).map_err(|e| Failure::new(ErrorCode::InvalidConfig, e))
+        })
+        .await?;
+        let created = out.created;
+        let unlocked = self
+            .unlock(out.secrets, Some((out.sealed, out.images)))
+            .map_err(|e| Failure::new(ErrorCode::KmsKeyError, e))?;
+        Ok((unlocked, created))
+    }
+
+    /// This image's PCR0, refused when all zeros (a debug-mode enclave).
+    async fn own_pcr0(&self) -> Result<Vec<u8>, crate::sync::errors::Failure> {
+        use crate::sync::errors::Failure;
         let nsm = self.nsm.clone();
         let pcr0 = tokio::task::spawn_blocking(move || nsm.describe_pcr(0))
             .await
@@ -399,24 +511,137 @@ impl EnclaveState {
                 "this enclave runs in debug mode (PCR0 is all zeros): its memory is readable by the parent, so it never holds the sealed identity",
             ));
         }
-        let settings = crate::identity::kms::KmsSettings {
+        Ok(pcr0)
+    }
+
+    fn kms_settings(&self) -> crate::identity::kms::KmsSettings {
+        crate::identity::kms::KmsSettings {
             http: self.http.clone(),
             retry: self.retry.clone(),
             timeouts: aws_smithy_types::timeout::TimeoutConfig::builder()
                 .operation_attempt_timeout(Duration::from_secs(15))
                 .operation_timeout(Duration::from_secs(60))
                 .build(),
+        }
+    }
+
+    /// One rotation step: new secrets, sealed under a new data key, then swapped in. Nothing
+    /// changes unless the new identity is sealed (the parent can store it).
+    async fn rotate(&self, req: RotateRequest) -> ResponseBody {
+        let refuse =
+            |code: ErrorCode, message: String| ResponseBody::Error(ControlError { code, message });
+        let _serial = self.unsealing.lock().await;
+        let Some(u) = self.unlocked.get() else {
+            return locked("the enclave's identity is locked: unseal it before rotating".into());
         };
-        let entity_id = self.saml_entity_id.clone();
-        let out = crate::identity::kms::unseal_or_create(&settings, &self.nsm, &pcr0, req, || {
-            generate_identity(&entity_id).map_err(|e| Failure::new(ErrorCode::InvalidConfig, e))
+        let view = u.view();
+        let Some((sealed, images)) = &view.sealed else {
+            return refuse(
+                ErrorCode::InvalidConfig,
+                "this enclave runs with an ephemeral identity: there is nothing to rotate".into(),
+            );
+        };
+        if sealed.key_arn != req.key_arn {
+            return refuse(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "the identity is sealed under {}, not {}",
+                    sealed.key_arn, req.key_arn
+                ),
+            );
+        }
+        if req.bundle_key_grace_s > MAX_BUNDLE_KEY_GRACE_S {
+            return refuse(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "a bundle key grace of {} s is longer than {MAX_BUNDLE_KEY_GRACE_S} s (30 days)",
+                    req.bundle_key_grace_s
+                ),
+            );
+        }
+        let current = &view.secrets;
+        let now_ms = nitrosync_shared::unix_ms(self.http.clock().now());
+        // A previous bundle key past its cut-off is dropped at any step.
+        let previous = current
+            .previous_bundle
+            .as_ref()
+            .filter(|p| p.until_ms >= now_ms)
+            .map(|p| PreviousBundleKey {
+                bundle_key: p.bundle_key.clone(),
+                until_ms: p.until_ms,
+            });
+        let next_secrets = match (req.step, &current.next) {
+            (RotationStep::Begin, Some(_)) => {
+                // Already under way: the same answer again.
+                return ResponseBody::Unsealed(UnsealReport {
+                    sealed: sealed.clone(),
+                    created: false,
+                    images: images.clone(),
+                });
+            }
+            (RotationStep::Begin, None) => match generate_next(&self.saml_entity_id) {
+                Ok(next) => IdentitySecrets {
+                    saml_key_pkcs8: current.saml_key_pkcs8.clone(),
+                    saml_cert_der: current.saml_cert_der.clone(),
+                    bundle_key: current.bundle_key.clone(),
+                    mac_master: current.mac_master.clone(),
+                    generation: current.generation.saturating_add(1),
+                    next: Some(next),
+                    previous_bundle: previous,
+                },
+                Err(e) => return refuse(ErrorCode::InvalidConfig, e),
+            },
+            (RotationStep::Finish, None) => {
+                return refuse(
+                    ErrorCode::InvalidConfig,
+                    "no rotation is under way: run `nitrosync enclave rotate begin` first".into(),
+                );
+            }
+            (RotationStep::Finish, Some(next)) => IdentitySecrets {
+                saml_key_pkcs8: next.saml_key_pkcs8.clone(),
+                saml_cert_der: next.saml_cert_der.clone(),
+                bundle_key: next.bundle_key.clone(),
+                mac_master: current.mac_master.clone(),
+                generation: current.generation.saturating_add(1),
+                next: None,
+                previous_bundle: Some(PreviousBundleKey {
+                    bundle_key: current.bundle_key.clone(),
+                    until_ms: now_ms.saturating_add(req.bundle_key_grace_s.saturating_mul(1000)),
+                }),
+            },
+        };
+        let pcr0 = match self.own_pcr0().await {
+            Ok(p) => p,
+            Err(f) => return refuse(f.code, f.message),
+        };
+        let sealed_new = crate::identity::kms::seal_new(
+            &self.kms_settings(),
+            &self.nsm,
+            &pcr0,
+            &req.key_arn,
+            &req.credentials,
+            &next_secrets,
+        )
+        .await;
+        let (sealed_new, images) = match sealed_new {
+            Ok(s) => s,
+            Err(f) => {
+                warn!(code = %f.code, message = %f.message, "rotation step failed");
+                return refuse(f.code, f.message);
+            }
+        };
+        let built = self.build(next_secrets, Some((sealed_new.clone(), images.clone())));
+        let (view_new, keys) = match built {
+            Ok(v) => v,
+            Err(e) => return refuse(ErrorCode::KmsKeyError, e),
+        };
+        u.set_view(view_new, keys);
+        info!(step = ?req.step, generation = sealed_new.generation, "key rotation step done");
+        ResponseBody::Unsealed(UnsealReport {
+            sealed: sealed_new,
+            created: false,
+            images,
         })
-        .await?;
-        let created = out.created;
-        let unlocked = self
-            .unlock(out.secrets, Some((out.sealed, out.images)))
-            .map_err(|e| Failure::new(ErrorCode::KmsKeyError, e))?;
-        Ok((unlocked, created))
     }
 
     async fn attest(&self, u: &Unlocked, nonce: Vec<u8>) -> ResponseBody {
@@ -427,8 +652,9 @@ impl EnclaveState {
             });
         }
         let nsm = self.nsm.clone();
-        let user_data = u.attested_keys.clone();
-        let public_key = u.description.bundle_key;
+        let view = u.view();
+        let user_data = view.attested_keys.clone();
+        let public_key = view.description.bundle_key;
         // The hardware NSM is an ioctl: keep it off the async workers.
         let doc = tokio::task::spawn_blocking(move || {
             nsm.attest(Some(&user_data), Some(&nonce), Some(&public_key))
@@ -451,6 +677,7 @@ impl EnclaveState {
     pub async fn handle(&self, body: RequestBody) -> ResponseBody {
         let answer = match body {
             RequestBody::Unseal(req) => self.unseal(req).await,
+            RequestBody::Rotate(req) => self.rotate(req).await,
             RequestBody::ProbeAws { region } => {
                 if !is_plausible_region(&region) {
                     ResponseBody::Error(ControlError {
@@ -472,7 +699,7 @@ impl EnclaveState {
                         requests_served: self.requests_served.load(Ordering::Relaxed),
                         tunnels_opened: self.http.tunnels_opened(),
                     }),
-                    RequestBody::Describe => ResponseBody::Describe(u.description.clone()),
+                    RequestBody::Describe => ResponseBody::Describe(u.view().description.clone()),
                     RequestBody::Attest { nonce } => self.attest(u, nonce).await,
                     RequestBody::Sync { bundle } => {
                         ResponseBody::Sync(u.engine.sync(&bundle).await)

@@ -91,6 +91,7 @@ pub async fn start(cfg: ParentConfig, shutdown: CancellationToken) -> Result<Han
         commits: crate::store::GroupCommit::start(store.clone(), crate::scheduler::now_ms),
         wake: wake.clone(),
         scheduler: scheduler.clone(),
+        identity_kms_key: cfg.identity_kms_key.clone(),
     });
     let scheduler_task = tokio::spawn(scheduler.run(shutdown.clone()));
     let metrics_task = match metrics_listener {

@@ -9,8 +9,10 @@
 
 use crate::control::EnclaveClient;
 use crate::store::Store;
+use nitrosync_shared::ErrorCode;
 use nitrosync_shared::control::{
-    AwsCredentials, RequestBody, ResponseBody, SealedIdentity, UnsealRequest,
+    AwsCredentials, ControlError, RequestBody, ResponseBody, RotateRequest, RotationStep,
+    SealedIdentity, UnsealReport, UnsealRequest,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,7 +184,6 @@ async fn unseal_once(
         })?),
         None => None,
     };
-    let had = sealed.is_some();
     let answer = client
         .request(RequestBody::Unseal(UnsealRequest {
             key_arn: key_arn.to_owned(),
@@ -196,22 +197,7 @@ async fn unseal_once(
         ResponseBody::Error(e) => return Err(format!("{}: {}", e.code, e.message)),
         other => return Err(format!("unexpected answer to Unseal: {other:?}")),
     };
-    if report.created || !had {
-        let bytes = report.sealed.to_bytes();
-        let (store2, arn) = (store.clone(), key_arn.to_owned());
-        let kept = tokio::task::spawn_blocking(move || {
-            store2.store_sealed_identity(&arn, &bytes, crate::scheduler::now_ms())
-        })
-        .await
-        .map_err(|e| format!("the store task failed: {e}"))?
-        .map_err(|e| format!("cannot store the sealed identity: {e}"))?;
-        if kept != report.sealed.to_bytes() {
-            warn!(
-                key_arn,
-                "another start stored an identity for this key first; restart the enclave so that it unseals the stored one"
-            );
-        }
-    }
+    store_report(store, key_arn, &report.sealed).await?;
     info!(
         key_arn,
         created = report.created,
@@ -219,6 +205,70 @@ async fn unseal_once(
         "enclave identity unsealed"
     );
     Ok(())
+}
+
+/// Stores a sealed identity the enclave answered with (kept if it is the first, or of a
+/// higher generation than the stored one); warns when another one stays stored.
+async fn store_report(
+    store: &Arc<Store>,
+    key_arn: &str,
+    sealed: &SealedIdentity,
+) -> Result<(), String> {
+    let bytes = sealed.to_bytes();
+    let (store2, arn, generation) = (store.clone(), key_arn.to_owned(), sealed.generation);
+    let mine = bytes.clone();
+    let kept = tokio::task::spawn_blocking(move || {
+        store2.store_sealed_identity(&arn, &mine, generation, crate::scheduler::now_ms())
+    })
+    .await
+    .map_err(|e| format!("the store task failed: {e}"))?
+    .map_err(|e| format!("cannot store the sealed identity: {e}"))?;
+    if kept != bytes {
+        warn!(
+            key_arn,
+            generation,
+            "another identity for this key is stored (first start elsewhere, or a newer rotation); restart the enclave so that it unseals the stored one"
+        );
+    }
+    Ok(())
+}
+
+/// One rotation step: sends `Rotate` with the instance role's credentials and stores the
+/// re-sealed identity before answering.
+///
+/// # Errors
+///
+/// The control error, or a store or credentials failure as `InternalServiceError`.
+pub async fn rotate(
+    client: &EnclaveClient,
+    store: &Arc<Store>,
+    key_arn: &str,
+    step: RotationStep,
+    bundle_key_grace_s: u64,
+) -> Result<UnsealReport, ControlError> {
+    let internal = |message: String| ControlError {
+        code: ErrorCode::InternalServiceError,
+        message,
+    };
+    let credentials = credentials().await.map_err(internal)?;
+    let answer = client
+        .request(RequestBody::Rotate(RotateRequest {
+            step,
+            key_arn: key_arn.to_owned(),
+            credentials,
+            bundle_key_grace_s,
+        }))
+        .await?;
+    let report = match answer {
+        ResponseBody::Unsealed(r) => r,
+        ResponseBody::Error(e) => return Err(e),
+        other => return Err(internal(format!("unexpected answer to Rotate: {other:?}"))),
+    };
+    store_report(store, key_arn, &report.sealed)
+        .await
+        .map_err(internal)?;
+    info!(key_arn, step = ?step, generation = report.sealed.generation, "identity rotation step stored");
+    Ok(report)
 }
 
 /// After every connect, unseals the enclave's identity, retrying with capped backoff until it

@@ -24,6 +24,10 @@ pub struct AttestedKeys {
     /// never leaving the enclave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentitySource>,
+    /// SHA-256 of the next SAML certificate (32 bytes) while a key rotation is under way: the
+    /// metadata then lists it beside the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub next_saml_cert_sha256: Option<Vec<u8>>,
 }
 
 /// Where the enclave's identity comes from.
@@ -74,6 +78,7 @@ mod tests {
             format: ATTESTED_KEYS_FORMAT,
             saml_cert_sha256: [3; 32],
             identity: None,
+            next_saml_cert_sha256: None,
         };
         let bytes = k.to_user_data();
         assert!(bytes.len() < 64);

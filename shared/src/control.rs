@@ -56,6 +56,50 @@ pub enum RequestBody {
     /// this one is refused. Idempotent: an enclave already unsealed under the same key answers
     /// with its sealed identity again.
     Unseal(UnsealRequest),
+    /// One step of a key rotation (SAML signing key and bundle key), re-sealed under the same
+    /// KMS key with a new data key; answered with the new sealed identity for the parent to
+    /// store. The enclave must be unsealed under `key_arn`.
+    Rotate(RotateRequest),
+}
+
+/// A rotation step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RotationStep {
+    /// Make the next SAML key and bundle key. The metadata lists the current and the next
+    /// certificate (IAM accepts several), so customers can register it before the switch.
+    /// Again while a rotation is under way: nothing changes.
+    Begin,
+    /// Sign with the next SAML key and attest the next bundle key; the old SAML key is
+    /// retired, and the old bundle key still opens bundles until the cut-off.
+    Finish,
+}
+
+/// [`RequestBody::Rotate`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRequest {
+    /// The step.
+    pub step: RotationStep,
+    /// The KMS key the identity is sealed under.
+    pub key_arn: String,
+    /// Credentials for the KMS calls (the instance role).
+    pub credentials: AwsCredentials,
+    /// `Finish` only: how long (seconds, at most [`MAX_BUNDLE_KEY_GRACE_S`]) the old bundle key
+    /// still opens bundles sealed to it.
+    pub bundle_key_grace_s: u64,
+}
+
+/// The longest an old bundle key may go on opening bundles after a rotation: 30 days.
+pub const MAX_BUNDLE_KEY_GRACE_S: u64 = 30 * 24 * 3600;
+
+impl std::fmt::Debug for RotateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateRequest")
+            .field("step", &self.step)
+            .field("key_arn", &self.key_arn)
+            .field("credentials", &self.credentials)
+            .field("bundle_key_grace_s", &self.bundle_key_grace_s)
+            .finish()
+    }
 }
 
 /// What the enclave needs to unseal its identity ([`RequestBody::Unseal`]). Everything here
@@ -115,6 +159,10 @@ pub struct SealedIdentity {
     pub key_arn: String,
     /// PCR0 of the image that sealed it, lowercase hex (informational; it is in the AAD).
     pub pcr0: String,
+    /// Incremented at every rotation step (also inside the sealed plaintext, where the enclave
+    /// checks it); the parent keeps the highest.
+    #[serde(default)]
+    pub generation: u64,
     /// KMS's `CiphertextBlob` of the data key.
     #[serde(with = "serde_bytes")]
     pub ciphertext_blob: Vec<u8>,
@@ -249,6 +297,9 @@ pub struct SyncTimings {
 
 /// Everything the enclave sends on the control connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// One message is decoded, handled and dropped at a time; a box per response would cost more
+// than the few hundred bytes an event carries unused.
+#[allow(clippy::large_enum_variant)]
 pub enum EnclaveMessage {
     /// The answer to one request.
     Response(Response),
@@ -350,6 +401,20 @@ pub struct Description {
     /// Where the identity comes from; `None` from an enclave older than this field.
     #[serde(default)]
     pub identity: Option<crate::binding::IdentitySource>,
+    /// The state of a key rotation, for a sealed identity.
+    #[serde(default)]
+    pub rotation: Option<RotationStatus>,
+}
+
+/// Where a sealed identity's keys stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationStatus {
+    /// The sealed identity's generation.
+    pub generation: u64,
+    /// SHA-256 (hex) of the next SAML certificate, between `rotate begin` and `rotate finish`.
+    pub next_saml_cert_sha256: Option<String>,
+    /// Until when (Unix ms) the previous bundle key still opens bundles, after a finish.
+    pub previous_bundle_key_until_ms: Option<u64>,
 }
 
 /// The outcome of [`RequestBody::ProbeAws`].
@@ -456,6 +521,7 @@ mod tests {
                     saml_cert_sha256: "cd".repeat(32),
                     simulator_root_pem: sim.then(|| "-----BEGIN CERTIFICATE-----".into()),
                     identity: None,
+                    rotation: None,
                 })
             },
         );

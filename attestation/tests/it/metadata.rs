@@ -38,6 +38,7 @@ fn attested_keys(signer: &SamlSigner) -> Vec<u8> {
         format: ATTESTED_KEYS_FORMAT,
         saml_cert_sha256: signer.cert_sha256(),
         identity: None,
+        next_saml_cert_sha256: None,
     }
     .to_user_data()
 }
@@ -132,6 +133,7 @@ fn the_document_must_carry_the_binding() {
         format: 2,
         saml_cert_sha256: enclave().cert_sha256(),
         identity: None,
+        next_saml_cert_sha256: None,
     };
     let wrong_format = verified(Some(&wrong_format.to_user_data()), Some(&BUNDLE_KEY));
     assert!(matches!(

@@ -122,6 +122,49 @@ pub async fn run(command: Command, api: &AdminClient) -> Result<(), CliError> {
                 }
             }
         }
+        Command::Enclave(EnclaveCommand::Rotate {
+            step,
+            bundle_key_grace_days,
+            json,
+        }) => {
+            let step = match step {
+                crate::RotateStep::Begin => "begin",
+                crate::RotateStep::Finish => "finish",
+            };
+            let body = serde_json::to_vec(&nitrosync_api::RotateRequest {
+                step: step.to_owned(),
+                bundle_key_grace_s: Some(bundle_key_grace_days * 24 * 3600),
+            })
+            .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
+            let r: nitrosync_api::RotateReply = api
+                .call(
+                    http::Method::POST,
+                    nitrosync_api::paths::ENCLAVE_ROTATE,
+                    Some(body),
+                )
+                .await?;
+            if json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "rotation step {}: identity generation {} stored",
+                    r.step, r.generation
+                );
+                println!("  signing certificate  sha256 {}", r.saml_cert_sha256);
+                if let Some(next) = &r.next_saml_cert_sha256 {
+                    println!("  next certificate     sha256 {next}");
+                    println!(
+                        "next: customers run `nitrosync iam apply` (the metadata lists both certificates), then `nitrosync enclave rotate finish`"
+                    );
+                }
+                if let Some(until) = r.previous_bundle_key_until_ms {
+                    println!("  previous bundle key  opens bundles until {until} (Unix ms)");
+                    println!(
+                        "next: tenants seal new bundles to the new attested key (any `env push`); customers may run `nitrosync iam apply` again to drop the old certificate"
+                    );
+                }
+            }
+        }
         Command::Enclave(EnclaveCommand::Probe { region, json }) => {
             let body = serde_json::to_vec(&ProbeRequest { region })
                 .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;

@@ -24,7 +24,9 @@ use aws_sdk_kms::types::{
 };
 use nitrosync_attestation::Nsm;
 use nitrosync_shared::ErrorCode;
-use nitrosync_shared::control::{SEALED_IDENTITY_FORMAT, SealedIdentity, UnsealRequest};
+use nitrosync_shared::control::{
+    AwsCredentials, SEALED_IDENTITY_FORMAT, SealedIdentity, UnsealRequest,
+};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -119,11 +121,11 @@ pub fn key_region(arn: &str) -> Result<&str, Failure> {
     Ok(region)
 }
 
-fn client(settings: &KmsSettings, region: &str, req: &UnsealRequest) -> aws_sdk_kms::Client {
+fn client(settings: &KmsSettings, region: &str, c: &AwsCredentials) -> aws_sdk_kms::Client {
     let creds = aws_credential_types::Credentials::new(
-        req.credentials.access_key_id.clone(),
-        req.credentials.secret_access_key.clone(),
-        req.credentials.session_token.clone(),
+        c.access_key_id.clone(),
+        c.secret_access_key.clone(),
+        c.session_token.clone(),
         None,
         "nitrosync-parent-instance-role",
     );
@@ -289,108 +291,149 @@ pub async fn unseal_or_create(
     req: &UnsealRequest,
     make: impl FnOnce() -> Result<IdentitySecrets, Failure>,
 ) -> Result<Unsealed, Failure> {
+    let Some(s) = &req.sealed else {
+        let secrets = make()?;
+        let (sealed, images) = seal_new(
+            settings,
+            nsm,
+            pcr0,
+            &req.key_arn,
+            &req.credentials,
+            &secrets,
+        )
+        .await?;
+        return Ok(Unsealed {
+            secrets,
+            sealed,
+            created: true,
+            images,
+        });
+    };
     let arn = req.key_arn.as_str();
     let region = key_region(arn)?;
-    let kms = client(settings, region, req);
+    if s.format != SEALED_IDENTITY_FORMAT {
+        return Err(kms_failure(format!(
+            "the stored identity has format {}; this enclave reads {SEALED_IDENTITY_FORMAT}.",
+            s.format
+        )));
+    }
+    if s.key_arn != arn {
+        return Err(kms_failure(format!(
+            "the stored identity was sealed under {}, not the configured key {arn}.",
+            s.key_arn
+        )));
+    }
+    let kms = client(settings, region, &req.credentials);
     let images = check_key(&kms, arn, pcr0).await?;
     let pcr0_hex = hex::encode(pcr0);
     let ctx = SealContext { key_arn: arn, pcr0 };
     let (key, recipient) = recipient(nsm).await?;
-    let released_to = |e: Failure| {
-        Failure::new(
-            e.code,
-            format!("{} (this enclave's image: PCR0 {pcr0_hex})", e.message),
-        )
-    };
-    match &req.sealed {
-        None => {
-            let mut call = kms
-                .generate_data_key()
-                .key_id(arn)
-                .key_spec(DataKeySpec::Aes256)
-                .recipient(recipient);
-            for (k, v) in CONTEXT {
-                call = call.encryption_context(k, v);
-            }
-            let out = call
-                .send()
-                .await
-                .map_err(|e| released_to(classify(Service::Kms, "kms:GenerateDataKey", &e)))?;
-            check_key_id("kms:GenerateDataKey", arn, out.key_id())?;
-            if out.plaintext().is_some() {
-                return Err(kms_failure(
-                    "kms:GenerateDataKey answered with a plaintext key despite the Recipient.",
-                ));
-            }
-            let data_key = data_key(&key, out.ciphertext_for_recipient(), "kms:GenerateDataKey")?;
-            drop(key);
-            let blob = out.ciphertext_blob().ok_or_else(|| {
-                kms_failure("kms:GenerateDataKey answered without CiphertextBlob.")
-            })?;
-            let secrets = make()?;
-            let (nonce, sealed) = super::seal(&data_key, &ctx, &secrets)
-                .map_err(|e| identity_failure("cannot seal the identity", e))?;
-            Ok(Unsealed {
-                secrets,
-                sealed: SealedIdentity {
-                    format: SEALED_IDENTITY_FORMAT,
-                    key_arn: arn.to_owned(),
-                    pcr0: pcr0_hex,
-                    ciphertext_blob: blob.as_ref().to_vec(),
-                    nonce: nonce.to_vec(),
-                    sealed,
-                },
-                created: true,
-                images,
-            })
-        }
-        Some(s) => {
-            if s.format != SEALED_IDENTITY_FORMAT {
-                return Err(kms_failure(format!(
-                    "the stored identity has format {}; this enclave reads {SEALED_IDENTITY_FORMAT}.",
-                    s.format
-                )));
-            }
-            if s.key_arn != arn {
-                return Err(kms_failure(format!(
-                    "the stored identity was sealed under {}, not the configured key {arn}.",
-                    s.key_arn
-                )));
-            }
-            let mut call = kms
-                .decrypt()
-                .key_id(arn)
-                .ciphertext_blob(Blob::new(s.ciphertext_blob.clone()))
-                .recipient(recipient);
-            for (k, v) in CONTEXT {
-                call = call.encryption_context(k, v);
-            }
-            let out = call
-                .send()
-                .await
-                .map_err(|e| released_to(classify(Service::Kms, "kms:Decrypt", &e)))?;
-            check_key_id("kms:Decrypt", arn, out.key_id())?;
-            if out.plaintext().is_some() {
-                return Err(kms_failure(
-                    "kms:Decrypt answered with a plaintext key despite the Recipient.",
-                ));
-            }
-            let data_key = data_key(&key, out.ciphertext_for_recipient(), "kms:Decrypt")?;
-            drop(key);
-            let secrets = super::unseal(&data_key, &ctx, &s.nonce, &s.sealed).map_err(|e| {
-                identity_failure(
-                    &format!("the stored identity does not open for this image (PCR0 {pcr0_hex}): tampered, or sealed by another image"),
-                    e,
-                )
-            })?;
-            Ok(Unsealed {
-                secrets,
-                sealed: s.clone(),
-                created: false,
-                images,
-            })
-        }
+    let mut call = kms
+        .decrypt()
+        .key_id(arn)
+        .ciphertext_blob(Blob::new(s.ciphertext_blob.clone()))
+        .recipient(recipient);
+    for (k, v) in CONTEXT {
+        call = call.encryption_context(k, v);
     }
+    let out = call
+        .send()
+        .await
+        .map_err(|e| released_to(classify(Service::Kms, "kms:Decrypt", &e), &pcr0_hex))?;
+    check_key_id("kms:Decrypt", arn, out.key_id())?;
+    if out.plaintext().is_some() {
+        return Err(kms_failure(
+            "kms:Decrypt answered with a plaintext key despite the Recipient.",
+        ));
+    }
+    let data_key = data_key(&key, out.ciphertext_for_recipient(), "kms:Decrypt")?;
+    drop(key);
+    let secrets = super::unseal(&data_key, &ctx, &s.nonce, &s.sealed).map_err(|e| {
+        identity_failure(
+            &format!(
+                "the stored identity does not open for this image (PCR0 {pcr0_hex}): tampered, or sealed by another image"
+            ),
+            e,
+        )
+    })?;
+    if secrets.generation != s.generation {
+        return Err(kms_failure(format!(
+            "the stored identity says generation {} outside and {} inside: tampered.",
+            s.generation, secrets.generation
+        )));
+    }
+    Ok(Unsealed {
+        secrets,
+        sealed: s.clone(),
+        created: false,
+        images,
+    })
+}
+
+fn released_to(e: Failure, pcr0_hex: &str) -> Failure {
+    Failure::new(
+        e.code,
+        format!("{} (this enclave's image: PCR0 {pcr0_hex})", e.message),
+    )
+}
+
+/// Seals `secrets` under a new data key of `key_arn` (a first start, or a rotation step), after
+/// checking the key; returns the sealed identity and the images the key's policy releases it to.
+///
+/// # Errors
+///
+/// As [`unseal_or_create`].
+pub async fn seal_new(
+    settings: &KmsSettings,
+    nsm: &Arc<dyn Nsm>,
+    pcr0: &[u8],
+    key_arn: &str,
+    credentials: &AwsCredentials,
+    secrets: &IdentitySecrets,
+) -> Result<(SealedIdentity, Vec<String>), Failure> {
+    let region = key_region(key_arn)?;
+    let kms = client(settings, region, credentials);
+    let images = check_key(&kms, key_arn, pcr0).await?;
+    let pcr0_hex = hex::encode(pcr0);
+    let ctx = SealContext { key_arn, pcr0 };
+    let (key, recipient) = recipient(nsm).await?;
+    let mut call = kms
+        .generate_data_key()
+        .key_id(key_arn)
+        .key_spec(DataKeySpec::Aes256)
+        .recipient(recipient);
+    for (k, v) in CONTEXT {
+        call = call.encryption_context(k, v);
+    }
+    let out = call
+        .send()
+        .await
+        .map_err(|e| released_to(classify(Service::Kms, "kms:GenerateDataKey", &e), &pcr0_hex))?;
+    check_key_id("kms:GenerateDataKey", key_arn, out.key_id())?;
+    if out.plaintext().is_some() {
+        return Err(kms_failure(
+            "kms:GenerateDataKey answered with a plaintext key despite the Recipient.",
+        ));
+    }
+    let data_key = data_key(&key, out.ciphertext_for_recipient(), "kms:GenerateDataKey")?;
+    drop(key);
+    let blob = out
+        .ciphertext_blob()
+        .ok_or_else(|| kms_failure("kms:GenerateDataKey answered without CiphertextBlob."))?;
+    let (nonce, sealed) = super::seal(&data_key, &ctx, secrets)
+        .map_err(|e| identity_failure("cannot seal the identity", e))?;
+    Ok((
+        SealedIdentity {
+            format: SEALED_IDENTITY_FORMAT,
+            key_arn: key_arn.to_owned(),
+            pcr0: pcr0_hex,
+            generation: secrets.generation,
+            ciphertext_blob: blob.as_ref().to_vec(),
+            nonce: nonce.to_vec(),
+            sealed,
+        },
+        images,
+    ))
 }
 
 #[cfg(test)]

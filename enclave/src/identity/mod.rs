@@ -39,7 +39,10 @@ mod seal;
 
 pub use cms::{MAX_CIPHERTEXT_FOR_RECIPIENT, RecipientKey};
 pub use policy::{MAX_POLICY_LEN, PolicyFacts, check_key_policy};
-pub use seal::{IdentitySecrets, MAX_SEALED_LEN, SEAL_FORMAT, SealContext, seal, unseal};
+pub use seal::{
+    IdentitySecrets, MAX_SEALED_LEN, NextKeys, PreviousBundleKey, SEAL_FORMAT, SealContext, seal,
+    unseal,
+};
 
 /// Errors of the sealed identity. None of them carries key material: they name the part that
 /// failed, lengths, algorithm identifiers, public key identifiers or policy text.

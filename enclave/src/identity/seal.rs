@@ -45,8 +45,51 @@ pub struct IdentitySecrets {
     pub saml_cert_der: Vec<u8>,
     /// The X25519 secret of the bundle key.
     pub bundle_key: Zeroizing<[u8; 32]>,
-    /// The MAC master key.
+    /// The MAC master key. It never rotates: a new one would rewrite every secret once.
     pub mac_master: Zeroizing<[u8; 32]>,
+    /// Incremented at every re-seal (a rotation step); the parent keeps the highest.
+    pub generation: u64,
+    /// Keys published by `rotate begin`, current after `rotate finish`.
+    pub next: Option<NextKeys>,
+    /// The bundle key before the last `rotate finish`, still opened until its cut-off.
+    pub previous_bundle: Option<PreviousBundleKey>,
+}
+
+/// The keys a rotation moves to.
+pub struct NextKeys {
+    /// The next SAML signing key (RSA), PKCS#8 DER.
+    pub saml_key_pkcs8: Zeroizing<Vec<u8>>,
+    /// Its self-signed certificate (DER), listed in the metadata beside the current one.
+    pub saml_cert_der: Vec<u8>,
+    /// The next X25519 bundle key.
+    pub bundle_key: Zeroizing<[u8; 32]>,
+}
+
+/// A retired bundle key and when it stops opening bundles.
+pub struct PreviousBundleKey {
+    /// The X25519 secret.
+    pub bundle_key: Zeroizing<[u8; 32]>,
+    /// Unix milliseconds (by the enclave's trusted clock) after which it opens nothing.
+    pub until_ms: u64,
+}
+
+impl std::fmt::Debug for NextKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextKeys")
+            .field(
+                "saml_cert_der",
+                &format_args!("{} bytes", self.saml_cert_der.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PreviousBundleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousBundleKey")
+            .field("until_ms", &self.until_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for IdentitySecrets {
@@ -59,6 +102,12 @@ impl std::fmt::Debug for IdentitySecrets {
             )
             .field("bundle_key", &"[REDACTED]")
             .field("mac_master", &"[REDACTED]")
+            .field("generation", &self.generation)
+            .field("next", &self.next.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "previous_bundle_until_ms",
+                &self.previous_bundle.as_ref().map(|p| p.until_ms),
+            )
             .finish()
     }
 }
@@ -121,6 +170,17 @@ struct SealedPlaintextRef<'a> {
     saml_cert_der: Bytes<'a>,
     bundle_key: Bytes<'a>,
     mac_master: Bytes<'a>,
+    generation: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_saml_key_pkcs8: Option<Bytes<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_saml_cert_der: Option<Bytes<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_bundle_key: Option<Bytes<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_bundle_key: Option<Bytes<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_bundle_until_ms: Option<u64>,
 }
 
 /// A CBOR byte string read into a zeroizing buffer of its exact size.
@@ -158,6 +218,17 @@ struct SealedPlaintext {
     saml_cert_der: SecretBytes,
     bundle_key: SecretBytes,
     mac_master: SecretBytes,
+    generation: u64,
+    #[serde(default)]
+    next_saml_key_pkcs8: Option<SecretBytes>,
+    #[serde(default)]
+    next_saml_cert_der: Option<SecretBytes>,
+    #[serde(default)]
+    next_bundle_key: Option<SecretBytes>,
+    #[serde(default)]
+    previous_bundle_key: Option<SecretBytes>,
+    #[serde(default)]
+    previous_bundle_until_ms: Option<u64>,
 }
 
 fn gcm_key(data_key: &[u8; 32]) -> Result<LessSafeKey, IdentityError> {
@@ -179,11 +250,18 @@ pub fn seal(
     secrets: &IdentitySecrets,
 ) -> Result<([u8; NONCE_LEN], Vec<u8>), IdentityError> {
     let aad = ctx.aad()?;
+    let next_len = secrets.next.as_ref().map_or(0, |n| {
+        n.saml_key_pkcs8
+            .len()
+            .saturating_add(n.saml_cert_der.len())
+            .saturating_add(32 + CBOR_OVERHEAD)
+    });
     let capacity = secrets
         .saml_key_pkcs8
         .len()
         .saturating_add(secrets.saml_cert_der.len())
-        .saturating_add(2 * 32 + CBOR_OVERHEAD);
+        .saturating_add(next_len)
+        .saturating_add(3 * 32 + 2 * CBOR_OVERHEAD);
     if capacity > MAX_SEALED_LEN - TAG_LEN {
         return Err(IdentityError::Seal(
             "the identity is larger than a sealed identity may be",
@@ -195,6 +273,15 @@ pub fn seal(
         saml_cert_der: Bytes(&secrets.saml_cert_der),
         bundle_key: Bytes(&secrets.bundle_key[..]),
         mac_master: Bytes(&secrets.mac_master[..]),
+        generation: secrets.generation,
+        next_saml_key_pkcs8: secrets.next.as_ref().map(|n| Bytes(&n.saml_key_pkcs8[..])),
+        next_saml_cert_der: secrets.next.as_ref().map(|n| Bytes(&n.saml_cert_der[..])),
+        next_bundle_key: secrets.next.as_ref().map(|n| Bytes(&n.bundle_key[..])),
+        previous_bundle_key: secrets
+            .previous_bundle
+            .as_ref()
+            .map(|p| Bytes(&p.bundle_key[..])),
+        previous_bundle_until_ms: secrets.previous_bundle.as_ref().map(|p| p.until_ms),
     };
     // Written into a buffer of its final size: a full buffer is an error, never a reallocation
     // that would leave a copy of the secrets in freed memory.
@@ -286,12 +373,51 @@ pub fn unseal(
             "the SAML key or certificate is empty",
         ));
     }
+    let next = match (
+        p.next_saml_key_pkcs8,
+        p.next_saml_cert_der,
+        p.next_bundle_key,
+    ) {
+        (None, None, None) => None,
+        (Some(key), Some(cert), Some(bundle)) => {
+            if key.0.is_empty() || cert.0.is_empty() {
+                return Err(IdentityError::SealedContent(
+                    "the next SAML key or certificate is empty",
+                ));
+            }
+            let bundle_key = key32(&bundle, "the next bundle key is not 32 bytes")?;
+            let SecretBytes(mut cert) = cert;
+            Some(NextKeys {
+                saml_key_pkcs8: key.0,
+                saml_cert_der: std::mem::take(&mut *cert),
+                bundle_key,
+            })
+        }
+        _ => {
+            return Err(IdentityError::SealedContent("the next keys are incomplete"));
+        }
+    };
+    let previous_bundle = match (p.previous_bundle_key, p.previous_bundle_until_ms) {
+        (None, None) => None,
+        (Some(key), Some(until_ms)) => Some(PreviousBundleKey {
+            bundle_key: key32(&key, "the previous bundle key is not 32 bytes")?,
+            until_ms,
+        }),
+        _ => {
+            return Err(IdentityError::SealedContent(
+                "the previous bundle key has no cut-off",
+            ));
+        }
+    };
     let SecretBytes(mut cert) = p.saml_cert_der;
     Ok(IdentitySecrets {
         saml_key_pkcs8: p.saml_key_pkcs8.0,
         saml_cert_der: std::mem::take(&mut *cert),
         bundle_key,
         mac_master,
+        generation: p.generation,
+        next,
+        previous_bundle,
     })
 }
 
@@ -310,6 +436,9 @@ mod tests {
             saml_cert_der: b"SAML-CERTIFICATE-".repeat(40),
             bundle_key: Zeroizing::new(*b"BUNDLE-KEY-BUNDLE-KEY-BUNDLE-KEY"),
             mac_master: Zeroizing::new(*b"MAC-MASTER-MAC-MASTER-MAC-MASTER"),
+            generation: 0,
+            next: None,
+            previous_bundle: None,
         }
     }
 
@@ -339,6 +468,34 @@ mod tests {
         ] {
             assert!(!shown.contains(needle), "{needle} in {shown:?}");
         }
+    }
+
+    #[test]
+    fn round_trip_with_rotation_keys() {
+        let mut s = secrets();
+        s.generation = 7;
+        s.next = Some(NextKeys {
+            saml_key_pkcs8: Zeroizing::new(b"NEXT-SAML-KEY-".repeat(60)),
+            saml_cert_der: b"NEXT-CERT-".repeat(50),
+            bundle_key: Zeroizing::new([0x42; 32]),
+        });
+        s.previous_bundle = Some(PreviousBundleKey {
+            bundle_key: Zeroizing::new([0x24; 32]),
+            until_ms: 1_800_000_000_000,
+        });
+        let (nonce, sealed) = seal(&DATA_KEY, &ctx(), &s).unwrap();
+        assert!(!sealed.windows(9).any(|w| w == b"NEXT-SAML"));
+        let opened = unseal(&DATA_KEY, &ctx(), &nonce, &sealed).unwrap();
+        assert_same(&s, &opened);
+        assert_eq!(opened.generation, 7);
+        assert!(!format!("{opened:?}").contains("NEXT"));
+        let (a, b) = (s.next.unwrap(), opened.next.unwrap());
+        assert_eq!(*a.saml_key_pkcs8, *b.saml_key_pkcs8);
+        assert_eq!(a.saml_cert_der, b.saml_cert_der);
+        assert_eq!(*a.bundle_key, *b.bundle_key);
+        let (a, b) = (s.previous_bundle.unwrap(), opened.previous_bundle.unwrap());
+        assert_eq!(*a.bundle_key, *b.bundle_key);
+        assert_eq!(a.until_ms, b.until_ms);
     }
 
     #[test]
@@ -381,7 +538,8 @@ mod tests {
                 "saml_key_pkcs8",
                 "saml_cert_der",
                 "bundle_key",
-                "mac_master"
+                "mac_master",
+                "generation"
             ]
         );
         assert_eq!(map[0].1, ciborium::Value::Integer(1.into()));
@@ -530,6 +688,7 @@ mod tests {
                 (V::Text("saml_cert_der".into()), V::Bytes(vec![2; 10])),
                 (V::Text("bundle_key".into()), V::Bytes(vec![3; bundle_len])),
                 (V::Text("mac_master".into()), V::Bytes(vec![4; 32])),
+                (V::Text("generation".into()), V::Integer(0.into())),
             ];
             if extra {
                 m.push((V::Text("other".into()), V::Bool(true)));
@@ -548,6 +707,37 @@ mod tests {
             vec![],
             b"not cbor".to_vec(),
             cbor(&V::Array(vec![])),
+        ] {
+            let (n, s) = sealed_plaintext(&plain);
+            assert!(matches!(
+                unseal(&DATA_KEY, &ctx(), &n, &s),
+                Err(IdentityError::SealedContent(_))
+            ));
+        }
+        // Rotation fields: the next keys come together, a previous key with its cut-off.
+        let with = |extra: Vec<(V, V)>| {
+            let mut v: ciborium::Value = ciborium::from_reader(&good(1, 32, false)[..]).unwrap();
+            if let V::Map(m) = &mut v {
+                m.extend(extra);
+            }
+            cbor(&v)
+        };
+        for plain in [
+            with(vec![(
+                V::Text("next_bundle_key".into()),
+                V::Bytes(vec![5; 32]),
+            )]),
+            with(vec![(
+                V::Text("previous_bundle_key".into()),
+                V::Bytes(vec![6; 32]),
+            )]),
+            with(vec![
+                (V::Text("previous_bundle_key".into()), V::Bytes(vec![6; 31])),
+                (
+                    V::Text("previous_bundle_until_ms".into()),
+                    V::Integer(1.into()),
+                ),
+            ]),
         ] {
             let (n, s) = sealed_plaintext(&plain);
             assert!(matches!(

@@ -44,6 +44,7 @@ use nitrosync_shared::bundle::{DeletePolicy, DestinationConfig, Operation, Seale
 use nitrosync_shared::control::{SyncError, SyncMode, SyncOutcome, SyncReport, SyncTimings};
 use pacing::{ReadGroup, ReadPacer, WriteGroup, WritePacer};
 use session::{AwsSettings, Session, SessionCache};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::info;
 use zeroize::Zeroizing;
@@ -58,14 +59,37 @@ pub use nitrosync_shared::tags::{
 #[derive(Debug)]
 pub struct SyncEngine {
     aws: AwsSettings,
-    signer: SamlSigner,
-    bundle_key: EnclaveBundleKey,
+    /// Swapped whole by a rotation step; a sync keeps the keys it started with.
+    keys: std::sync::RwLock<Arc<EngineKeys>>,
     mac_master: MacMasterKey,
     sessions: SessionCache,
     locks: locks::DestinationLocks,
     pacer: WritePacer,
     reads: ReadPacer,
     test_budget: budget::TestBudget,
+}
+
+/// The keys a sync signs and opens with; a rotation replaces them as one.
+pub struct EngineKeys {
+    /// Signs SAML assertions.
+    pub signer: SamlSigner,
+    /// Opens bundles; its public half is attested.
+    pub bundle_key: EnclaveBundleKey,
+    /// The bundle key before the last rotation and the trusted-clock time (Unix ms) after
+    /// which it opens nothing.
+    pub previous_bundle: Option<(EnclaveBundleKey, u64)>,
+}
+
+impl std::fmt::Debug for EngineKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineKeys")
+            .field("saml_cert_sha256", &hex::encode(self.signer.cert_sha256()))
+            .field(
+                "previous_bundle_until_ms",
+                &self.previous_bundle.as_ref().map(|(_, t)| t),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one sync cost.
@@ -103,12 +127,11 @@ fn random_suffix() -> String {
 
 impl SyncEngine {
     /// An engine with these keys. `mac_master` keys the `nitrosync:mac` tags, one derived key
-    /// per destination ([`mac`]). (Persistence across restarts is sealed by KMS in production;
-    /// until then a restart means new keys, new SAML metadata and one rewrite per destination.)
+    /// per destination ([`mac`]). The keys persist across restarts when the identity is sealed
+    /// under KMS (`crate::identity`); a rotation replaces them ([`Self::set_keys`]).
     pub fn new(
         http: AwsHttpClient,
-        signer: SamlSigner,
-        bundle_key: EnclaveBundleKey,
+        keys: EngineKeys,
         mac_master: MacMasterKey,
         retry: aws_smithy_types::retry::RetryConfig,
         writes_per_second: u32,
@@ -124,8 +147,7 @@ impl SyncEngine {
                 retry,
                 timeouts,
             },
-            signer,
-            bundle_key,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             mac_master,
             sessions: SessionCache::default(),
             locks: locks::DestinationLocks::default(),
@@ -135,14 +157,44 @@ impl SyncEngine {
         }
     }
 
-    /// The SAML signer (for metadata).
-    pub fn signer(&self) -> &SamlSigner {
-        &self.signer
+    /// The keys now.
+    pub fn keys(&self) -> Arc<EngineKeys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the keys (a rotation step). Syncs in flight finish with the keys they started
+    /// with; cached STS sessions stay valid.
+    pub fn set_keys(&self, keys: EngineKeys) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
     }
 
     /// The bundle key's public half.
     pub fn bundle_public_key(&self) -> [u8; 32] {
-        self.bundle_key.public()
+        self.keys().bundle_key.public()
+    }
+
+    /// Opens a bundle with the current bundle key, or with the previous one until its cut-off
+    /// by the trusted clock.
+    fn open_with(&self, keys: &EngineKeys, b: &SealedBundle) -> Result<OpenedBundle, String> {
+        match open(b, &keys.bundle_key) {
+            Ok(o) => Ok(o),
+            Err(e) => {
+                let now = nitrosync_shared::unix_ms(self.aws.http.clock().now());
+                match &keys.previous_bundle {
+                    Some((old, until)) if now <= *until => open(b, old).map_err(|_| e.to_string()),
+                    Some((_, until)) => Err(format!(
+                        "{e} (the previous bundle key was retired at {until} ms; the tenant must seal to the enclave's current key)"
+                    )),
+                    None => Err(e.to_string()),
+                }
+            }
+        }
     }
 
     /// Sessions cached now.
@@ -195,10 +247,11 @@ impl SyncEngine {
             aws_version_id: None,
             timings: SyncTimings::default(),
         };
+        let keys = self.keys();
         let decoded = nitrosync_shared::frame::decode_payload::<SealedBundle>(bundle);
         let result = match decoded
             .map_err(|e| e.to_string())
-            .and_then(|b| open(&b, &self.bundle_key).map_err(|e| e.to_string()))
+            .and_then(|b| self.open_with(&keys, &b))
         {
             Err(e) => Err(Failure::new(
                 ErrorCode::InvalidBundle,
@@ -325,11 +378,12 @@ impl SyncEngine {
 
     async fn session(&self, opened: &OpenedBundle, costs: &mut Costs) -> Result<Session, Failure> {
         let t = Instant::now();
+        let keys = self.keys();
         let (s, signed) = self
             .sessions
             .get(
                 &self.aws,
-                &self.signer,
+                &keys.signer,
                 &opened.header.destination,
                 &opened.subject,
             )
@@ -523,9 +577,10 @@ impl SyncEngine {
         probe_subject.push_str(&random_suffix());
         costs.signed = true;
         let t = Instant::now();
+        let keys = self.keys();
         let probe = session::assume_role(
             &self.aws,
-            &self.signer,
+            &keys.signer,
             dest,
             &probe_subject,
             self.aws.http.clock().now(),

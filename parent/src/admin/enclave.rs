@@ -221,3 +221,74 @@ pub(crate) async fn probe(State(state): State<SharedState>, body: Body) -> Reply
         Err(e) => control_error(e),
     }
 }
+
+/// `POST /v1/enclave/rotate`: one step of a key rotation of the sealed identity. The parent
+/// stores the re-sealed identity before it answers.
+pub(crate) async fn rotate(State(state): State<SharedState>, body: Body) -> Reply {
+    use nitrosync_shared::control::{MAX_BUNDLE_KEY_GRACE_S, RotationStep};
+    let bytes = match read_body(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
+    };
+    let req: nitrosync_api::RotateRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "BadRequest", format!("body: {e}")),
+    };
+    let step = match req.step.as_str() {
+        "begin" => RotationStep::Begin,
+        "finish" => RotationStep::Finish,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("step: {other:?} is not \"begin\" or \"finish\""),
+            );
+        }
+    };
+    let grace = req
+        .bundle_key_grace_s
+        .unwrap_or(nitrosync_api::DEFAULT_BUNDLE_KEY_GRACE_S);
+    if grace > MAX_BUNDLE_KEY_GRACE_S {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!("bundle_key_grace_s: {grace} is more than {MAX_BUNDLE_KEY_GRACE_S} (30 days)"),
+        );
+    }
+    let Some(key_arn) = state.identity_kms_key.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "InvalidConfig",
+            "the enclave's identity is not sealed under KMS here ([identity] kms_key_arn is not set): there is nothing to rotate",
+        );
+    };
+    let report =
+        match crate::identity::rotate(&state.client, &state.store, &key_arn, step, grace).await {
+            Ok(r) => r,
+            Err(e) => return control_error(e),
+        };
+    // What the enclave attests now, for the answer.
+    let description = match state.client.request(RequestBody::Describe).await {
+        Ok(ResponseBody::Describe(d)) => d,
+        Ok(other) => return unexpected(&other),
+        Err(e) => return control_error(e),
+    };
+    let rotation = description
+        .rotation
+        .unwrap_or(nitrosync_shared::control::RotationStatus {
+            generation: report.sealed.generation,
+            next_saml_cert_sha256: None,
+            previous_bundle_key_until_ms: None,
+        });
+    json(
+        StatusCode::OK,
+        &nitrosync_api::RotateReply {
+            step: req.step,
+            key_arn,
+            generation: report.sealed.generation,
+            saml_cert_sha256: description.saml_cert_sha256,
+            next_saml_cert_sha256: rotation.next_saml_cert_sha256,
+            previous_bundle_key_until_ms: rotation.previous_bundle_key_until_ms,
+        },
+    )
+}

@@ -83,6 +83,8 @@ pub struct AdminState {
     pub wake: Arc<tokio::sync::Notify>,
     /// The scheduler: its counters, and the way into a test or delete.
     pub scheduler: Arc<crate::scheduler::Scheduler>,
+    /// The KMS key the enclave's identity is sealed under, when configured.
+    pub identity_kms_key: Option<String>,
 }
 
 /// The shared state of every handler.
@@ -97,6 +99,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .route(paths::SAML_METADATA, get_only(enclave::saml_metadata))
         .route(paths::ENCLAVE_ATTEST, post(enclave::attest))
         .route(paths::ENCLAVE_PROBE, post(enclave::probe))
+        .route(paths::ENCLAVE_ROTATE, post(enclave::rotate))
         .merge(destinations::routes())
         .fallback(not_found)
         // A known path with a method it does not take is "no route", as for any other path

@@ -42,6 +42,7 @@ pub(crate) fn state(dir: &tempfile::TempDir) -> Arc<AdminState> {
         store,
         wake,
         scheduler,
+        identity_kms_key: None,
     })
 }
 

@@ -216,22 +216,28 @@ impl Store {
             .optional()?)
     }
 
-    /// Stores the identity a first start sealed under `key_arn`, unless one is stored already,
-    /// and returns what is stored now: the first writer wins, and every later start (or a
-    /// second parent on the same store) reads the same one.
+    /// Stores an identity sealed under `key_arn` and returns what is stored now. A first start's
+    /// (generation 0) is kept only when none is stored: the first writer wins, and every later
+    /// start (or a second parent on the same store) reads the same one. A rotation step's
+    /// replaces the stored one only when its generation is higher.
     pub fn store_sealed_identity(
         &self,
         key_arn: &str,
         bytes: &[u8],
+        generation: u64,
         now_ms: u64,
     ) -> Result<Vec<u8>, ParentError> {
         let now = to_sql("now_ms", now_ms)?;
+        let generation = to_sql("generation", generation)?;
         self.write(|tx| {
             tx.prepare_cached(
-                "INSERT INTO sealed_identities (key_arn, bytes, created_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key_arn) DO NOTHING",
+                "INSERT INTO sealed_identities (key_arn, bytes, created_at, generation) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (key_arn) DO UPDATE SET bytes = excluded.bytes, \
+                 created_at = excluded.created_at, generation = excluded.generation \
+                 WHERE excluded.generation > sealed_identities.generation",
             )?
-            .execute(params![key_arn, bytes, now])?;
+            .execute(params![key_arn, bytes, now, generation])?;
             Ok(tx
                 .prepare_cached("SELECT bytes FROM sealed_identities WHERE key_arn = ?1")?
                 .query_row(params![key_arn], |r| r.get::<_, Vec<u8>>(0))?)

@@ -82,6 +82,10 @@ CREATE TABLE sealed_identities (
     created_at INTEGER NOT NULL
 );
 "#,
+    // 3: key rotation re-seals the identity: each blob has a generation, and the highest is kept.
+    r#"
+ALTER TABLE sealed_identities ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.

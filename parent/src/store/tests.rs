@@ -684,3 +684,47 @@ fn paced_due_skips_held_back_accounts_and_asks_for_each_claim() {
     );
     assert_eq!(store.due(T0 + 10, 10).unwrap().len(), 3);
 }
+
+#[test]
+fn sealed_identities_keep_the_first_of_a_generation_and_the_highest_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("p.db")).unwrap();
+    let arn = "arn:aws:kms:us-east-1:123456789012:key/k";
+    assert_eq!(store.sealed_identity(arn).unwrap(), None);
+    // Two first starts: the first one written stays.
+    assert_eq!(
+        store.store_sealed_identity(arn, b"first", 0, 1).unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.store_sealed_identity(arn, b"second", 0, 2).unwrap(),
+        b"first"
+    );
+    // A rotation step's replaces it; an older generation never does.
+    assert_eq!(
+        store.store_sealed_identity(arn, b"gen2", 2, 3).unwrap(),
+        b"gen2"
+    );
+    assert_eq!(
+        store.store_sealed_identity(arn, b"gen1", 1, 4).unwrap(),
+        b"gen2"
+    );
+    assert_eq!(
+        store.store_sealed_identity(arn, b"gen2b", 2, 5).unwrap(),
+        b"gen2"
+    );
+    assert_eq!(
+        store.sealed_identity(arn).unwrap().as_deref(),
+        Some(&b"gen2"[..])
+    );
+    // Another key is another row.
+    let other = "arn:aws:kms:us-east-1:123456789012:key/other";
+    assert_eq!(
+        store.store_sealed_identity(other, b"o", 0, 6).unwrap(),
+        b"o"
+    );
+    assert_eq!(
+        store.sealed_identity(arn).unwrap().as_deref(),
+        Some(&b"gen2"[..])
+    );
+}

@@ -636,3 +636,177 @@ async fn the_parent_cannot_open_the_identity_and_no_key_material_leaves_the_encl
         "the blob is not in parent.db"
     );
 }
+
+/// Syncs `bundle` straight over the enclave's control connection.
+async fn sync_direct(
+    s: &Sealed,
+    bundle: &nitrosync_shared::bundle::SealedBundle,
+) -> nitrosync_shared::control::SyncReport {
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let bytes = nitrosync_shared::frame::encode_payload(bundle).unwrap();
+    match ctl
+        .request(RequestBody::Sync { bundle: bytes })
+        .await
+        .unwrap()
+    {
+        ResponseBody::Sync(r) => r,
+        other => panic!("unexpected answer: {other:?}"),
+    }
+}
+
+async fn rotate(s: &Sealed, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["enclave", "rotate"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = cli(&s.stack.sockets.admin, &all).await.unwrap();
+    assert_eq!(out.code, 0, "rotate {args:?}: {}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+/// A new destination `name` whose role trusts the provider, its metadata replaced by
+/// `metadata` (what a customer's `iam apply` does), so the first sync signs a new assertion.
+async fn phase(
+    s: &Sealed,
+    tenant: &nitrosync_bundle::TenantKey,
+    metadata: &str,
+    name: &str,
+    bundle_key: &[u8; 32],
+) -> nitrosync_shared::control::SyncReport {
+    let d = destination(name, 0);
+    create_roles(s.path(), metadata, tenant, std::slice::from_ref(&d)).await;
+    sync_direct(s, &seal_one(tenant, bundle_key, &d, 0, 1)).await
+}
+
+fn certs_in(metadata: &str) -> usize {
+    metadata.matches("<ds:X509Certificate>").count()
+}
+
+#[tokio::test]
+async fn a_rotation_cycle_keeps_syncing_and_retires_the_old_keys() {
+    use nitrosync_attestation::{Policy, TrustRoot};
+    let mut s = Sealed::start().await;
+    let tenant = nitrosync_bundle::TenantKey::generate(&mut crate::fleet::rng());
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let d0 = describe(&mut ctl).await;
+    assert_eq!(d0.rotation.as_ref().unwrap().generation, 0);
+    let ok = |r: &nitrosync_shared::control::SyncReport| {
+        assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    };
+    ok(&phase(&s, &tenant, &d0.saml_metadata, "rota", &d0.bundle_key).await);
+
+    // Begin: the metadata lists both certificates, both attested; nothing else changes.
+    let begun = rotate(&s, &["begin"]).await;
+    assert_eq!(begun["generation"], 1, "{begun}");
+    let d1 = describe(&mut ctl).await;
+    assert_eq!(certs_in(&d1.saml_metadata), 2);
+    assert_eq!(d1.bundle_key, d0.bundle_key);
+    assert_eq!(d1.saml_cert_sha256, d0.saml_cert_sha256);
+    let next = d1
+        .rotation
+        .as_ref()
+        .unwrap()
+        .next_saml_cert_sha256
+        .clone()
+        .unwrap();
+    assert_eq!(begun["next_saml_cert_sha256"], next.as_str());
+    let ResponseBody::Attestation { document } = ctl
+        .request(RequestBody::Attest { nonce: vec![7; 32] })
+        .await
+        .unwrap()
+    else {
+        panic!("no document")
+    };
+    let root = TrustRoot::from_pem_or_der(
+        &std::fs::read(
+            s.path()
+                .join("nsm")
+                .join(nitrosync_attestation::SIM_ROOT_CERT_FILE),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let verified = nitrosync_attestation::verify(
+        &document,
+        &root,
+        &Policy::new().with_nonce(vec![7; 32]),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let binding =
+        nitrosync_attestation::check_metadata_binding(&d1.saml_metadata, &verified).unwrap();
+    assert_eq!(binding.signing_certs, 2);
+    // Begin again: nothing changes.
+    assert_eq!(rotate(&s, &["begin"]).await["generation"], 1);
+    // The customer registers the two-certificate metadata; the old key still signs.
+    ok(&phase(&s, &tenant, &d1.saml_metadata, "rotb", &d0.bundle_key).await);
+
+    // Finish: the next key signs, the next bundle key is attested, the old one still opens.
+    let finished = rotate(&s, &["finish"]).await;
+    assert_eq!(finished["generation"], 2, "{finished}");
+    let d2 = describe(&mut ctl).await;
+    assert_eq!(d2.saml_cert_sha256, next);
+    assert_ne!(d2.bundle_key, d0.bundle_key);
+    assert_eq!(certs_in(&d2.saml_metadata), 1);
+    let old_cert = d0
+        .saml_metadata
+        .split("<ds:X509Certificate>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    assert!(
+        !d2.saml_metadata.contains(old_cert),
+        "the old certificate is still published"
+    );
+    // Before the customer re-applies: the provider still has both, the new key signs.
+    ok(&phase(&s, &tenant, &d1.saml_metadata, "rotc", &d0.bundle_key).await);
+    // After it re-applies (only the new certificate): new bundles to the new key.
+    ok(&phase(&s, &tenant, &d2.saml_metadata, "rotd", &d2.bundle_key).await);
+
+    // A restart unseals generation 2.
+    drop(ctl);
+    s.stack.enclave.kill().await.unwrap();
+    s.stack.enclave = start_enclave_with(
+        s.path(),
+        &s.stack.sockets,
+        &s.stack.aws.ca,
+        "enclave-2.log",
+        &kms_enclave_args(),
+    )
+    .unwrap();
+    s.stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let after = describe(&mut ctl).await;
+    assert_eq!(after.saml_metadata, d2.saml_metadata);
+    assert_eq!(after.bundle_key, d2.bundle_key);
+    assert_eq!(after.rotation, d2.rotation);
+    assert_eq!(s.stored().await.sealed.generation, 2);
+
+    // Another cycle with no grace: bundles sealed to any earlier key no longer open.
+    rotate(&s, &["begin"]).await;
+    let out = rotate(&s, &["finish", "--bundle-key-grace-days", "0"]).await;
+    assert_eq!(out["generation"], 4, "{out}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let d4 = describe(&mut ctl).await;
+    for (name, key) in [("rote", &d2.bundle_key), ("rotf", &d0.bundle_key)] {
+        let r = phase(&s, &tenant, &d4.saml_metadata, name, key).await;
+        assert_eq!(r.outcome, SyncOutcome::Failed, "{r:?}");
+        assert_eq!(
+            r.error.as_ref().map(|e| e.code),
+            Some(ErrorCode::InvalidBundle),
+            "{r:?}"
+        );
+    }
+    ok(&phase(&s, &tenant, &d4.saml_metadata, "rotg", &d4.bundle_key).await);
+
+    // The parent's store keeps the highest generation.
+    assert_eq!(s.stored().await.sealed.generation, 4);
+    s.stack.stop().await.unwrap();
+}
