@@ -184,24 +184,46 @@ fn delete_effect(policy: DeletePolicy) -> String {
 /// Asks the person at the terminal to type the destination's id. Off a terminal there is nobody
 /// to ask: the command refuses unless `--yes` was given.
 fn confirm_delete(dir: &Path, id: &str) -> Result<(), CliError> {
-    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    use std::io::IsTerminal as _;
     let policy = crate::tenant::key::load_destination(dir, id)
         .map_err(crate::tenant::user)?
         .delete_policy;
-    let effect = delete_effect(policy);
-    if !std::io::stdin().is_terminal() {
+    let stdin = std::io::stdin();
+    let on_terminal = stdin.is_terminal();
+    confirm(
+        id,
+        &delete_effect(policy),
+        on_terminal,
+        &mut stdin.lock(),
+        &mut std::io::stderr(),
+    )
+}
+
+/// The confirmation itself, with the terminal passed in: refuses at once (exit 2, naming
+/// `--yes`) when not `on_terminal`; else shows `effect` on `prompt` and goes on only when the
+/// line read from `answer` is the destination's id.
+fn confirm(
+    id: &str,
+    effect: &str,
+    on_terminal: bool,
+    answer: &mut impl std::io::BufRead,
+    prompt: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    if !on_terminal {
         return Err(fail(
             crate::EXIT_USAGE,
             format!(
-                "destination delete {id}: {effect}; not on a terminal, so nobody can confirm: pass --yes"
+                "destination delete {id}: {effect}; standard input is not a terminal, so nobody can confirm: pass --yes"
             ),
         ));
     }
-    eprint!("Deleting destination {id}: {effect}.\nType the destination id to confirm: ");
-    let _ = std::io::stderr().flush();
+    let _ = write!(
+        prompt,
+        "Deleting destination {id}: {effect}.\nType the destination id to confirm: "
+    );
+    let _ = prompt.flush();
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
+    answer
         .read_line(&mut line)
         .map_err(|e| fail(crate::EXIT_FAILED, format!("cannot read the answer: {e}")))?;
     if line.trim() != id {
@@ -211,4 +233,61 @@ fn confirm_delete(dir: &Path, id: &str) -> Result<(), CliError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(on_terminal: bool, typed: &str) -> (Result<(), CliError>, String) {
+        let mut prompt = Vec::new();
+        let r = confirm(
+            "app",
+            &delete_effect(DeletePolicy::Delete {
+                recovery_days: None,
+            }),
+            on_terminal,
+            &mut typed.as_bytes(),
+            &mut prompt,
+        );
+        (r, String::from_utf8(prompt).unwrap())
+    }
+
+    #[test]
+    fn off_a_terminal_it_refuses_without_asking_and_names_yes() {
+        let (r, prompt) = ask(false, "app\n");
+        let e = r.unwrap_err();
+        assert_eq!(e.exit, crate::EXIT_USAGE);
+        assert!(e.message.contains("--yes"), "{}", e.message);
+        assert!(e.message.contains("ERASED"), "{}", e.message);
+        assert!(prompt.is_empty(), "nothing is asked: {prompt:?}");
+    }
+
+    #[test]
+    fn on_a_terminal_it_says_what_happens_and_goes_on_only_for_the_id() {
+        let (r, prompt) = ask(true, "app\n");
+        r.unwrap();
+        assert!(prompt.contains("ERASED at once"), "{prompt}");
+        assert!(prompt.contains("Type the destination id"), "{prompt}");
+        for typed in ["y\n", "yes\n", "\n", "", "ap\n", "app2\n"] {
+            let e = ask(true, typed).0.unwrap_err();
+            assert_eq!(e.exit, crate::EXIT_FAILED, "{typed:?}");
+            assert!(
+                e.message.contains("not deleted"),
+                "{typed:?}: {}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn each_policy_is_said_in_words() {
+        assert!(delete_effect(DeletePolicy::Retain).contains("kept"));
+        assert!(
+            delete_effect(DeletePolicy::Delete {
+                recovery_days: Some(7)
+            })
+            .contains("recoverable for 7 days")
+        );
+    }
 }

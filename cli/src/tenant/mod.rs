@@ -2,6 +2,7 @@
 
 pub mod dotenv;
 pub mod iam;
+pub mod input;
 pub mod key;
 pub mod trust;
 
@@ -9,13 +10,14 @@ use crate::{
     AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EXIT_FAILED, EnvCommand,
     TenantCommand, fail, print_json, report,
 };
+use input::EnvSource;
 use key as tenant;
 use nitrosync_api::records::HistoryRecord;
 use nitrosync_api::{
     ApiClient, AttestRequest, AttestationReply, RequestSigner, SubmitReply, to_hex,
 };
 use nitrosync_attestation::{Policy, TrustRoot, VerifiedDocument, VerifyError};
-use nitrosync_bundle::{SecretValue, TenantKey, Variables};
+use nitrosync_bundle::{TenantKey, Variables};
 use nitrosync_shared::bundle::{
     DeletePolicy, DestinationConfig, Operation, SealedBundle, Terms, saml_subject,
 };
@@ -175,44 +177,6 @@ pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
         d.id
     );
     Ok(())
-}
-
-/// Reads the environment once (a file, a pipe, or standard input for `-`) and checks it from
-/// that one copy: an empty environment is refused unless `allow_empty` (it would empty the
-/// secret), and one whose JSON passes AWS's 65,536 bytes is refused before anything is sealed.
-fn read_env(path: &Path, allow_empty: bool) -> Result<Variables, CliError> {
-    use std::io::Read as _;
-    let name = if path == Path::new("-") {
-        "standard input".to_owned()
-    } else {
-        path.display().to_string()
-    };
-    let mut text = zeroize::Zeroizing::new(String::new());
-    let read = if path == Path::new("-") {
-        std::io::stdin().lock().read_to_string(&mut text)
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
-    };
-    read.map_err(|e| user(format!("cannot read {name}: {e}")))?;
-    let map = dotenv::parse(&text).map_err(|e| user(format!("{name}: {e}")))?;
-    if map.is_empty() && !allow_empty {
-        return Err(user(format!(
-            "{name} holds no variable: pushing it would empty the secret (pass --allow-empty to do that)"
-        )));
-    }
-    let vars = Variables::from_map(
-        map.into_iter()
-            .map(|(k, v)| (k, SecretValue::new(v)))
-            .collect(),
-    );
-    let json_len = nitrosync_bundle::render_json(&vars).len();
-    if json_len > nitrosync_shared::bundle::MAX_SECRET_BYTES {
-        return Err(user(format!(
-            "{name}: the secret's JSON would be {json_len} bytes, more than the {} AWS accepts (MaximumSecretSizeExceeded)",
-            nitrosync_shared::bundle::MAX_SECRET_BYTES
-        )));
-    }
-    Ok(vars)
 }
 
 /// What an attestation document is checked against: the roots and the trusted images. Built
@@ -592,7 +556,7 @@ pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             // Check the local inputs before talking to anyone; the input is read once.
             load_key(dir)?;
             tenant::load_destination(dir, &destination).map_err(user)?;
-            let vars = read_env(&file, allow_empty)?;
+            let vars = input::read_environment(&EnvSource::from_arg(&file), allow_empty)?;
             let key = attested_key(api, &attestation, dir).await?;
             let bundle = seal(dir, &destination, &vars, &key)?;
             let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
@@ -612,7 +576,10 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
             max_age,
             out,
         } => {
-            let vars = read_env(&file, allow_empty)?;
+            // As for `env push`: the local files first, then the input, read once.
+            load_key(dir)?;
+            tenant::load_destination(dir, &destination).map_err(user)?;
+            let vars = input::read_environment(&EnvSource::from_arg(&file), allow_empty)?;
             let trust = trust_for(&checks, dir)?;
             let doc = std::fs::read(&attestation)
                 .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
