@@ -16,6 +16,12 @@ impl Env {
     pub(crate) async fn start() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let stack = SimStack::start(dir.path(), "us-east-1").await.unwrap();
+        Self::on(dir, stack).await
+    }
+
+    /// A tenant (its own directory, trusting the simulated enclave's image and root) on a
+    /// stack already running in `dir`.
+    pub(crate) async fn on(dir: tempfile::TempDir, stack: SimStack) -> Env {
         let tenant = dir.path().join("tenant");
         let e = Env { dir, stack, tenant };
         e.ok(&["tenant", "init"]).await;

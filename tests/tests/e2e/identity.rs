@@ -33,29 +33,26 @@ fn kms_enclave_args() -> Vec<String> {
 
 /// A KMS key in the simulator whose policy `nitrosync kms template` wrote for the enclave
 /// binary's measurements and `role_arn`; returns its ARN.
-async fn identity_key(dir: &Path, measurements: &Path, role_arn: &str, name: &str) -> String {
+async fn identity_key(dir: &Path, measurements: &[&Path], role_arn: &str, name: &str) -> String {
     let account = role_arn.split(':').nth(4).unwrap();
-    let admin = cli(
-        Path::new("/nonexistent"),
-        &[
-            "kms",
-            "template",
-            "--measurements",
-            measurements.to_str().unwrap(),
-            "--account",
-            account,
-            "--key-admin-arn",
-            &format!("arn:aws:iam::{account}:role/key-admin"),
-            "--enclave-role-arn",
-            role_arn,
-            "--region",
-            REGION,
-            "--format",
-            "json",
-        ],
-    )
-    .await
-    .unwrap();
+    let mut args = vec!["kms", "template"];
+    for m in measurements {
+        args.extend(["--measurements", m.to_str().unwrap()]);
+    }
+    let admin_arn = format!("arn:aws:iam::{account}:role/key-admin");
+    args.extend([
+        "--account",
+        account,
+        "--key-admin-arn",
+        &admin_arn,
+        "--enclave-role-arn",
+        role_arn,
+        "--region",
+        REGION,
+        "--format",
+        "json",
+    ]);
+    let admin = cli(Path::new("/nonexistent"), &args).await.unwrap();
     assert_eq!(admin.code, 0, "{}", admin.stderr);
     let out: serde_json::Value = serde_json::from_str(&admin.stdout).unwrap();
     let policy = dir.join(format!("{name}-policy.json"));
@@ -114,6 +111,12 @@ impl Sealed {
 
     /// With `tap`, the enclave's tunnels go through a recording tap before the relay.
     async fn start_with(tap: bool) -> (Sealed, Option<Tapped>) {
+        Self::start_full(tap, &[]).await
+    }
+
+    /// With `tap`, and a key whose policy also releases the identity to `other_images`
+    /// (measurements files).
+    async fn start_full(tap: bool, other_images: &[&Path]) -> (Sealed, Option<Tapped>) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let sockets = Sockets::in_dir(d);
@@ -150,8 +153,9 @@ impl Sealed {
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&measurements).unwrap()).unwrap();
         let pcr0 = m["PCR0"].as_str().unwrap().to_ascii_lowercase();
-        let key_arn =
-            identity_key(d, &measurements, role["role_arn"].as_str().unwrap(), "main").await;
+        let mut images = vec![measurements.as_path()];
+        images.extend_from_slice(other_images);
+        let key_arn = identity_key(d, &images, role["role_arn"].as_str().unwrap(), "main").await;
         let enclave = start_enclave_with(
             d,
             &enclave_sockets,
@@ -458,12 +462,7 @@ async fn a_second_enclave_of_the_image_opens_the_blob_and_foreign_images_keys_or
 
     // An enclave of another image (another PCR0): the key's policy does not name it, so it
     // refuses the key, and names its own measurement.
-    let other = s.path().join("other-image-enclave");
-    let mut bytes = std::fs::read(bin("nitrosync-enclave")).unwrap();
-    bytes.extend_from_slice(b"another image");
-    std::fs::write(&other, bytes).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let other = other_image(s.path());
     let (mut p, mut c) = s.extra_enclave("other-image", Some(&other)).await;
     for sealed in [Some(stored.clone()), None] {
         let (code, message) = refusal(c.request(s.unseal(&s.key_arn, sealed)).await.unwrap());
@@ -809,4 +808,106 @@ async fn a_rotation_cycle_keeps_syncing_and_retires_the_old_keys() {
     // The parent's store keeps the highest generation.
     assert_eq!(s.stored().await.sealed.generation, 4);
     s.stack.stop().await.unwrap();
+}
+
+/// The enclave binary with bytes appended: another image (another PCR0) in simulator mode.
+fn other_image(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let other = dir.join("other-image-enclave");
+    let mut bytes = std::fs::read(bin("nitrosync-enclave")).unwrap();
+    bytes.extend_from_slice(b"another image");
+    std::fs::write(&other, bytes).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).unwrap();
+    other
+}
+
+#[tokio::test]
+async fn a_tenant_refuses_an_enclave_whose_identity_an_image_it_does_not_trust_can_unseal() {
+    // The operator's key also releases the identity to another image (a later release, or one
+    // built to leak keys): the enclave attests that list, and the tenant trusts one image.
+    let staging = tempfile::tempdir().unwrap();
+    let other = other_image(staging.path());
+    let other_measurements = staging.path().join("other-measurements.json");
+    measure_simulator(&other, &other_measurements)
+        .await
+        .unwrap();
+    let (s, _) = Sealed::start_full(false, &[other_measurements.as_path()]).await;
+    let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
+        .await
+        .unwrap();
+    let d = describe(&mut ctl).await;
+    drop(ctl);
+    let Some(IdentitySource::KmsSealed { images, .. }) = &d.identity else {
+        panic!("not sealed: {:?}", d.identity)
+    };
+    assert_eq!(images.len(), 2, "{images:?}");
+    let other_pcr0: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&other_measurements).unwrap()).unwrap();
+    let other_pcr0 = other_pcr0["PCR0"].as_str().unwrap().to_ascii_lowercase();
+    assert!(images.contains(&other_pcr0));
+
+    let Sealed { dir, stack, .. } = s;
+    let e = crate::cli::Env::on(dir, stack).await;
+    e.ok(&[
+        "destination",
+        "create",
+        "--id",
+        "app",
+        "--region",
+        REGION,
+        "--secret-name",
+        "app/env",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/nitrosync-app",
+        "--saml-provider-arn",
+        "arn:aws:iam::123456789012:saml-provider/nitrosync-app",
+    ])
+    .await;
+    let f = e.env_file("app.env", "TOKEN=never-sealed-to-it\n");
+    for args in [
+        vec![
+            "iam",
+            "template",
+            "--destination",
+            "app",
+            "--format",
+            "json",
+        ],
+        vec![
+            "env",
+            "push",
+            "--destination",
+            "app",
+            "--file",
+            f.to_str().unwrap(),
+        ],
+    ] {
+        let out = e.run(&args).await;
+        assert_eq!(out.code, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("images you do not trust") && out.stderr.contains(&other_pcr0),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(e.puts("app/env").await, 0);
+
+    // Once the tenant vets and trusts the other image too, it goes ahead.
+    e.ok(&[
+        "trust",
+        "add",
+        other_measurements.to_str().unwrap(),
+        "--name",
+        "other",
+    ])
+    .await;
+    e.ok(&[
+        "iam",
+        "template",
+        "--destination",
+        "app",
+        "--format",
+        "json",
+    ])
+    .await;
 }
