@@ -456,8 +456,9 @@ pub enum IamCommand {
         /// Another IAM endpoint (tests, simulators).
         #[arg(long, value_name = "URL")]
         endpoint_url: Option<String>,
-        /// An extra CA certificate (PEM) to trust for --endpoint-url.
-        #[arg(long, value_name = "FILE")]
+        /// An extra CA certificate (PEM) to trust (a test endpoint, or a TLS-inspecting proxy),
+        /// as the AWS CLI's AWS_CA_BUNDLE.
+        #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
         ca_bundle: Option<PathBuf>,
         /// How the enclave is verified before its metadata is registered.
         #[command(flatten)]

@@ -184,6 +184,9 @@ pub struct Connection<'a> {
 ///
 /// [`IamError`] when the CA bundle cannot be used.
 pub async fn connect(c: &Connection<'_>) -> Result<aws_sdk_iam::Client, IamError> {
+    if let Some(p) = c.profile {
+        check_profile(p, &|k| std::env::var_os(k))?;
+    }
     let http = https_client(c.ca_bundle)?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(http)
@@ -195,6 +198,74 @@ pub async fn connect(c: &Connection<'_>) -> Result<aws_sdk_iam::Client, IamError
         loader = loader.endpoint_url(url);
     }
     Ok(aws_sdk_iam::Client::new(&loader.load().await))
+}
+
+/// The AWS config files the SDK reads: `AWS_CONFIG_FILE` (else `~/.aws/config`), whose sections
+/// are `[profile NAME]` (or `[default]`), and `AWS_SHARED_CREDENTIALS_FILE` (else
+/// `~/.aws/credentials`), whose sections are `[NAME]`.
+fn profile_files(
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> [(std::path::PathBuf, bool); 2] {
+    let home = env("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        env(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| home.join(".aws").join(default))
+    };
+    [
+        (file("AWS_CONFIG_FILE", "config"), true),
+        (file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), false),
+    ]
+}
+
+/// Whether `text` (an AWS config file) has a section for profile `name`.
+fn defines_profile(text: &str, name: &str, config: bool) -> bool {
+    text.lines().any(|line| {
+        let Some(section) = line
+            .trim()
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+        else {
+            return false;
+        };
+        let section = section.trim();
+        let section = if config {
+            match section.strip_prefix("profile") {
+                Some(rest) if rest.starts_with(char::is_whitespace) => rest.trim(),
+                _ if section == "default" => section,
+                _ => return false,
+            }
+        } else {
+            section
+        };
+        section == name
+    })
+}
+
+/// Refuses a `--profile` that no config file defines, naming it and the files, as the AWS CLI
+/// does; the SDK would only say that no credential provider was enabled.
+fn check_profile(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<(), IamError> {
+    let files = profile_files(env);
+    let found = files.iter().any(|(path, config)| {
+        std::fs::read_to_string(path).is_ok_and(|text| defines_profile(&text, name, *config))
+    });
+    if found {
+        return Ok(());
+    }
+    Err(IamError::UnknownProfile {
+        name: name.to_owned(),
+        searched: files
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// Creates or updates the provider, the role and its inline policy.
@@ -394,5 +465,37 @@ mod tests {
             e.to_string(),
             "iam:PutRolePolicy: MalformedPolicyDocument: bad"
         );
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_found_in_either_file_and_an_unknown_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        let creds = dir.path().join("creds");
+        std::fs::write(
+            &config,
+            "[default]\nregion = us-east-1\n[profile dev]\nregion = eu-west-1\n[profiledev2]\n",
+        )
+        .unwrap();
+        std::fs::write(&creds, "[ci]\naws_access_key_id = x\n").unwrap();
+        let (c, k) = (config.clone(), creds.clone());
+        let env = move |var: &str| match var {
+            "AWS_CONFIG_FILE" => Some(c.clone().into_os_string()),
+            "AWS_SHARED_CREDENTIALS_FILE" => Some(k.clone().into_os_string()),
+            _ => None,
+        };
+        for known in ["default", "dev", "ci"] {
+            check_profile(known, &env).unwrap();
+        }
+        for unknown in ["nosuch", "dev2", "profile dev"] {
+            let e = check_profile(unknown, &env).unwrap_err().to_string();
+            assert!(e.contains(&format!("({unknown})")), "{e}");
+            assert!(e.contains(config.to_str().unwrap()), "{e}");
+        }
     }
 }

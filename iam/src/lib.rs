@@ -216,6 +216,14 @@ pub enum IamError {
     /// The HTTPS client's TLS configuration was refused.
     #[error("cannot configure the HTTPS client's TLS")]
     Tls(#[source] aws_smithy_http_client::HttpClientError),
+    /// `--profile` names a profile that neither AWS config file defines (the AWS CLI's words).
+    #[error("the config profile ({name}) could not be found (looked in {searched})")]
+    UnknownProfile {
+        /// The profile.
+        name: String,
+        /// The files read.
+        searched: String,
+    },
     /// An IAM API call failed: refused by IAM (then `code` and `message` say why), or never
     /// answered (no credentials, connection, TLS or timeout: see the source).
     #[error("{call}{}", api_detail(.code.as_deref(), .message.as_deref()))]
@@ -251,6 +259,7 @@ impl IamError {
             Self::Subject { .. } => Some("subject".to_owned()),
             Self::Metadata { .. } => Some("saml_metadata".to_owned()),
             Self::Kms { field, .. } => Some(field.clone()),
+            Self::UnknownProfile { .. } => Some("profile".to_owned()),
             Self::CaBundle { .. }
             | Self::CaCertificate { .. }
             | Self::Tls(_)

@@ -111,6 +111,26 @@ pub async fn run(command: Command, api: &AdminClient) -> Result<(), CliError> {
                 println!("bundle key        {}", nitrosync_api::to_hex(&d.bundle_key));
                 println!("SAML entity id    {}", d.saml_entity_id);
                 println!("SAML cert sha256  {}", d.saml_cert_sha256);
+                use nitrosync_shared::binding::IdentitySource;
+                match &d.identity {
+                    Some(IdentitySource::KmsSealed { key_arn, images }) => {
+                        println!("identity          sealed under {key_arn}");
+                        println!("  released to     {}", images.join(", "));
+                    }
+                    Some(IdentitySource::Ephemeral) => {
+                        println!("identity          ephemeral (keys die with the process)")
+                    }
+                    None => {}
+                }
+                if let Some(r) = &d.rotation {
+                    println!("  generation      {}", r.generation);
+                    if let Some(next) = &r.next_saml_cert_sha256 {
+                        println!("  next SAML cert  {next} (rotation under way)");
+                    }
+                    if let Some(until) = r.previous_bundle_key_until_ms {
+                        println!("  old bundle key  opens bundles until {until} (Unix ms)");
+                    }
+                }
                 match (&full.attestation, &full.attestation_error) {
                     (Some(a), _) => println!(
                         "attestation       {} bytes (base64), nonce {}",

@@ -644,5 +644,36 @@ async fn iam_apply_creates_a_working_role_and_is_idempotent() {
     .await
     .unwrap();
     assert_ne!(none.code, 0);
+    // The whole cause chain, as the AWS CLI prints it: an unknown profile is named, and a
+    // server the CA bundle does not vouch for is a TLS failure, not a bare "dispatch failure".
+    let mut with_profile = apply.to_vec();
+    with_profile.extend(["--profile", "nosuch"]);
+    let out = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &[
+            ("HOME", home.to_str().unwrap()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &with_profile,
+    )
+    .await
+    .unwrap();
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+    let untrusted: Vec<&str> = apply
+        .iter()
+        .copied()
+        .filter(|a| *a != "--ca-bundle" && *a != ca.as_str())
+        .collect();
+    let out = nitrosync_tests::cli_env(&e.stack.sockets.admin, Some(&e.tenant), &env, &untrusted)
+        .await
+        .unwrap();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.to_ascii_lowercase().contains("certificate"),
+        "no TLS cause: {}",
+        out.stderr
+    );
     e.stack.stop().await.unwrap();
 }
