@@ -61,8 +61,48 @@ struct Args {
     log_format: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Exits 2 for a configuration the daemon cannot start with, 1 for any other failure, and
+/// prints one line: the error and each cause not already in it (never a backtrace, whatever
+/// RUST_BACKTRACE says: this is a user's error, not a crash).
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nitrosync-parent: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let mut line = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !line.contains(cause.trim()) {
+                    line.push_str(": ");
+                    line.push_str(&cause);
+                }
+            }
+            eprintln!("nitrosync-parent: {line}");
+            let config = e
+                .downcast_ref::<nitrosync_parent::ParentError>()
+                .is_some_and(|p| {
+                    matches!(
+                        p,
+                        nitrosync_parent::ParentError::ConfigSyntax { .. }
+                            | nitrosync_parent::ParentError::ConfigRead { .. }
+                            | nitrosync_parent::ParentError::InvalidSetting { .. }
+                    )
+                });
+            std::process::ExitCode::from(if config { 2 } else { 1 })
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let raw = match &args.config {
         Some(path) => RawConfig::load(path)?,
