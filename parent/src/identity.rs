@@ -287,6 +287,10 @@ pub(crate) async fn unseal_on_connect(
             _ = shutdown.cancelled() => return,
             changed = connects.changed() => if changed.is_err() { return },
         }
+        // Before the first connect there is nobody to unseal; the connect wakes this up.
+        if !client.state().connected {
+            continue;
+        }
         let mut backoff = Duration::from_secs(1);
         loop {
             match unseal_once(&client, &store, &key_arn).await {
