@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 /// The file the parent writes beside its admin socket in simulator mode: the simulated NSM's root.
+/// The simulated NSM's own copy, in its directory, has the same name.
 pub const SIM_ROOT_FILE: &str = "sim-root.pem";
 
 /// The repository root (this crate's parent directory).
@@ -547,6 +548,187 @@ pub struct StackOptions {
     pub parent_args: Vec<String>,
     /// Serve the tenant API over TLS on a free loopback port, with a self-signed certificate.
     pub tenant_api: bool,
+    /// Run the enclave with the KMS-sealed identity (`--identity kms`, the product's default)
+    /// instead of keys that die with it (`--identity ephemeral`): the stack makes an
+    /// [`IdentityKey`] in the simulator first and starts the parent with `--identity-kms-key`
+    /// and the instance role's credentials; the stack is healthy once the parent has unsealed
+    /// the enclave. [`SimStack::identity_key`] holds the key.
+    pub sealed_identity: bool,
+    /// With `sealed_identity`: measurements files (`nitrosync-attest measure`) of further images
+    /// the key's policy also releases the identity to.
+    pub identity_also_released_to: Vec<PathBuf>,
+}
+
+/// The operator's KMS key that seals the enclave's identity, made in the AWS simulator the way
+/// an operator makes it (README, "KMS key for the enclave's identity"), and what the parent
+/// unseals it with.
+///
+/// Given the parent's [`InstanceRole`] and the enclave binary's measurements
+/// (`nitrosync-attest measure --simulator`, its PCR0 in simulator mode), [`IdentityKey::create`]
+/// runs, against the simulator in a run directory:
+///
+/// 1. `nitrosync kms template --format json` for those measurements and that role;
+/// 2. `simctl create-identity-key` with the template's key policy.
+///
+/// The simulator must have been started with `--attestation-root <dir>/nsm/sim-root.pem` (the
+/// simulated NSM's root; [`SimStack`] does it) to check the enclave's `Recipient` documents.
+#[derive(Debug, Clone)]
+pub struct IdentityKey {
+    /// The key's ARN, for the parent's `--identity-kms-key`.
+    pub key_arn: String,
+    /// The instance role's ARN, the enclave role the key policy names.
+    pub role_arn: String,
+    /// The instance role's temporary credentials, the parent's (redacted when printed).
+    pub credentials: nitrosync_shared::control::AwsCredentials,
+    /// PCR0 of the enclave binary in simulator mode, lower-case hex.
+    pub pcr0: String,
+    /// The measurements file of the enclave binary.
+    pub measurements: PathBuf,
+    /// The arguments of the `nitrosync kms template` run that wrote the key policy.
+    pub template_args: Vec<String>,
+    /// Its output (JSON: `key_policy`, `create_key`, `measurements`, …), given to
+    /// `simctl create-identity-key`.
+    pub template: PathBuf,
+}
+
+/// The account administrator's role the identity key's policy names (`--key-admin-arn`).
+const KEY_ADMIN_ROLE: &str = "key-admin";
+
+/// The parent's EC2 instance role, simulated: `simctl instance-role` makes the role (or reuses
+/// it) and assumes it.
+#[derive(Debug, Clone)]
+pub struct InstanceRole {
+    /// The role's ARN.
+    pub role_arn: String,
+    /// The assumed role's temporary credentials (redacted when printed).
+    pub credentials: nitrosync_shared::control::AwsCredentials,
+}
+
+impl InstanceRole {
+    /// Assumes the role in the simulator whose state is under `dir/aws-sim`.
+    pub async fn assume(dir: &Path, region: &str) -> Result<InstanceRole> {
+        let role = simctl(dir, &["instance-role", "--region", region]).await?;
+        let field = |k: &str| -> Result<String> {
+            Ok(role[k]
+                .as_str()
+                .with_context(|| format!("simctl instance-role gave no {k}"))?
+                .to_owned())
+        };
+        Ok(InstanceRole {
+            role_arn: field("role_arn")?,
+            credentials: nitrosync_shared::control::AwsCredentials {
+                access_key_id: field("access_key_id")?,
+                secret_access_key: field("secret_access_key")?,
+                session_token: role["session_token"].as_str().map(str::to_owned),
+            },
+        })
+    }
+}
+
+impl IdentityKey {
+    /// Where [`SimStack`] writes the enclave binary's measurements, in its run directory.
+    pub const MEASUREMENTS_FILE: &str = "identity-key-measurements.json";
+
+    /// Makes the key in the simulator whose state is under `dir/aws-sim`, with the template's
+    /// output in `dir/identity-key-template.json`, for the parent's `role`, releasing the
+    /// identity to the image of `measurements` (the enclave binary's) and to those of
+    /// `also_released_to` (measurements files).
+    pub async fn create(
+        dir: &Path,
+        region: &str,
+        role: InstanceRole,
+        measurements: &Path,
+        also_released_to: &[PathBuf],
+    ) -> Result<IdentityKey> {
+        let InstanceRole {
+            role_arn,
+            credentials,
+        } = role;
+        let account = role_arn
+            .split(':')
+            .nth(4)
+            .with_context(|| format!("no account in {role_arn}"))?
+            .to_owned();
+
+        let measured: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(measurements)
+                .with_context(|| format!("read {}", measurements.display()))?,
+        )?;
+        let pcr0 = measured["PCR0"]
+            .as_str()
+            .with_context(|| format!("{} has no PCR0", measurements.display()))?
+            .to_ascii_lowercase();
+
+        let mut template_args: Vec<String> = vec!["kms".into(), "template".into()];
+        for m in std::iter::once(measurements).chain(also_released_to.iter().map(PathBuf::as_path))
+        {
+            template_args.extend(["--measurements".into(), m.display().to_string()]);
+        }
+        template_args.extend([
+            "--account".into(),
+            account.clone(),
+            "--key-admin-arn".into(),
+            format!("arn:aws:iam::{account}:role/{KEY_ADMIN_ROLE}"),
+            "--enclave-role-arn".into(),
+            role_arn.clone(),
+            "--region".into(),
+            region.into(),
+            "--format".into(),
+            "json".into(),
+        ]);
+        let args: Vec<&str> = template_args.iter().map(String::as_str).collect();
+        // `kms template` needs no daemon.
+        let out = cli(Path::new("/nonexistent"), &args).await?;
+        if out.code != 0 {
+            bail!("nitrosync {}: {}", args.join(" "), out.stderr.trim());
+        }
+        let template = dir.join("identity-key-template.json");
+        std::fs::write(&template, &out.stdout)?;
+
+        let key = simctl(
+            dir,
+            &[
+                "create-identity-key",
+                "--policy",
+                path_str(&template)?,
+                "--region",
+                region,
+            ],
+        )
+        .await?;
+        let key_arn = key["arn"]
+            .as_str()
+            .context("simctl create-identity-key gave no arn")?
+            .to_owned();
+        Ok(IdentityKey {
+            key_arn,
+            role_arn,
+            credentials,
+            pcr0,
+            measurements: measurements.to_owned(),
+            template_args,
+            template,
+        })
+    }
+
+    /// The parent's environment: the instance role's credentials as `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    pub fn parent_env(&self) -> Vec<(String, String)> {
+        let c = &self.credentials;
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()),
+            (
+                "AWS_SESSION_TOKEN".into(),
+                c.session_token.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// The parent's flag that names the key.
+    pub fn parent_args(&self) -> Vec<String> {
+        vec!["--identity-kms-key".into(), self.key_arn.clone()]
+    }
 }
 
 /// The tenant API of a [`SimStack`]: its URL and the PEM of its self-signed certificate.
@@ -592,6 +774,10 @@ impl TenantApi {
     }
 }
 
+/// How long a [`SimStack`] may take to become healthy, at start and after a restart (a sealed
+/// identity costs KMS calls through the relay; debug builds on a busy machine are slow).
+const HEALTHY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The whole simulator stack: AWS simulator, enclave and parent.
 #[derive(Debug)]
 pub struct SimStack {
@@ -607,6 +793,12 @@ pub struct SimStack {
     pub parent: Proc,
     /// The tenant API, when [`StackOptions::tenant_api`] asked for it.
     pub tenant_api: Option<TenantApi>,
+    /// The KMS key that seals the enclave's identity, when [`StackOptions::sealed_identity`]
+    /// asked for it.
+    pub identity_key: Option<IdentityKey>,
+    /// What [`SimStack::restart_enclave`] starts the enclave with.
+    enclave_sockets: Sockets,
+    enclave_args: Vec<String>,
 }
 
 impl SimStack {
@@ -617,21 +809,54 @@ impl SimStack {
 
     /// Like [`SimStack::start`], with options.
     pub async fn start_with(dir: &Path, region: &str, opts: StackOptions) -> Result<SimStack> {
-        let relay_tap = opts.relay_tap.as_deref();
         std::fs::create_dir_all(dir)?;
         let sockets = Sockets::in_dir(dir);
-        let aws = AwsSim::start(dir, &[region]).await?;
+        let mut enclave_args = opts.enclave_args.clone();
         let mut enclave_sockets = sockets.clone();
-        if let Some(tap) = relay_tap {
-            enclave_sockets.relay = tap.to_owned();
+        if let Some(tap) = &opts.relay_tap {
+            enclave_sockets.relay = tap.clone();
         }
-        let enclave = start_enclave_with(
-            dir,
-            &enclave_sockets,
-            &aws.ca,
-            "enclave.log",
-            &opts.enclave_args,
-        )?;
+        let start_enclave = |aws: &AwsSim, args: &[String]| {
+            start_enclave_with(dir, &enclave_sockets, &aws.ca, "enclave.log", args)
+        };
+        let (aws, enclave, identity_key) = if opts.sealed_identity {
+            if enclave_args.iter().any(|a| a == "--identity") {
+                bail!("StackOptions: sealed_identity and an --identity enclave argument");
+            }
+            enclave_args.extend(["--identity".into(), "kms".into()]);
+            // The simulated NSM writes its root when the enclave first starts; the simulator
+            // reads it when a Recipient first needs it.
+            let root = dir.join("nsm").join(SIM_ROOT_FILE);
+            let extra = ["--attestation-root".into(), root.display().to_string()];
+            // Measuring the binary needs no simulator: it overlaps the simulator's start.
+            let measurements = dir.join(IdentityKey::MEASUREMENTS_FILE);
+            let enclave_bin = bin("nitrosync-enclave");
+            let regions = [region];
+            // The enclave starts locked, and hashes itself while the key is made.
+            let started = async {
+                let aws = AwsSim::start_with(dir, &regions, &extra).await?;
+                let enclave = start_enclave(&aws, &enclave_args)?;
+                let role = InstanceRole::assume(dir, region).await?;
+                anyhow::Ok((aws, enclave, role))
+            };
+            let (started, measured) =
+                tokio::join!(started, measure_simulator(&enclave_bin, &measurements));
+            let (aws, enclave, role) = started?;
+            measured?;
+            let key = IdentityKey::create(
+                dir,
+                region,
+                role,
+                &measurements,
+                &opts.identity_also_released_to,
+            )
+            .await?;
+            (aws, enclave, Some(key))
+        } else {
+            let aws = AwsSim::start(dir, &[region]).await?;
+            let enclave = start_enclave(&aws, &enclave_args)?;
+            (aws, enclave, None)
+        };
         let mut parent_args = vec![
             "--region".into(),
             region.into(),
@@ -646,7 +871,14 @@ impl SimStack {
         } else {
             None
         };
-        let parent = start_parent(dir, &sockets, &parent_args, "parent.log")?;
+        let parent_env = match &identity_key {
+            Some(key) => {
+                parent_args.extend(key.parent_args());
+                key.parent_env()
+            }
+            None => Vec::new(),
+        };
+        let parent = start_parent_env(dir, &sockets, &parent_args, &parent_env, "parent.log")?;
         let mut stack = SimStack {
             dir: dir.to_owned(),
             sockets,
@@ -654,9 +886,55 @@ impl SimStack {
             enclave,
             parent,
             tenant_api,
+            identity_key,
+            enclave_sockets,
+            enclave_args,
         };
-        stack.wait_healthy(Duration::from_secs(30)).await?;
+        stack.wait_healthy(HEALTHY_TIMEOUT).await?;
         Ok(stack)
+    }
+
+    /// The enclave's arguments beyond the stack's own (`--identity kms` with a sealed
+    /// identity), for starting another enclave like it.
+    pub fn enclave_args(&self) -> &[String] {
+        &self.enclave_args
+    }
+
+    /// Kills the enclave (SIGKILL, as a crash would), starts it again as before with its log in
+    /// `log_name`, and waits until the parent has reconnected and reports it healthy (with a
+    /// sealed identity: until the parent has unsealed it again).
+    pub async fn restart_enclave(&mut self, log_name: &str) -> Result<()> {
+        let connects = self.control_connects().await?;
+        self.enclave.kill().await?;
+        self.enclave = start_enclave_with(
+            &self.dir,
+            &self.enclave_sockets,
+            &self.aws.ca,
+            log_name,
+            &self.enclave_args,
+        )?;
+        let deadline = Instant::now() + HEALTHY_TIMEOUT;
+        while self.control_connects().await? <= connects {
+            self.enclave.check_alive()?;
+            if Instant::now() >= deadline {
+                bail!(
+                    "the parent did not reconnect within {HEALTHY_TIMEOUT:?}\nparent log:\n{}",
+                    self.parent.log_tail(15)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_healthy(HEALTHY_TIMEOUT).await
+    }
+
+    /// The parent's count of control connections (`nitrosync status --json`).
+    async fn control_connects(&self) -> Result<u64> {
+        let out = cli(&self.sockets.admin, &["status", "--json"]).await?;
+        let status: serde_json::Value = serde_json::from_str(&out.stdout)
+            .with_context(|| format!("nitrosync status --json: {}", out.stderr.trim()))?;
+        status["control"]["connects"]
+            .as_u64()
+            .context("nitrosync status --json has no control.connects")
     }
 
     /// Waits until `nitrosync status` exits 0 (daemon up, enclave healthy).
@@ -820,5 +1098,18 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`super::SimStack`] points the simulator at the simulated NSM's root by this name (the
+    /// crate cannot name the attestation crate's constant outside its tests).
+    #[test]
+    fn the_root_file_is_named_as_the_simulated_nsm_names_it() {
+        assert_eq!(
+            super::SIM_ROOT_FILE,
+            nitrosync_attestation::SIM_ROOT_CERT_FILE
+        );
     }
 }

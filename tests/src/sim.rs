@@ -1,9 +1,11 @@
 //! The `nitrosync-sim` demo: runs the whole system on this machine (AWS simulator, simulated
 //! enclave, parent) over Unix sockets in one run directory, and walks through a real sync with
-//! the CLI: a tenant key, a destination, its IAM applied in the simulator, a `.env` pushed, the
-//! secret read back. The binary only parses its arguments and calls [`run`].
+//! the CLI: the enclave's identity sealed under the operator's KMS key (made from
+//! `nitrosync kms template`) and unsealed by the parent, a tenant key, a destination, its IAM
+//! applied in the simulator, a `.env` pushed, the secret read back, and a restart of the enclave
+//! that keeps its identity. The binary only parses its arguments and calls [`run`].
 
-use crate::{CliOutput, SimStack, StackOptions, cli_as, simctl};
+use crate::{CliOutput, IdentityKey, SimStack, StackOptions, cli_as, simctl};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -69,13 +71,18 @@ pub async fn run(args: &SimOptions) -> Result<()> {
 
     step(
         1,
-        "Starting the AWS simulator, the enclave (simulator mode) and the parent",
+        "Starting the AWS simulator, the operator's KMS key, the enclave (simulator mode, sealed identity) and the parent",
     );
     let opts = StackOptions {
         tenant_api: true,
+        sealed_identity: true,
         ..Default::default()
     };
-    let stack = SimStack::start_with(&dir, &args.region, opts).await?;
+    let mut stack = SimStack::start_with(&dir, &args.region, opts).await?;
+    let key = stack
+        .identity_key
+        .clone()
+        .context("the stack has no identity key")?;
     let tenant_api = stack
         .tenant_api
         .clone()
@@ -86,11 +93,11 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         stack.aws.ca.display()
     );
     println!(
-        "    enclave   control unix:{}",
+        "    enclave   control unix:{} (--identity kms: locked until the parent unseals it)",
         stack.sockets.control.display()
     );
     println!(
-        "    parent    relay unix:{}, admin {}",
+        "    parent    relay unix:{}, admin {} (--identity-kms-key, the instance role's credentials)",
         stack.sockets.relay.display(),
         stack.sockets.admin.display()
     );
@@ -108,6 +115,17 @@ pub async fn run(args: &SimOptions) -> Result<()> {
 
     step(
         2,
+        "The enclave's identity, sealed under the operator's KMS key (its policy from `nitrosync kms template`) and unsealed by the parent through the relay",
+    );
+    show_identity_key(&key);
+    let unsealed = wait_unsealed(&dir, 0).await;
+    demo.describe_identity().await?;
+    if !unsealed {
+        demo.failed.push("unseal".into());
+    }
+
+    step(
+        3,
         "The enclave: status, and one STS call through the relay over TLS",
     );
     demo.run("status", &["status"]).await?;
@@ -115,7 +133,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         .await?;
 
     step(
-        3,
+        4,
         "The tenant's key, the enclave image and root it pins (nothing taken from the daemon), and a destination",
     );
     demo.run("tenant init", &["tenant", "init"]).await?;
@@ -173,7 +191,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     .await?;
 
     step(
-        4,
+        5,
         "The customer's IAM (SAML provider with the enclave's metadata, policy, role), applied in the simulator",
     );
     println!("    $ nitrosync iam template --destination demo --format json > iam.json");
@@ -207,7 +225,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     );
 
     step(
-        5,
+        6,
         "Over the tenant API (TLS, signed requests): verify the enclave, seal demo.env to its attested key, submit, and wait for the sync",
     );
     let env_file = dir.join("demo.env");
@@ -231,7 +249,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     )
     .await?;
 
-    step(6, "Read the secret back from (simulated) Secrets Manager");
+    step(7, "Read the secret back from (simulated) Secrets Manager");
     let secret = simctl(
         &dir,
         &[
@@ -269,13 +287,21 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     demo.run("history", &["destination", "history", "demo"])
         .await?;
 
+    step(
+        8,
+        "Restart the enclave (killed, as a crash would): the parent hands it the sealed identity it stored, and its SAML metadata is byte-identical",
+    );
+    if !restart_keeps_identity(&mut stack, &mut demo).await? {
+        demo.failed.push("restart".into());
+    }
+
     if args.check {
         stack.stop().await?;
         if !demo.failed.is_empty() {
             bail!("sim check failed at: {}", demo.failed.join(", "));
         }
         println!(
-            "\nsim check passed: the secret in the simulator equals demo.env, written by the enclave through the relay."
+            "\nsim check passed: the secret in the simulator equals demo.env, written by the enclave through the relay; the enclave kept its sealed identity across a restart."
         );
         return Ok(());
     }
@@ -286,6 +312,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         demo.tenant.display()
     );
     println!("    target/debug/nitrosync status");
+    println!("    target/debug/nitrosync enclave describe");
     println!("    target/debug/nitrosync destination list");
     println!("    target/debug/nitrosync destination test demo");
     println!(
@@ -311,6 +338,125 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         bail!("some steps failed: {}", demo.failed.join(", "));
     }
     Ok(())
+}
+
+/// Step 2's commands: how the key was made (`simctl` stands in for the operator's console).
+fn show_identity_key(key: &IdentityKey) {
+    println!(
+        "    $ nitrosync-attest measure --simulator target/debug/nitrosync-enclave > {}",
+        key.measurements.display()
+    );
+    println!(
+        "    $ nitrosync {} > {}",
+        key.template_args.join(" "),
+        key.template.display()
+    );
+    println!(
+        "    created:  key {} (simctl create-identity-key: CreateKey with the template's key policy)",
+        key.key_arn
+    );
+    println!(
+        "    parent:   instance role {} (its credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)",
+        key.role_arn
+    );
+}
+
+/// What the parent logs once it has unsealed the enclave and stored the sealed identity.
+const UNSEALED_LOG: &str = "enclave identity unsealed";
+
+/// Waits until the parent's log holds more than `seen` unseal lines, and prints the first new
+/// one (without its timestamp). False if none appears.
+async fn wait_unsealed(dir: &Path, seen: usize) -> bool {
+    let log = dir.join("parent.log");
+    let found = crate::wait_for(
+        "the parent's unseal log line",
+        std::time::Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let line = text
+                .lines()
+                .filter(|l| l.contains(UNSEALED_LOG))
+                .nth(seen)
+                .map(str::to_owned);
+            async move { line }
+        },
+    )
+    .await;
+    match found {
+        Ok(line) => {
+            let line = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
+            println!("    parent.log: {}", line.trim());
+            true
+        }
+        Err(e) => {
+            println!("    {e:#}");
+            false
+        }
+    }
+}
+
+/// The number of unseal lines in the parent's log.
+fn unseal_lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("parent.log"))
+        .unwrap_or_default()
+        .matches(UNSEALED_LOG)
+        .count()
+}
+
+impl Demo {
+    /// `nitrosync enclave describe`, its identity lines.
+    async fn describe_identity(&mut self) -> Result<()> {
+        println!("    $ nitrosync enclave describe | grep -A2 '^identity'");
+        let out = cli_as(&self.admin, Some(&self.tenant), &["enclave", "describe"]).await?;
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        match lines.iter().position(|l| l.starts_with("identity")) {
+            Some(at) if out.code == 0 => {
+                for line in lines.iter().skip(at).take(3) {
+                    println!("    {line}");
+                }
+            }
+            _ => {
+                show(&out);
+                self.failed.push("enclave describe".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `nitrosync saml-metadata`, written to `file`.
+    async fn saml_metadata(&mut self, file: &Path) -> Result<Vec<u8>> {
+        println!("    $ nitrosync saml-metadata > {}", file.display());
+        let out = cli_as(&self.admin, Some(&self.tenant), &["saml-metadata"]).await?;
+        if out.code != 0 {
+            show(&out);
+            self.failed.push("saml-metadata".into());
+        }
+        std::fs::write(file, &out.stdout)?;
+        Ok(out.stdout.into_bytes())
+    }
+}
+
+/// Step 8: restarts the enclave and compares its SAML metadata before and after. True when the
+/// parent unsealed it again and the metadata is the same, byte for byte.
+async fn restart_keeps_identity(stack: &mut SimStack, demo: &mut Demo) -> Result<bool> {
+    let dir = stack.dir.clone();
+    let before = demo
+        .saml_metadata(&dir.join("saml-metadata-before.xml"))
+        .await?;
+    let seen = unseal_lines(&dir);
+    stack.restart_enclave("enclave-2.log").await?;
+    println!(
+        "    restarted the enclave (pid {}, log {})",
+        stack.enclave.pid().unwrap_or_default(),
+        stack.enclave.log.display()
+    );
+    let unsealed = wait_unsealed(&dir, seen).await;
+    let after = demo
+        .saml_metadata(&dir.join("saml-metadata-after.xml"))
+        .await?;
+    let same = !before.is_empty() && before == after;
+    println!("    byte-identical: {same} ({} bytes)", after.len());
+    Ok(unsealed && same)
 }
 
 fn expected_json() -> Result<serde_json::Value> {

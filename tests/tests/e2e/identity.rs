@@ -13,7 +13,7 @@ use nitrosync_shared::control::{
     UnsealReport, UnsealRequest,
 };
 use nitrosync_tests::{
-    AwsSim, EnclaveControl, Proc, SimStack, Sockets, bin, cli, measure_simulator, simctl,
+    EnclaveControl, Proc, SimStack, Sockets, StackOptions, bin, cli, measure_simulator, simctl,
     start_enclave_with, start_parent_env, wait_for,
 };
 use std::path::Path;
@@ -25,81 +25,6 @@ struct Sealed {
     key_arn: String,
     creds: AwsCredentials,
     pcr0: String,
-}
-
-fn kms_enclave_args() -> Vec<String> {
-    vec!["--identity".into(), "kms".into()]
-}
-
-/// A KMS key in the simulator whose policy `nitrosync kms template` wrote for the enclave
-/// binary's measurements and `role_arn`; returns its ARN.
-async fn identity_key(dir: &Path, measurements: &[&Path], role_arn: &str, name: &str) -> String {
-    let account = role_arn.split(':').nth(4).unwrap();
-    let mut args = vec!["kms", "template"];
-    for m in measurements {
-        args.extend(["--measurements", m.to_str().unwrap()]);
-    }
-    let admin_arn = format!("arn:aws:iam::{account}:role/key-admin");
-    args.extend([
-        "--account",
-        account,
-        "--key-admin-arn",
-        &admin_arn,
-        "--enclave-role-arn",
-        role_arn,
-        "--region",
-        REGION,
-        "--format",
-        "json",
-    ]);
-    let admin = cli(Path::new("/nonexistent"), &args).await.unwrap();
-    assert_eq!(admin.code, 0, "{}", admin.stderr);
-    let out: serde_json::Value = serde_json::from_str(&admin.stdout).unwrap();
-    let policy = dir.join(format!("{name}-policy.json"));
-    std::fs::write(&policy, out["key_policy"].to_string()).unwrap();
-    let key = simctl(
-        dir,
-        &[
-            "create-identity-key",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--region",
-            REGION,
-        ],
-    )
-    .await
-    .unwrap();
-    key["arn"].as_str().unwrap().to_owned()
-}
-
-fn creds_of(role: &serde_json::Value) -> AwsCredentials {
-    AwsCredentials {
-        access_key_id: role["access_key_id"].as_str().unwrap().into(),
-        secret_access_key: role["secret_access_key"].as_str().unwrap().into(),
-        session_token: role["session_token"].as_str().map(str::to_owned),
-    }
-}
-
-fn env_of(c: &AwsCredentials) -> Vec<(String, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()),
-        (
-            "AWS_SESSION_TOKEN".into(),
-            c.session_token.clone().unwrap_or_default(),
-        ),
-    ]
-}
-
-fn parent_args(port: u16, key_arn: &str) -> Vec<String> {
-    vec![
-        "--region".into(),
-        REGION.into(),
-        "--simulator-upstream".into(),
-        format!("127.0.0.1:{port}"),
-        "--identity-kms-key".into(),
-        key_arn.into(),
-    ]
 }
 
 type Tapped = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
@@ -119,75 +44,30 @@ impl Sealed {
     async fn start_full(tap: bool, other_images: &[&Path]) -> (Sealed, Option<Tapped>) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let sockets = Sockets::in_dir(d);
-        let mut enclave_sockets = sockets.clone();
+        let mut opts = StackOptions {
+            sealed_identity: true,
+            identity_also_released_to: other_images.iter().map(|p| p.to_path_buf()).collect(),
+            ..Default::default()
+        };
         let mut seen = None;
         if tap {
-            enclave_sockets.relay = d.join("tap.sock");
+            let tap_socket = d.join("tap.sock");
             seen = Some(
-                nitrosync_tests::start_tap(&enclave_sockets.relay, &sockets.relay)
+                nitrosync_tests::start_tap(&tap_socket, &Sockets::in_dir(d).relay)
                     .await
                     .unwrap(),
             );
+            opts.relay_tap = Some(tap_socket);
         }
-        // The simulated NSM's root appears when the enclave first starts; the simulator reads
-        // it when a Recipient first needs it.
-        let root = d
-            .join("nsm")
-            .join(nitrosync_attestation::SIM_ROOT_CERT_FILE);
-        let aws = AwsSim::start_with(
-            d,
-            &[REGION],
-            &["--attestation-root".into(), root.display().to_string()],
-        )
-        .await
-        .unwrap();
-        let role = simctl(d, &["instance-role", "--region", REGION])
-            .await
-            .unwrap();
-        let creds = creds_of(&role);
-        let measurements = d.join("measurements.json");
-        measure_simulator(&bin("nitrosync-enclave"), &measurements)
-            .await
-            .unwrap();
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&measurements).unwrap()).unwrap();
-        let pcr0 = m["PCR0"].as_str().unwrap().to_ascii_lowercase();
-        let mut images = vec![measurements.as_path()];
-        images.extend_from_slice(other_images);
-        let key_arn = identity_key(d, &images, role["role_arn"].as_str().unwrap(), "main").await;
-        let enclave = start_enclave_with(
-            d,
-            &enclave_sockets,
-            &aws.ca,
-            "enclave.log",
-            &kms_enclave_args(),
-        )
-        .unwrap();
-        let parent = start_parent_env(
-            d,
-            &sockets,
-            &parent_args(aws.port, &key_arn),
-            &env_of(&creds),
-            "parent.log",
-        )
-        .unwrap();
-        let mut stack = SimStack {
-            dir: d.to_owned(),
-            sockets,
-            aws,
-            enclave,
-            parent,
-            tenant_api: None,
-        };
-        stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+        let stack = SimStack::start_with(d, REGION, opts).await.unwrap();
+        let key = stack.identity_key.clone().unwrap();
         (
             Sealed {
                 dir,
                 stack,
-                key_arn,
-                creds,
-                pcr0,
+                key_arn: key.key_arn,
+                creds: key.credentials,
+                pcr0: key.pcr0,
             },
             seen,
         )
@@ -208,7 +88,7 @@ impl Sealed {
                 &sockets,
                 &self.stack.aws.ca,
                 &format!("{name}.log"),
-                &kms_enclave_args(),
+                self.stack.enclave_args(),
             )
             .unwrap(),
             Some(b) => {
@@ -338,16 +218,7 @@ async fn a_restarted_enclave_has_the_same_identity_and_its_stored_bundle_syncs_w
             .collect();
 
     // Restart the enclave: the parent reconnects and hands back the stored identity.
-    s.stack.enclave.kill().await.unwrap();
-    s.stack.enclave = start_enclave_with(
-        s.path(),
-        &s.stack.sockets,
-        &s.stack.aws.ca,
-        "enclave-2.log",
-        &kms_enclave_args(),
-    )
-    .unwrap();
-    s.stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    s.stack.restart_enclave("enclave-2.log").await.unwrap();
     let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
         .await
         .unwrap();
@@ -769,16 +640,7 @@ async fn a_rotation_cycle_keeps_syncing_and_retires_the_old_keys() {
 
     // A restart unseals generation 2.
     drop(ctl);
-    s.stack.enclave.kill().await.unwrap();
-    s.stack.enclave = start_enclave_with(
-        s.path(),
-        &s.stack.sockets,
-        &s.stack.aws.ca,
-        "enclave-2.log",
-        &kms_enclave_args(),
-    )
-    .unwrap();
-    s.stack.wait_healthy(Duration::from_secs(60)).await.unwrap();
+    s.stack.restart_enclave("enclave-2.log").await.unwrap();
     let mut ctl = EnclaveControl::connect(&s.stack.sockets.control)
         .await
         .unwrap();
