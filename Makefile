@@ -103,6 +103,7 @@ bench: setup build-release
 	$(CARGO) bench -p nitrosync-tests --bench sync
 	$(CARGO) bench -p nitrosync-tests --bench daemon
 	$(CARGO) bench -p nitrosync-tests --bench flood
+	$(CARGO) bench -p nitrosync-tests --bench identity
 	$(CARGO) bench -p nitrosync-parent --bench store_submit
 	$(CARGO) bench -p nitrosync-attestation --bench verify
 	$(CARGO) bench -p nitrosync-bundle --bench bundle
