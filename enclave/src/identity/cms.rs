@@ -106,6 +106,18 @@ impl RecipientKey {
     /// A fixed RSA-2048 key, so that tests can open envelopes written ahead of time.
     #[cfg(test)]
     pub(crate) fn from_pkcs8_for_tests(pkcs8: &[u8]) -> Result<Self, IdentityError> {
+        Self::from_pkcs8_for_fuzzing(pkcs8)
+    }
+
+    /// A fixed RSA-2048 key from PKCS#8 DER, for the fuzz targets (`fuzz-enclave/`): they open
+    /// envelopes written ahead of time, with a fresh key per input (a key opens one answer).
+    /// Never for the enclave itself, whose recipient keys are [`generate`](Self::generate)d.
+    ///
+    /// # Errors
+    ///
+    /// [`IdentityError::RecipientKeyGeneration`] when `pkcs8` is not an RSA-2048 key.
+    #[doc(hidden)]
+    pub fn from_pkcs8_for_fuzzing(pkcs8: &[u8]) -> Result<Self, IdentityError> {
         let key = PrivateDecryptingKey::from_pkcs8(pkcs8)
             .map_err(|_| IdentityError::RecipientKeyGeneration)?;
         if key.key_size_bytes() != RSA_BYTES {
