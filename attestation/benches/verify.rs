@@ -1,6 +1,6 @@
 //! Verification throughput on one core (a plain single-threaded loop), the cost of the chain
-//! check with and without cached intermediates, and ring's P-384 ECDSA against RustCrypto's
-//! `p384`.
+//! check with and without cached intermediates, and ring's P-384 ECDSA against aws-lc-rs and
+//! RustCrypto's `p384`.
 //!
 //! Run with `cargo bench --bench verify`. Each figure is the best of three rounds of about
 //! 0.4 s, to damp noise from other processes on the machine.
@@ -101,6 +101,14 @@ fn main() {
         ring_key.verify(black_box(&message), sig.as_ref()).unwrap();
     });
     report("P-384 ECDSA verify, ring 0.17", ring_verify);
+    let lc_key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED,
+        point.clone(),
+    );
+    let lc_verify = measure(|| {
+        lc_key.verify(black_box(&message), sig.as_ref()).unwrap();
+    });
+    report("P-384 ECDSA verify, aws-lc-rs 1.19", lc_verify);
     let rc_key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
     let rc_sig = p384::ecdsa::Signature::from_slice(sig.as_ref()).unwrap();
     let rc_verify = measure(|| {

@@ -69,7 +69,10 @@ pub use eif::{
 pub use error::{NsmError, VerifyError};
 #[cfg(feature = "nsm")]
 pub use hardware::HardwareNsm;
-pub use measure::{SIM_PCR1, SIM_PCR2, simulator_measurements, simulator_pcr0};
+pub use measure::{
+    SIM_PCR1, SIM_PCR2, simulator_measurements, simulator_measurements_for_pcr0, simulator_pcr0,
+    simulator_pcr0_from_reader,
+};
 pub use metadata::{
     BUNDLE_KEY_LEN, MAX_METADATA_LEN, MetadataBinding, MetadataError, check_metadata_binding,
 };

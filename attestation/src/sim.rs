@@ -150,10 +150,26 @@ impl SimulatedNsm {
         Self::open_or_create_with_clock(run_dir, enclave_binary, Arc::new(SystemClock))
     }
 
+    /// [`SimulatedNsm::open_or_create`] for an enclave whose PCR0 was already computed, for
+    /// example streamed from its binary with
+    /// [`simulator_pcr0_from_reader`](crate::measure::simulator_pcr0_from_reader) so that the
+    /// binary is never held in memory. Uses the system clock.
+    pub fn open_or_create_for_pcr0(run_dir: &Path, pcr0: [u8; 48]) -> Result<Self, NsmError> {
+        Self::open_with_pcr0(run_dir, pcr0, Arc::new(SystemClock))
+    }
+
     /// [`SimulatedNsm::open_or_create`] with a given clock, for tests.
     pub fn open_or_create_with_clock(
         run_dir: &Path,
         enclave_binary: &[u8],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, NsmError> {
+        Self::open_with_pcr0(run_dir, simulator_pcr0(enclave_binary), clock)
+    }
+
+    fn open_with_pcr0(
+        run_dir: &Path,
+        pcr0: [u8; 48],
         clock: Arc<dyn Clock>,
     ) -> Result<Self, NsmError> {
         let rng = SystemRandom::new();
@@ -166,7 +182,7 @@ impl SimulatedNsm {
         for index in 0..SIM_PCR_COUNT {
             pcrs.insert(index, vec![0u8; 48]);
         }
-        pcrs.insert(0, simulator_pcr0(enclave_binary).to_vec());
+        pcrs.insert(0, pcr0.to_vec());
         pcrs.insert(1, SIM_PCR1.to_vec());
         pcrs.insert(2, SIM_PCR2.to_vec());
         Ok(Self {

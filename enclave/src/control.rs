@@ -161,14 +161,16 @@ fn open_nsm(cfg: &EnclaveConfig) -> Result<Arc<dyn Nsm>, EnclaveError> {
     match &cfg.mode {
         Mode::Simulator { nsm_dir, .. } => {
             // PCR0 is the SHA-384 of this very binary: a rebuilt enclave has a new measurement.
-            let exe = std::env::current_exe()
-                .and_then(std::fs::read)
+            // Streamed in small chunks: the whole binary in memory would double the peak.
+            let pcr0 = std::env::current_exe()
+                .and_then(std::fs::File::open)
+                .and_then(nitrosync_attestation::simulator_pcr0_from_reader)
                 .map_err(|e| {
                     EnclaveError::Config(format!(
                         "cannot read the enclave binary to measure it: {e}"
                     ))
                 })?;
-            let nsm = SimulatedNsm::open_or_create(nsm_dir, &exe).map_err(|e| {
+            let nsm = SimulatedNsm::open_or_create_for_pcr0(nsm_dir, pcr0).map_err(|e| {
                 EnclaveError::Config(format!("simulated NSM in {}: {e}", nsm_dir.display()))
             })?;
             Ok(Arc::new(nsm))

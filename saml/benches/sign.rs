@@ -1,4 +1,5 @@
-//! Benchmarks (std::time, no harness): RSA-2048 key generation and `sign_response`.
+//! Benchmarks (std::time, no harness): RSA-2048 key generation, `sign_response`, rebuilding a
+//! signer from unsealed parts, and rendering rotation metadata.
 //!
 //! Run with `cargo bench --bench sign`. Budgets (DESIGN §11): one RSA signature per
 //! (role, credential lifetime), so `sign_response` is off the per-sync path.
@@ -50,7 +51,21 @@ fn main() {
     });
     println!("signed Response: {size} base64 characters");
 
-    per_op("SamlSigner::metadata_xml", 10_000, |_| {
-        black_box(signer.metadata_xml());
+    // What an enclave does with a sealed identity at every start: rebuild the signer from its
+    // unsealed parts (parse and check the key against the certificate) and render the metadata.
+    let pkcs8 = signer.private_key_pkcs8_der();
+    let cert = signer.cert_der().to_vec();
+    per_op("SamlSigner::from_parts (unsealed key)", 200, |_| {
+        black_box(SamlSigner::from_parts(&pkcs8, &cert, entity).expect("from_parts"));
+    });
+    // During a key rotation the metadata is rendered with the next certificate too (the
+    // single-certificate form is rendered once, when the signer is built).
+    let next = SamlSigner::generate(entity, now).expect("generate");
+    per_op("SamlSigner::metadata_xml_with (2 certs)", 2_000, |_| {
+        black_box(
+            signer
+                .metadata_xml_with(&[next.cert_der()])
+                .expect("metadata"),
+        );
     });
 }

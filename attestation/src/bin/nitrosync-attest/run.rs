@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use nitrosync_attestation::{
     Policy, TrustRoot, VerifiedDocument, VerifyError, check_metadata_binding, inspect, measure_eif,
-    simulator_measurements, verify,
+    simulator_measurements_for_pcr0, simulator_pcr0_from_reader, verify,
 };
 
 use crate::EXIT_REJECTED;
@@ -181,9 +181,10 @@ fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
 fn run_measure(args: MeasureArgs) -> anyhow::Result<ExitCode> {
     let text = args.output == OutputFormat::Text && !args.json;
     if let Some(binary) = &args.simulator {
-        let bytes = std::fs::read(binary)
+        let pcr0 = std::fs::File::open(binary)
+            .and_then(simulator_pcr0_from_reader)
             .with_context(|| format!("cannot read the enclave binary {}", binary.display()))?;
-        let measurements = simulator_measurements(&bytes);
+        let measurements = simulator_measurements_for_pcr0(&pcr0);
         if text {
             print!("{}", render::simulator_text(&measurements, binary));
         } else {
