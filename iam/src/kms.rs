@@ -41,11 +41,11 @@
 //!
 //! Three forms, like the IAM of a destination: [`kms_cloudformation`] (`AWS::KMS::Key` and
 //! `AWS::KMS::Alias`), [`kms_terraform`] (`aws_kms_key` and `aws_kms_alias`, Terraform's JSON
-//! syntax, no `provider` block) and [`kms_json`] (the policy document with its inputs and the
+//! syntax, no `provider` block, named after the alias) and [`kms_json`] (the policy document with its inputs and the
 //! `CreateKey` request). Each records the measurements it was made from.
 
 use crate::IamError;
-use crate::terraform::{literal, policy_string};
+use crate::terraform::{PROVIDER_NOTE, label, literal, policy_string};
 use nitrosync_shared::measurements::{self, ImageKind, Measurements};
 use nitrosync_shared::names::{self, IamArn};
 use serde::{Deserialize, Serialize};
@@ -718,24 +718,31 @@ pub fn kms_cloudformation(input: &KmsKeyInput) -> Result<String, IamError> {
     Ok(out)
 }
 
-/// The resources' local name in Terraform.
-const TF_NAME: &str = "nitrosync_enclave_identity";
+/// The label of the key's Terraform resources, data sources and outputs: the alias without
+/// `alias/`, as a Terraform identifier (`/` becomes `_`, with a hash of the alias appended when
+/// a character had to change): `nitrosync-enclave-identity` for [`DEFAULT_ALIAS`]. Two keys with
+/// two aliases, and the root module's own names, do not collide.
+pub fn terraform_label(alias: &str) -> String {
+    label(alias.strip_prefix("alias/").unwrap_or(alias))
+}
 
 /// A Terraform module in Terraform's JSON syntax: `aws_kms_key` with the policy
 /// (`bypass_policy_lockout_safety_check`: nobody may put it again), rotation on and
-/// `prevent_destroy`, and `aws_kms_alias`. No `provider` block: the caller's provider is
-/// used, and preconditions refuse another account (and region, when given). The measurements
-/// are in the `//` comment.
+/// `prevent_destroy`, and `aws_kms_alias`, all named [`terraform_label`] of the alias (the
+/// outputs `<label>_key_arn`, `<label>_key_id` and `<label>_alias_name`). No `provider` block
+/// and no `terraform` block: the root module's provider is used, and preconditions refuse
+/// another account (and region, when given). The measurements are in the `//` comment.
 ///
 /// # Errors
 ///
 /// As [`kms_json`].
 pub fn kms_terraform(input: &KmsKeyInput) -> Result<String, IamError> {
     let plan = plan(input)?;
-    let mut data = json!({ "aws_caller_identity": { "current": {} } });
+    let name = terraform_label(&input.alias);
+    let mut data = json!({ "aws_caller_identity": { &name: {} } });
     let mut preconditions = vec![json!({
         "condition": format!(
-            "${{data.aws_caller_identity.current.account_id == \"{}\"}}",
+            "${{data.aws_caller_identity.{name}.account_id == \"{}\"}}",
             input.account
         ),
         "error_message": literal(&format!(
@@ -744,24 +751,19 @@ pub fn kms_terraform(input: &KmsKeyInput) -> Result<String, IamError> {
         )),
     })];
     if let Some(region) = &input.region {
-        data["aws_region"] = json!({ "current": {} });
+        data["aws_region"] = json!({ &name: {} });
         preconditions.push(json!({
-            "condition": format!("${{data.aws_region.current.name == \"{region}\"}}"),
+            "condition": format!("${{data.aws_region.{name}.name == \"{region}\"}}"),
             "error_message": literal(&format!("The key is meant for region {region}.")),
         }));
     }
-    let key = format!("aws_kms_key.{TF_NAME}");
+    let key = format!("aws_kms_key.{name}");
     let module = json!({
-        "//": literal(&plan.comment()),
-        "terraform": {
-            "required_providers": {
-                "aws": { "source": "hashicorp/aws", "version": ">= 5.0" }
-            }
-        },
+        "//": literal(&format!("{} {PROVIDER_NOTE}", plan.comment())),
         "data": data,
         "resource": {
             "aws_kms_key": {
-                TF_NAME: {
+                &name: {
                     "description": literal(&plan.description()),
                     "key_usage": "ENCRYPT_DECRYPT",
                     "customer_master_key_spec": "SYMMETRIC_DEFAULT",
@@ -777,24 +779,24 @@ pub fn kms_terraform(input: &KmsKeyInput) -> Result<String, IamError> {
                 }
             },
             "aws_kms_alias": {
-                TF_NAME: {
+                &name: {
                     "name": literal(&input.alias),
                     "target_key_id": format!("${{{key}.key_id}}"),
                 }
             }
         },
         "output": {
-            "key_arn": {
+            format!("{name}_key_arn"): {
                 "description": "The key's ARN: the enclave's KMS key.",
                 "value": format!("${{{key}.arn}}"),
             },
-            "key_id": {
+            format!("{name}_key_id"): {
                 "description": "The key's id.",
                 "value": format!("${{{key}.key_id}}"),
             },
-            "alias_name": {
+            format!("{name}_alias_name"): {
                 "description": "The key's alias.",
-                "value": format!("${{aws_kms_alias.{TF_NAME}.name}}"),
+                "value": format!("${{aws_kms_alias.{name}.name}}"),
             },
         }
     });

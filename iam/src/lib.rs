@@ -8,8 +8,10 @@
 //!
 //! - [`cloudformation`]: a JSON CloudFormation template (`AWS::IAM::SAMLProvider`,
 //!   `AWS::IAM::Role` with an inline policy);
-//! - [`terraform`]: a Terraform root module in Terraform's JSON syntax (`main.tf.json`:
-//!   `aws_iam_saml_provider`, `aws_iam_role`, `aws_iam_role_policy`);
+//! - [`terraform`]: a Terraform module in Terraform's JSON syntax (`aws_iam_saml_provider`,
+//!   `aws_iam_role`, `aws_iam_role_policy`, named `nitrosync_<destination id>`), with no provider
+//!   or `terraform` block, so that the files of several destinations can sit in the customer's
+//!   root module;
 //! - [`json()`]: the documents `nitrosync iam apply` sends through the IAM API ([`apply`]).
 //!
 //! Every failure is an [`IamError`].

@@ -195,7 +195,7 @@ fn terraform_validate_passes() {
         variants()
             .into_iter()
             .enumerate()
-            .map(|(i, (_, input))| (format!("variant{i}"), terraform(&input).unwrap()))
+            .map(|(i, (_, input))| one_file(format!("variant{i}"), terraform(&input).unwrap()))
             .collect(),
     );
 }
@@ -205,12 +205,71 @@ fn kms_terraform_validate_passes() {
     terraform_validates(
         kms::tests::variants()
             .into_iter()
-            .map(|(name, input)| (name.to_owned(), kms_terraform(&input).unwrap()))
+            .map(|(name, input)| one_file(name.to_owned(), kms_terraform(&input).unwrap()))
             .collect(),
     );
 }
 
-fn terraform_validates(modules: Vec<(String, String)>) {
+/// The files compose: the IAM of three destinations and two KMS keys, dropped into one
+/// directory beside a root module that configures the provider and already uses the names the
+/// files had before they were named after their destination (`nitrosync`, `current`,
+/// `role_arn`), are one valid root module.
+#[test]
+fn terraform_files_validate_together_in_one_root_module() {
+    let root = serde_json::json!({
+        "terraform": {
+            "required_providers": { "aws": { "source": "hashicorp/aws", "version": ">= 5.0" } }
+        },
+        "provider": { "aws": { "region": "us-east-1" } },
+        "data": { "aws_caller_identity": { "current": {} }, "aws_region": { "current": {} } },
+        "resource": {
+            "aws_iam_role": {
+                "nitrosync": { "name": "existing", "assume_role_policy": "{}" }
+            }
+        },
+        "output": {
+            "role_arn": { "value": "${aws_iam_role.nitrosync.arn}" },
+            "key_arn": { "value": "${data.aws_caller_identity.current.account_id}" }
+        }
+    });
+    let mut staging_key = kms::tests::input(vec![kms::tests::image(0x41)]);
+    staging_key.alias = "alias/team/nitrosync-staging".into();
+    let files = vec![
+        (
+            "root.tf.json".to_owned(),
+            serde_json::to_string_pretty(&root).unwrap(),
+        ),
+        (
+            "nitrosync-prod-api.tf.json".to_owned(),
+            terraform(&super::tests::input(super::tests::destination())).unwrap(),
+        ),
+        (
+            "nitrosync-staging.web.tf.json".to_owned(),
+            terraform(&super::tests::second_destination()).unwrap(),
+        ),
+        (
+            "nitrosync-longest.tf.json".to_owned(),
+            terraform(&super::tests::longest()).unwrap(),
+        ),
+        (
+            "nitrosync-kms.tf.json".to_owned(),
+            kms_terraform(&kms::tests::input(vec![kms::tests::image(0x11)])).unwrap(),
+        ),
+        (
+            "nitrosync-kms-staging.tf.json".to_owned(),
+            kms_terraform(&staging_key).unwrap(),
+        ),
+    ];
+    terraform_validates(vec![("one root module".to_owned(), files)]);
+}
+
+/// One module alone in the directory, as `main.tf.json`.
+fn one_file(name: String, module: String) -> (String, Vec<(String, String)>) {
+    (name, vec![("main.tf.json".to_owned(), module)])
+}
+
+/// `terraform validate` of each set of files, each set alone in the directory (one root module).
+fn terraform_validates(sets: Vec<(String, Vec<(String, String)>)>) {
     let Some(tf) = terraform_bin() else {
         return missing("terraform");
     };
@@ -231,10 +290,21 @@ fn terraform_validates(modules: Vec<(String, String)>) {
             plugins.display()
         ));
     }
-    // One initialised directory; each module in turn as its main.tf.json.
+    // One initialised directory; each set of files in turn.
     let work = dir.path().join("validate");
     std::fs::create_dir(&work).unwrap();
-    std::fs::write(work.join("main.tf.json"), &modules[0].1).unwrap();
+    let place = |files: &[(String, String)]| {
+        for entry in std::fs::read_dir(&work).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(".tf.json") {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        for (file, text) in files {
+            std::fs::write(work.join(file), text).unwrap();
+        }
+    };
+    place(&sets[0].1);
     let plugin_dir = format!("-plugin-dir={}", plugins.display());
     let out = run(terraform(&work).args([
         "init",
@@ -244,13 +314,15 @@ fn terraform_validates(modules: Vec<(String, String)>) {
         &plugin_dir,
     ]));
     assert!(out.status.success(), "terraform init: {}", text(&out));
-    for (name, module) in &modules {
-        std::fs::write(work.join("main.tf.json"), module).unwrap();
+    for (name, files) in &sets {
+        place(files);
         let out = run(terraform(&work).args(["validate", "-no-color"]));
+        let shown: Vec<String> = files.iter().map(|(f, t)| format!("--- {f}\n{t}")).collect();
         assert!(
             out.status.success(),
-            "terraform validate {name}: {}\n{module}",
-            text(&out)
+            "terraform validate {name}: {}\n{}",
+            text(&out),
+            shown.join("\n")
         );
     }
 }

@@ -455,7 +455,8 @@ fn all_forms_carry_the_same_documents() {
 
         let tf: Value = serde_json::from_str(&terraform(&i).unwrap()).unwrap();
         let res = &tf["resource"];
-        let role = &res["aws_iam_role"]["nitrosync"];
+        let label = crate::terraform::destination_label(&i.destination.id);
+        let role = &res["aws_iam_role"][&label];
         let trust_text = role["assume_role_policy"].as_str().unwrap();
         assert!(
             !trust_text.contains(&i.destination.saml_provider_arn),
@@ -463,12 +464,12 @@ fn all_forms_carry_the_same_documents() {
         );
         // With the provider reference put back, the trust policy is the document itself.
         let trust_back: Value = serde_json::from_str(&trust_text.replace(
-            "${aws_iam_saml_provider.nitrosync.arn}",
+            &format!("${{aws_iam_saml_provider.{label}.arn}}"),
             &i.destination.saml_provider_arn,
         ))
         .unwrap();
         assert_eq!(trust_back, docs.trust_policy, "{name}");
-        let identity_text = res["aws_iam_role_policy"]["nitrosync"]["policy"]
+        let identity_text = res["aws_iam_role_policy"][&label]["policy"]
             .as_str()
             .unwrap();
         let identity_back: Value =
@@ -477,7 +478,7 @@ fn all_forms_carry_the_same_documents() {
         assert_eq!(role["name"], api.role.name.as_str());
         assert_eq!(role["max_session_duration"], 3600);
         assert_eq!(
-            res["aws_iam_saml_provider"]["nitrosync"]["name"],
+            res["aws_iam_saml_provider"][&label]["name"],
             api.saml_provider.name.as_str()
         );
     }
@@ -513,9 +514,10 @@ fn terraform_strings_escape_templates() {
         "<!-- ${not.a.reference} %{if x} -->\nNITROSYNC_SAML_METADATA\n</md:EntityDescriptor>",
     );
     let tf: Value = serde_json::from_str(&terraform(&i).unwrap()).unwrap();
-    let doc = tf["resource"]["aws_iam_saml_provider"]["nitrosync"]["saml_metadata_document"]
-        .as_str()
-        .unwrap();
+    let doc =
+        tf["resource"]["aws_iam_saml_provider"]["nitrosync_prod-api"]["saml_metadata_document"]
+            .as_str()
+            .unwrap();
     assert!(doc.contains("$${not.a.reference} %%{if x}"), "{doc}");
 }
 
@@ -581,4 +583,129 @@ fn invalid_inputs_name_the_field() {
     assert!(cloudformation(&i).is_err() && terraform(&i).is_err() && policy_documents(&i).is_err());
     let e = json(&i).unwrap_err();
     assert!(e.to_string().starts_with("subject: "), "{e}");
+}
+
+/// A second destination of the same account, for the tests of modules that share a directory:
+/// an id with a `.`, which a Terraform identifier cannot hold.
+pub(crate) fn second_destination() -> IamInput {
+    let mut d = destination();
+    d.id = "staging.web".into();
+    d.secret_name = "staging/web/env".into();
+    d.role_arn = "arn:aws:iam::123456789012:role/nitrosync-staging".into();
+    d.saml_provider_arn = "arn:aws:iam::123456789012:saml-provider/nitrosync-staging".into();
+    input(d)
+}
+
+/// The addresses a Terraform JSON file declares: `type.name` of each resource, `data.type.name`
+/// of each data source, `output.name` of each output.
+pub(crate) fn terraform_addresses(tf: &Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for (block, prefix) in [("resource", ""), ("data", "data.")] {
+        for (kind, names) in tf[block].as_object().into_iter().flatten() {
+            for name in names.as_object().unwrap().keys() {
+                out.insert(format!("{prefix}{kind}.{name}"));
+            }
+        }
+    }
+    for name in tf["output"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        out.insert(format!("output.{name}"));
+    }
+    out
+}
+
+/// Every `type.name` (or `data.type.name`) that an interpolation in `tf` refers to.
+pub(crate) fn terraform_references(tf: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                // `$${` is an escaped literal, not an interpolation.
+                let unescaped = s.replace("$${", "");
+                for part in unescaped.split("${").skip(1) {
+                    let expr: String = part
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+                        .collect();
+                    let parts: Vec<&str> = expr.split('.').collect();
+                    let n = if parts.first() == Some(&"data") { 3 } else { 2 };
+                    out.push(parts.iter().take(n).copied().collect::<Vec<_>>().join("."));
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            Value::Object(o) => o.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    walk(tf, &mut out);
+    out
+}
+
+#[test]
+fn terraform_labels_are_identifiers_and_tell_names_apart() {
+    use crate::terraform::{destination_label, label};
+    let identifier = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    // Names that are identifiers already are kept as they are.
+    assert_eq!(label("nitrosync_prod-api"), "nitrosync_prod-api");
+    assert_eq!(destination_label("prod-api"), "nitrosync_prod-api");
+    assert_eq!(label("_x"), "_x");
+    let names = [
+        "a.b", "a_b", "a-b", "1abc", "_1abc", "-x", "", "alias/x", "alias_x", "é", "a b",
+    ];
+    let labels: std::collections::BTreeSet<String> = names.iter().map(|n| label(n)).collect();
+    assert_eq!(labels.len(), names.len(), "{labels:?}");
+    for (n, l) in names.iter().zip(names.iter().map(|n| label(n))) {
+        assert!(identifier(&l), "{n:?} -> {l:?}");
+        assert_eq!(l, label(n), "stable");
+    }
+    for (_, i) in variants() {
+        assert!(identifier(&destination_label(&i.destination.id)));
+    }
+}
+
+/// The two files for two destinations can share one directory (one root module): no provider
+/// or `terraform` block, no address in common, and every reference stays inside its own file.
+#[test]
+fn terraform_modules_of_two_destinations_compose() {
+    let first: Value = serde_json::from_str(&terraform(&input(destination())).unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&terraform(&second_destination()).unwrap()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for (tf, label) in [
+        (&first, "nitrosync_prod-api"),
+        (
+            &second,
+            crate::terraform::label("nitrosync_staging.web").as_str(),
+        ),
+    ] {
+        assert!(tf.get("provider").is_none(), "{tf:#}");
+        assert!(tf.get("terraform").is_none(), "{tf:#}");
+        let addresses = terraform_addresses(tf);
+        assert_eq!(addresses.len(), 7, "{addresses:?}");
+        for a in &addresses {
+            assert!(a.contains(label), "{a} is not named after {label}");
+            assert!(seen.insert(a.clone()), "{a} is declared twice");
+        }
+        let references = terraform_references(tf);
+        assert!(references.len() >= 5, "{references:?}");
+        for r in references {
+            assert!(
+                addresses.contains(&r),
+                "{r} is not declared in its own file"
+            );
+        }
+        // The account check that the provider's allowed_account_ids used to make.
+        let pre = &tf["resource"]["aws_iam_role"][label]["lifecycle"]["precondition"][0];
+        assert_eq!(
+            pre["condition"],
+            format!("${{data.aws_caller_identity.{label}.account_id == \"123456789012\"}}")
+        );
+    }
 }

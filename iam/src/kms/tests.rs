@@ -629,15 +629,16 @@ fn terraform_has_no_provider_and_the_policy_reads_back() {
     let i = input(vec![image(0x11)]);
     let tf: Value = serde_json::from_str(&kms_terraform(&i).unwrap()).unwrap();
     assert!(tf.get("provider").is_none());
-    let key = &tf["resource"]["aws_kms_key"]["nitrosync_enclave_identity"];
+    assert!(tf.get("terraform").is_none());
+    let key = &tf["resource"]["aws_kms_key"]["nitrosync-enclave-identity"];
     assert_eq!(key["enable_key_rotation"], true);
     assert_eq!(key["bypass_policy_lockout_safety_check"], true);
     assert_eq!(key["lifecycle"]["prevent_destroy"], true);
     let policy: Value = serde_json::from_str(key["policy"].as_str().unwrap()).unwrap();
     assert_eq!(policy, key_policy(&i).unwrap());
     assert_eq!(
-        tf["resource"]["aws_kms_alias"]["nitrosync_enclave_identity"]["target_key_id"],
-        "${aws_kms_key.nitrosync_enclave_identity.key_id}"
+        tf["resource"]["aws_kms_alias"]["nitrosync-enclave-identity"]["target_key_id"],
+        "${aws_kms_key.nitrosync-enclave-identity.key_id}"
     );
     let comment = tf["//"].as_str().unwrap();
     assert!(comment.contains(&pcr_of(0x11)) && comment.contains(&pcr_of(0x13)));
@@ -649,6 +650,49 @@ fn terraform_has_no_provider_and_the_policy_reads_back() {
     j.region = None;
     let tf: Value = serde_json::from_str(&kms_terraform(&j).unwrap()).unwrap();
     assert!(tf["data"].get("aws_region").is_none());
+}
+
+/// Two keys with two aliases, beside the IAM of a destination, in one directory: no provider or
+/// `terraform` block, no address in common, every reference inside its own file.
+#[test]
+fn terraform_keys_compose_with_each_other_and_the_iam() {
+    use crate::tests::{terraform_addresses, terraform_references};
+    let mut staging = input(vec![image(0x41)]);
+    staging.alias = "alias/team/nitrosync-staging".into();
+    let files = [
+        kms_terraform(&input(vec![image(0x11)])).unwrap(),
+        kms_terraform(&staging).unwrap(),
+        crate::terraform(&crate::tests::input(crate::tests::destination())).unwrap(),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for file in &files {
+        let tf: Value = serde_json::from_str(file).unwrap();
+        assert!(tf.get("provider").is_none() && tf.get("terraform").is_none());
+        let addresses = terraform_addresses(&tf);
+        for a in &addresses {
+            assert!(seen.insert(a.clone()), "{a} is declared twice");
+        }
+        for r in terraform_references(&tf) {
+            assert!(
+                addresses.contains(&r),
+                "{r} is not declared in its own file"
+            );
+        }
+    }
+    assert!(
+        seen.contains("aws_kms_key.nitrosync-enclave-identity"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains("output.nitrosync-enclave-identity_key_arn"),
+        "{seen:?}"
+    );
+    let staging = terraform_label("alias/team/nitrosync-staging");
+    assert!(staging.starts_with("team_nitrosync-staging_"), "{staging}");
+    assert!(
+        seen.contains(&format!("data.aws_region.{staging}")),
+        "{seen:?}"
+    );
 }
 
 #[test]
