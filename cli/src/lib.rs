@@ -102,7 +102,8 @@ pub enum Command {
 pub enum KmsFormat {
     /// An AWS CloudFormation template (JSON): the key and its alias.
     Cloudformation,
-    /// Terraform in its JSON syntax (`kms.tf.json`): the key and its alias, no provider block.
+    /// Terraform in its JSON syntax (`kms.tf.json`): the key and its alias, no provider block,
+    /// resources and outputs named after the alias.
     Terraform,
     /// The key policy with the measurements and inputs it was made from, and the CreateKey
     /// request (`create_key`).
@@ -303,7 +304,8 @@ pub struct CreateArgs {
     /// Destination id: letters, digits, '_', '.', '-'.
     #[arg(long)]
     pub id: String,
-    /// AWS region.
+    /// AWS region: one AWS has (a usage error otherwise); a warning when the daemon's relay does
+    /// not allow it.
     #[arg(long)]
     pub region: String,
     /// Secrets Manager secret name.
@@ -363,7 +365,8 @@ pub enum EnvCommand {
         /// Push even when the file holds no variable (the secret becomes `{}`).
         #[arg(long)]
         allow_empty: bool,
-        /// Wait for the sync report.
+        /// Wait for the sync report, showing the phase and each attempt's outcome; stop (exit 1)
+        /// on a failure waiting will not fix or a disabled destination.
         #[arg(long)]
         wait: bool,
         /// Attestation checks.
@@ -406,7 +409,8 @@ pub enum BundleCommand {
     Submit {
         /// The bundle file.
         file: PathBuf,
-        /// Wait for the sync report.
+        /// Wait for the sync report, showing the phase and each attempt's outcome; stop (exit 1)
+        /// on a failure waiting will not fix or a disabled destination.
         #[arg(long)]
         wait: bool,
         /// Print JSON.
@@ -420,7 +424,8 @@ pub enum BundleCommand {
 pub enum IamFormat {
     /// An AWS CloudFormation template (JSON).
     Cloudformation,
-    /// Terraform (HCL).
+    /// Terraform in its JSON syntax (save it as `nitrosync-ID.tf.json`): no provider block,
+    /// resources and outputs named `nitrosync_ID`, so it can sit beside other configuration.
     Terraform,
     /// The documents, as `iam apply` sends them.
     Json,
@@ -572,22 +577,57 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Prints a sync report (JSON, or a line and the secret's ARN); a failure is an error with its
+/// code, message and what to do.
 pub(crate) fn report(r: &SyncReport, json: bool) -> Result<(), CliError> {
-    if json {
-        print_json(r)?;
-    } else {
-        println!(
-            "{} v{}: {:?} {:?}",
-            r.destination, r.version, r.mode, r.outcome
-        );
-        if let Some(arn) = &r.secret_arn {
-            println!("  secret {arn}");
-        }
-    }
+    print_report(r, json)?;
     match &r.error {
         None => Ok(()),
-        Some(e) => Err(fail(EXIT_FAILED, format!("{}: {}", e.code, e.message))),
+        Some(e) => Err(fail(EXIT_FAILED, explained(e.code, &e.message))),
     }
+}
+
+/// `CODE: message` with what to do: the enclave ends its messages with the code's remedy; one
+/// that does not (the parent's own) gets it appended.
+pub(crate) fn explained(code: nitrosync_shared::ErrorCode, message: &str) -> String {
+    let message = sentence(message);
+    if message.contains(code.remedy()) {
+        format!("{code}: {message}")
+    } else {
+        format!("{code}: {message} What to do: {}", code.remedy())
+    }
+}
+
+/// `text` as a sentence: trimmed, and ending with a full stop.
+pub(crate) fn sentence(text: &str) -> String {
+    let t = text.trim_end();
+    if t.ends_with(['.', '!', '?']) {
+        t.to_owned()
+    } else {
+        format!("{t}.")
+    }
+}
+
+/// Prints a sync report: JSON, or a line and the secret's ARN.
+pub(crate) fn print_report(r: &SyncReport, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "{} v{}: {:?} {:?}",
+        r.destination, r.version, r.mode, r.outcome
+    );
+    if let Some(arn) = &r.secret_arn {
+        println!("  secret {arn}");
+    }
+    Ok(())
+}
+
+/// A region given with `--region`: one AWS has ([`nitrosync_shared::names::known_region`]), or a
+/// usage error (exit 2) that names the flag and the closest regions.
+pub(crate) fn region_flag(region: &str) -> Result<(), CliError> {
+    nitrosync_shared::names::known_region(region)
+        .map_err(|e| fail(EXIT_USAGE, format!("--region: {e}")))
 }
 
 pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
@@ -612,7 +652,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Tenant(c) => return tenant::tenant(c, &tenant_dir),
         Command::Destination(DestinationCommand::Create(a)) => {
-            return tenant::create(a, &tenant_dir);
+            return tenant::create(a, &tenant_dir, api().ok().as_ref()).await;
         }
         Command::Destination(c) => {
             return operator::destinations::destination(c, &api()?, &tenant_dir).await;

@@ -86,6 +86,53 @@ impl ErrorCode {
         )
     }
 
+    /// Who must act before a failure with this code and `message` (the [`SyncError`]'s) can go
+    /// away. [`is_retryable`](Self::is_retryable) answers the scheduler's question (try again on
+    /// its own?); this answers the question of someone waiting for a sync (`--wait`): will
+    /// waiting help? They differ for a refusal by configuration: the scheduler retries a relay
+    /// that does not allow an endpoint, since the operator may add it at any time, but no amount
+    /// of waiting adds it.
+    ///
+    /// - Transient causes ([`Resolution::Retry`]): AWS's errors and throttling after the SDK's
+    ///   retries, an enclave that is restarting, a relay that could not resolve or dial an
+    ///   allowed endpoint, or timed out.
+    /// - The operator's configuration ([`Resolution::Operator`]): the relay's allowlist refused
+    ///   the endpoint (`not_allowed`), or the relay and the enclave disagree on the tunnel
+    ///   preface (`bad_preface`, a version mismatch). The enclave names the relay's
+    ///   [`RefusalReason`](crate::tunnel::RefusalReason) in parentheses in a `RelayRefused`
+    ///   message (`… refused sts.eu-west-1.amazonaws.com:443 (not_allowed).`).
+    /// - Everything else ([`Resolution::Tenant`]): the tenant's bundle or destination, or the
+    ///   customer's IAM, KMS key or secret must change first.
+    ///
+    /// [`SyncError`]: crate::control::SyncError
+    pub fn resolution(self, message: &str) -> Resolution {
+        use crate::tunnel::RefusalReason;
+        match self {
+            ErrorCode::InternalServiceError
+            | ErrorCode::LimitExceeded
+            | ErrorCode::EnclaveUnavailable => Resolution::Retry,
+            ErrorCode::RelayRefused => {
+                let by_configuration = [RefusalReason::NotAllowed, RefusalReason::BadPreface]
+                    .iter()
+                    .any(|r| message.contains(&format!("({r})")));
+                if by_configuration {
+                    Resolution::Operator
+                } else {
+                    Resolution::Retry
+                }
+            }
+            ErrorCode::AccessDenied
+            | ErrorCode::AssumeRoleError
+            | ErrorCode::KmsKeyError
+            | ErrorCode::MaximumSecretSizeExceeded
+            | ErrorCode::MissingSamlSubject
+            | ErrorCode::SecretNameConflict
+            | ErrorCode::InvalidBundle
+            | ErrorCode::StaleVersion
+            | ErrorCode::InvalidConfig => Resolution::Tenant,
+        }
+    }
+
     /// What the user can do about it, in one sentence.
     pub fn remedy(self) -> &'static str {
         match self {
@@ -130,6 +177,35 @@ impl ErrorCode {
     }
 }
 
+/// Who must act before a failure goes away: see [`ErrorCode::resolution`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    /// Nobody: the cause is transient and a later attempt may succeed.
+    Retry,
+    /// The parent's operator must change its configuration; the scheduler keeps retrying, so
+    /// the sync goes through once they have.
+    Operator,
+    /// The tenant (a new bundle, the destination) or the customer's AWS account (IAM, the KMS
+    /// key, the secret) must change something, then submit again or ask for a retry.
+    Tenant,
+}
+
+impl Resolution {
+    /// Whether waiting alone can resolve it.
+    pub fn by_waiting(self) -> bool {
+        self == Resolution::Retry
+    }
+
+    /// Who must act, for messages: `the operator`, `you`.
+    pub fn who(self) -> &'static str {
+        match self {
+            Resolution::Retry => "nobody",
+            Resolution::Operator => "the operator of the parent",
+            Resolution::Tenant => "you (the tenant or the AWS account's administrator)",
+        }
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -139,6 +215,40 @@ impl fmt::Display for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolution_says_whether_waiting_helps() {
+        let refused = |reason: &str| {
+            format!(
+                "AssumeRoleWithSAML: the parent's relay refused sts.eu-west-1.amazonaws.com:443 ({reason})."
+            )
+        };
+        let code = ErrorCode::RelayRefused;
+        assert_eq!(
+            code.resolution(&refused("not_allowed")),
+            Resolution::Operator
+        );
+        assert_eq!(
+            code.resolution(&refused("bad_preface")),
+            Resolution::Operator
+        );
+        for transient in ["dial_failed", "resolve_failed", "timeout"] {
+            assert_eq!(code.resolution(&refused(transient)), Resolution::Retry);
+        }
+        for code in ErrorCode::ALL {
+            let r = code.resolution("");
+            // Nothing the scheduler gives up on resolves by waiting; everything it retries on
+            // its own does, except a refusal by configuration.
+            if !code.is_retryable() {
+                assert_eq!(r, Resolution::Tenant, "{code}");
+            } else if code != ErrorCode::RelayRefused {
+                assert!(r.by_waiting(), "{code}");
+            }
+        }
+        assert!(!ErrorCode::StaleVersion.resolution("").by_waiting());
+        assert!(ErrorCode::LimitExceeded.resolution("").by_waiting());
+        assert!(ErrorCode::EnclaveUnavailable.resolution("").by_waiting());
+    }
 
     #[test]
     fn names_are_distinct_and_round_trip_through_cbor() {

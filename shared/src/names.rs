@@ -36,6 +36,154 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// AWS's regions by partition, as AWS listed them in late 2026 (the SDKs' `partitions.json`,
+/// botocore 1.43): the commercial partition `aws`, China `aws-cn` and GovCloud `aws-us-gov`.
+/// Isolated partitions (`aws-iso*`) and the European Sovereign Cloud (`aws-eusc`) are not
+/// supported. A region AWS opens later needs a line here (and a new release) before nitrosync
+/// accepts it from a user; [`is_region`] alone still checks only the syntax.
+pub const KNOWN_REGIONS: [(&str, &[&str]); 3] = [
+    (
+        "aws",
+        &[
+            "af-south-1",
+            "ap-east-1",
+            "ap-east-2",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-northeast-3",
+            "ap-south-1",
+            "ap-south-2",
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "ap-southeast-3",
+            "ap-southeast-4",
+            "ap-southeast-5",
+            "ap-southeast-6",
+            "ap-southeast-7",
+            "ca-central-1",
+            "ca-west-1",
+            "eu-central-1",
+            "eu-central-2",
+            "eu-north-1",
+            "eu-south-1",
+            "eu-south-2",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "il-central-1",
+            "me-central-1",
+            "me-south-1",
+            "mx-central-1",
+            "sa-east-1",
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+        ],
+    ),
+    ("aws-cn", &["cn-north-1", "cn-northwest-1"]),
+    ("aws-us-gov", &["us-gov-east-1", "us-gov-west-1"]),
+];
+
+/// The known regions of `partition` (`aws`, `aws-cn`, `aws-us-gov`); empty for another.
+pub fn regions_of(partition: &str) -> &'static [&'static str] {
+    KNOWN_REGIONS
+        .iter()
+        .find(|(p, _)| *p == partition)
+        .map_or(&[], |(_, r)| *r)
+}
+
+/// A region AWS has: one of [`KNOWN_REGIONS`]. The error names the region and suggests the
+/// closest known names (the same area with another number, or a name one or two typos away),
+/// or else lists the regions of its partition.
+pub fn known_region(s: &str) -> Result<(), NameError> {
+    let partition = partition_of(s);
+    let known = regions_of(partition);
+    if known.contains(&s) {
+        return Ok(());
+    }
+    let what = if is_region(s) {
+        format!("{s:?} is not a known AWS region")
+    } else {
+        format!("{s:?} is not an AWS region name (like us-east-1)")
+    };
+    let close = closest_regions(s);
+    if close.is_empty() {
+        return err(format!(
+            "{what}; the regions of partition {partition} are {}",
+            known.join(", ")
+        ));
+    }
+    err(format!("{what}; did you mean {}?", or_list(&close)))
+}
+
+/// Known regions near `s`, of its own partition first: those of the same area (`us-east-` for
+/// `us-east-99`), else the nearest within an edit distance of 2 (at most three).
+fn closest_regions(s: &str) -> Vec<&'static str> {
+    let lower = s.to_ascii_lowercase();
+    let all: Vec<&'static str> = KNOWN_REGIONS
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    if let Some(r) = all.iter().find(|r| **r == lower) {
+        return vec![*r];
+    }
+    let own: Vec<&'static str> = regions_of(partition_of(&lower)).to_vec();
+    for pool in [own, all] {
+        if let Some((area, _)) = lower.rsplit_once('-') {
+            let same: Vec<&str> = pool
+                .iter()
+                .copied()
+                .filter(|r| r.rsplit_once('-').is_some_and(|(a, _)| a == area))
+                .collect();
+            if !same.is_empty() {
+                return same;
+            }
+        }
+        let near: Vec<(usize, &str)> = pool
+            .iter()
+            .map(|r| (edit_distance(&lower, r), *r))
+            .filter(|(d, _)| *d <= 2)
+            .collect();
+        let best = near.iter().map(|(d, _)| *d).min().unwrap_or_default();
+        let near: Vec<&str> = near
+            .into_iter()
+            .filter(|(d, _)| *d == best)
+            .take(3)
+            .map(|(_, r)| r)
+            .collect();
+        if !near.is_empty() {
+            return near;
+        }
+    }
+    Vec::new()
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn or_list(names: &[&str]) -> String {
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Levenshtein distance over bytes (region names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// A destination id: `[A-Za-z0-9_.-]{1,64}`.
 pub fn destination_id(s: &str) -> Result<(), NameError> {
     if s.is_empty() || s.len() > 64 {
@@ -234,6 +382,60 @@ mod tests {
         }
         assert_eq!(partition_of("cn-north-1"), "aws-cn");
         assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+    }
+
+    #[test]
+    fn known_regions() {
+        for ok in [
+            "us-east-1",
+            "us-west-2",
+            "eu-central-2",
+            "ap-southeast-7",
+            "mx-central-1",
+            "cn-northwest-1",
+            "us-gov-east-1",
+        ] {
+            known_region(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        // Every known name is a region name, in the partition it is listed under, once.
+        let mut seen = std::collections::HashSet::new();
+        for (partition, regions) in KNOWN_REGIONS {
+            assert!(!regions.is_empty());
+            for r in regions {
+                assert!(is_region(r), "{r}");
+                assert_eq!(partition_of(r), partition, "{r}");
+                assert!(seen.insert(*r), "{r} twice");
+            }
+        }
+        assert!(regions_of("aws-iso").is_empty());
+
+        let e = known_region("us-east-99").unwrap_err().0;
+        assert!(
+            e.contains("\"us-east-99\" is not a known AWS region"),
+            "{e}"
+        );
+        assert!(e.ends_with("did you mean us-east-1 or us-east-2?"), "{e}");
+        let e = known_region("eu-centrl-1").unwrap_err().0;
+        assert!(e.ends_with("did you mean eu-central-1?"), "{e}");
+        let e = known_region("US-EAST-1").unwrap_err().0;
+        assert!(e.ends_with("did you mean us-east-1?"), "{e}");
+        let e = known_region("cn-south-1").unwrap_err().0;
+        assert!(e.contains("cn-north-1"), "{e}");
+        let e = known_region("us-gov-north-1").unwrap_err().0;
+        assert!(e.contains("us-gov-west-1"), "{e}");
+        // Nothing close: the partition's list.
+        let e = known_region("moon-1").unwrap_err().0;
+        assert!(e.starts_with("\"moon-1\" is not an AWS region name"), "{e}");
+        assert!(
+            e.contains("the regions of partition aws are af-south-1, "),
+            "{e}"
+        );
+        let e = known_region("xx-nowhere-1").unwrap_err().0;
+        assert!(e.contains("partition aws are"), "{e}");
+        assert!(!e.contains("cn-north-1"), "{e}");
+        assert!(known_region("").is_err());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(or_list(&["a", "b", "c"]), "a, b or c");
     }
 
     #[test]

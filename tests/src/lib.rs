@@ -471,7 +471,11 @@ async fn cli_full(
     };
     let mut child = cmd.spawn()?;
     if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin.write_all(bytes).await?;
+        // A CLI that refuses before reading its input may exit first: a broken pipe then.
+        match stdin.write_all(bytes).await {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other?,
+        }
         // Dropping it closes the pipe: the CLI sees the end of its input.
     }
     let out = child.wait_with_output().await?;

@@ -19,7 +19,7 @@ pub async fn destination(
 ) -> Result<(), CliError> {
     let tenant_key = || load_key(dir).map(|k| k.public());
     match c {
-        DestinationCommand::Create(a) => crate::tenant::create(a, dir),
+        DestinationCommand::Create(a) => crate::tenant::create(a, dir, Some(api)).await,
         DestinationCommand::List { json } => {
             let list: Vec<DestinationRecord> = api
                 .call(http::Method::GET, nitrosync_api::paths::DESTINATIONS, None)

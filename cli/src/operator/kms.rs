@@ -57,6 +57,9 @@ fn images(a: &KmsTemplateArgs) -> Result<Vec<ReleasedImage>, CliError> {
 /// Prints the key in the chosen format; warnings (images pinned by PCR0 only, simulator
 /// measurements) go to stderr as well as into the output.
 pub fn template(a: &KmsTemplateArgs) -> Result<(), CliError> {
+    if let Some(region) = &a.region {
+        crate::region_flag(region)?;
+    }
     let input = KmsKeyInput {
         account: a.account.clone(),
         key_admin_arn: a.key_admin_arn.clone(),

@@ -186,6 +186,7 @@ pub async fn run(command: Command, api: &AdminClient) -> Result<(), CliError> {
             }
         }
         Command::Enclave(EnclaveCommand::Probe { region, json }) => {
+            crate::region_flag(&region)?;
             let body = serde_json::to_vec(&ProbeRequest { region })
                 .map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
             let r: ProbeReport = api

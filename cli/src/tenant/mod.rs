@@ -5,14 +5,14 @@ pub mod iam;
 pub mod input;
 pub mod key;
 pub mod trust;
+pub(crate) mod wait;
 
 use crate::{
     AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EXIT_FAILED, EnvCommand,
-    TenantCommand, fail, print_json, report,
+    TenantCommand, fail, print_json,
 };
 use input::EnvSource;
 use key as tenant;
-use nitrosync_api::records::HistoryRecord;
 use nitrosync_api::{
     ApiClient, AttestRequest, AttestationReply, RequestSigner, SubmitReply, to_hex,
 };
@@ -24,9 +24,8 @@ use nitrosync_shared::bundle::{
 use nitrosync_shared::control::SyncReport;
 use nitrosync_shared::pcr::PcrPin;
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// `~/.config/nitrosync`, or `./.nitrosync` without a home directory.
 pub fn default_tenant_dir() -> PathBuf {
@@ -140,7 +139,15 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
         .collect()
 }
 
-pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
+/// `destination create`: checks the flags (a region AWS has: exit 2 naming the flag otherwise),
+/// saves the destination, and, when the daemon answers, warns on stderr if its relay does not
+/// allow the region (not an error: the operator may add it later).
+pub(crate) async fn create(
+    a: CreateArgs,
+    dir: &Path,
+    api: Option<&ApiClient>,
+) -> Result<(), CliError> {
+    crate::region_flag(&a.region)?;
     let key = load_key(dir)?;
     let delete_policy = match (a.delete_policy, a.recovery_days) {
         (DeletePolicyArg::Retain, None) => DeletePolicy::Retain,
@@ -163,6 +170,11 @@ pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
         delete_policy,
     };
     let path = tenant::save_destination(dir, &d, a.force).map_err(user)?;
+    if let Some(api) = api
+        && let Some(warning) = relay_region_warning(api, &d.region).await
+    {
+        eprintln!("nitrosync: warning: {warning}");
+    }
     let subject = saml_subject(&key.public(), &d.id);
     if a.json {
         return print_json(
@@ -177,6 +189,32 @@ pub(crate) fn create(a: CreateArgs, dir: &Path) -> Result<(), CliError> {
         d.id
     );
     Ok(())
+}
+
+/// A warning when the daemon's relay does not allow `region`, from `GET /v1/status` (the relay's
+/// configured regions). Nothing when the daemon does not answer within 3 s or does not serve
+/// the status to this client (the tenant API serves it only to the operator): the check is a
+/// courtesy, and the destination file is the tenant's own.
+async fn relay_region_warning(api: &ApiClient, region: &str) -> Option<String> {
+    let status = tokio::time::timeout(
+        Duration::from_secs(3),
+        api.call::<nitrosync_api::Status>(http::Method::GET, nitrosync_api::paths::STATUS, None),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let regions = &status.relay.regions;
+    if regions.iter().any(|r| r == region) {
+        return None;
+    }
+    Some(format!(
+        "the parent's relay does not allow region {region} (its regions: {}): syncs to this destination will fail with RelayRefused until the operator adds {region} to relay.regions in the parent's configuration (or --region on nitrosync-parent) and restarts it",
+        if regions.is_empty() {
+            "none".to_owned()
+        } else {
+            regions.join(", ")
+        }
+    ))
 }
 
 /// What an attestation document is checked against: the roots and the trusted images. Built
@@ -485,62 +523,14 @@ async fn submit(api: &ApiClient, bundle: Vec<u8>, wait: bool, json: bool) -> Res
             "application/cbor",
         )
         .await?;
-    if !wait {
-        if json {
-            return print_json(&reply);
-        }
-        println!("submitted {} version {}", reply.destination, reply.version);
-        return Ok(());
+    if wait {
+        return wait::wait(api, &reply, json).await;
     }
-    let path = format!(
-        "/v1/destinations/{}/{}/history?limit=5",
-        reply.tenant, reply.destination
-    );
-    let started = Instant::now();
-    let mut spin = 0usize;
-    loop {
-        let h: Vec<HistoryRecord> = api.call(http::Method::GET, &path, None).await?;
-        if let Some(r) = h
-            .iter()
-            .find(|r| r.version >= reply.version && r.error.as_ref().is_none_or(|e| !e.retryable))
-        {
-            if !json {
-                eprint!("\r{:70}\r", "");
-            }
-            let rep = SyncReport {
-                destination: reply.destination.clone(),
-                version: r.version,
-                mode: r.mode,
-                outcome: r.outcome,
-                error: r.error.clone(),
-                secret_arn: r.secret_arn.clone(),
-                aws_version_id: r.aws_version_id.clone(),
-                timings: r.timings.clone(),
-            };
-            return report(&rep, json);
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err(fail(
-                EXIT_FAILED,
-                format!(
-                    "no sync report for version {} after 120 s; see `nitrosync destination history {}`",
-                    reply.version, reply.destination
-                ),
-            ));
-        }
-        if !json {
-            let frames = ['|', '/', '-', '\\'];
-            eprint!(
-                "\rwaiting for the sync of {} v{} {}",
-                reply.destination,
-                reply.version,
-                frames[spin % 4]
-            );
-            let _ = std::io::stderr().flush();
-            spin += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if json {
+        return print_json(&reply);
     }
+    println!("submitted {} version {}", reply.destination, reply.version);
+    Ok(())
 }
 
 pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {

@@ -19,3 +19,5 @@ mod support;
 mod sync;
 mod tenant_api;
 mod trust;
+mod tunnels;
+mod wait;
