@@ -1,6 +1,6 @@
 //! Verification throughput on one core (a plain single-threaded loop), the cost of the chain
-//! check with and without cached intermediates, and ring's P-384 ECDSA against aws-lc-rs and
-//! RustCrypto's `p384`.
+//! check with and without cached intermediates, and P-384 ECDSA verification in aws-lc-rs (what
+//! the crate verifies with) against ring and RustCrypto's `p384`.
 //!
 //! Run with `cargo bench --bench verify`. Each figure is the best of three rounds of about
 //! 0.4 s, to damp noise from other processes on the machine.
@@ -88,7 +88,7 @@ fn main() {
     });
     report("chain check, cached (leaf only)", chain_cached);
 
-    // Raw P-384 ECDSA: ring against RustCrypto p384, same key, message and signature.
+    // Raw P-384 ECDSA: ring, aws-lc-rs and RustCrypto p384, same key, message and signature.
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
     let key =
@@ -146,7 +146,8 @@ fn main() {
         1.0 / cached.as_secs_f64(),
     );
     println!(
-        "P-384 verify: p384 / ring time ratio {:.2}",
-        rc_verify.as_secs_f64() / ring_verify.as_secs_f64()
+        "P-384 verify, time against aws-lc-rs (what the crate uses): ring {:.2}x, p384 {:.2}x",
+        ring_verify.as_secs_f64() / lc_verify.as_secs_f64(),
+        rc_verify.as_secs_f64() / lc_verify.as_secs_f64()
     );
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use ring::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
+use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 
 use crate::VerifyError;
 use crate::chain::{ChainCache, TrustRoot, verify_chain};
