@@ -4,6 +4,11 @@
 //! `deny_unknown_fields`, so a misspelt key is an error naming it, and [`ParentConfig`] is the
 //! validated result the daemon runs on.
 //!
+//! Without a config file (`--config`, `NITROSYNC_CONFIG`) nothing falls back to a default path:
+//! the store and the admin socket must come from flags or the environment, or the daemon exits 2
+//! saying so, so that running it by hand on a developer's machine creates no `/var/lib/nitrosync`
+//! or `/run/nitrosync`. With a config file, the paths below are the defaults of keys left out.
+//!
 //! ```toml
 //! [enclave]
 //! control = "vsock:16:5000"       # where the parent dials the enclave's control port
@@ -15,8 +20,9 @@
 //! listen = "vsock:any:8000"       # where the enclave's tunnels arrive
 //! regions = ["us-east-1"]         # allows sts., secretsmanager., kms.<region>.amazonaws.com:443
 //! allow = []                      # extra "host:port" entries, exact match
-//! max_connections = 4096          # tunnels open at once; more wait for a slot
-//! buffer_bytes = 65536            # copy buffer per direction per tunnel
+//! max_connections = 4096          # tunnels open at once (2 fds each)
+//! max_queued = 8192               # more tunnels accepted, waiting unread for a slot (1 fd each)
+//! buffer_bytes = 65536            # largest copy buffer per direction per tunnel (starts at 4 KiB)
 //! preface_timeout_ms = 5000       # time for the enclave to send its Connect frame
 //! connect_timeout_ms = 10000      # DNS resolution plus TCP connect
 //! idle_timeout_ms = 300000        # a tunnel with no bytes either way for this long is closed
@@ -50,6 +56,21 @@
 //! retry_base_ms = 1000            # full-jitter backoff: uniform in [0, min(cap, base * 2^attempt)]
 //! retry_cap_ms = 300000
 //! ```
+//!
+//! ## Tunnels and file descriptors
+//!
+//! The relay holds at most `max_connections + max_queued` tunnels: 12,288 with the defaults, so
+//! 10,000 concurrent tunnels get through (4,096 open, the rest waiting for a slot in arrival
+//! order), and past that the kernel's listen backlog (`net.core.somaxconn`, 4,096) holds more
+//! before a connect fails. Waiting tunnels are not read or dialled, so their preface timeout
+//! starts when they get a slot. An open tunnel holds two file descriptors, a waiting one one, so
+//! the defaults need 2 × 4,096 + 8,192 = 16,384 for the relay, plus [`FD_MARGIN`] (1,024) for the
+//! store, the admin and tenant APIs and metrics: 17,408 ([`ParentConfig::fds_needed`]). At start
+//! the daemon raises its soft `RLIMIT_NOFILE` to that, up to the hard limit, and logs a warning
+//! naming both and the remedy when the hard limit is lower (the systemd unit's
+//! `LimitNOFILE=65536` covers up to `max_connections` 28,000 with the default queue). Raising
+//! `max_connections` raises the fds needed by two each and the memory by a copy buffer pair each
+//! (4 KiB per direction until a tunnel carries bulk data, at most `buffer_bytes`).
 
 use crate::ParentError;
 use nitrosync_relay::{RelayPolicy, RelaySettings};
@@ -59,9 +80,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The file as written. Every section and key is optional; unknown keys are errors.
+/// [`RawConfig::default`] is "no config file": then the store and the admin socket have no
+/// default and must be given as overrides.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The file this was read from; `None` when there is no config file. Not a key.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
     /// `[enclave]`
     #[serde(default)]
     pub enclave: RawEnclave,
@@ -156,6 +182,7 @@ pub struct RawRelay {
     pub regions: Option<Vec<String>>,
     pub allow: Option<Vec<String>>,
     pub max_connections: Option<usize>,
+    pub max_queued: Option<usize>,
     pub buffer_bytes: Option<usize>,
     pub preface_timeout_ms: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
@@ -305,19 +332,49 @@ impl Default for SchedulerSettings {
     }
 }
 
-/// Default store path.
+/// File descriptors the daemon keeps for itself beyond the relay's: the store, the admin API (at
+/// most 256 connections), the tenant API, metrics (at most 64), the control connection, logs.
+pub const FD_MARGIN: u64 = 1024;
+
+impl ParentConfig {
+    /// The file descriptors these settings may need at once: the relay's
+    /// ([`RelaySettings::fds_needed`]) plus [`FD_MARGIN`].
+    pub fn fds_needed(&self) -> u64 {
+        self.relay.fds_needed().saturating_add(FD_MARGIN)
+    }
+}
+
+/// Default store path, for a config file without `[store] path`.
 pub const DEFAULT_STORE_PATH: &str = "/var/lib/nitrosync/parent.db";
 
-/// Default admin socket path.
+/// Default admin socket path, for a config file without `[admin] socket`.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nitrosync/admin.sock";
+
+/// The config file the systemd unit (`dist/nitrosync-parent.service`) passes with `--config`.
+pub const SYSTEM_CONFIG_PATH: &str = "/etc/nitrosync/parent.toml";
+
+/// The one-line error for a daemon started with no config file and without the store or the
+/// admin socket (`missing`: each as its flag and environment variable), saying what to give.
+fn unconfigured(missing: &[String]) -> ParentError {
+    ParentError::Unconfigured(format!(
+        "not configured: give a config file with --config FILE or {config} (the systemd unit \
+         passes {SYSTEM_CONFIG_PATH}; dist/parent.toml has every key), or give {missing}; \
+         without a config file no default path is used",
+        config = crate::env::CONFIG,
+        missing = missing.join(" and "),
+    ))
+}
 
 impl RawConfig {
     /// Parses TOML text. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<RawConfig, ParentError> {
-        toml::from_str(text).map_err(|source| ParentError::ConfigSyntax {
-            path: origin.to_owned(),
-            source,
-        })
+        let mut raw: RawConfig =
+            toml::from_str(text).map_err(|source| ParentError::ConfigSyntax {
+                path: origin.to_owned(),
+                source,
+            })?;
+        raw.file = Some(origin.to_owned());
+        Ok(raw)
     }
 
     /// Reads and parses a file.
@@ -329,8 +386,11 @@ impl RawConfig {
         Self::parse(&text, path)
     }
 
-    /// Applies overrides and validates.
+    /// Applies overrides and validates. Without a config file ([`RawConfig::file`] is `None`),
+    /// the store and the admin socket must be among the overrides
+    /// ([`ParentError::Unconfigured`], checked after every other setting).
     pub fn resolve(self, o: Overrides) -> Result<ParentConfig, ParentError> {
+        let have_file = self.file.is_some();
         let control = o
             .control
             .or(self.enclave.control)
@@ -372,6 +432,13 @@ impl RawConfig {
             return Err(ParentError::setting(
                 "relay.max_connections",
                 "must be 1 to 1000000",
+            ));
+        }
+        let max_queued = self.relay.max_queued.unwrap_or(8192);
+        if max_queued > 1_000_000 {
+            return Err(ParentError::setting(
+                "relay.max_queued",
+                "must be 0 to 1000000",
             ));
         }
         let buffer_bytes = self.relay.buffer_bytes.unwrap_or(64 * 1024);
@@ -430,6 +497,23 @@ impl RawConfig {
                 ));
             }
         };
+        let admin_socket = o.admin_socket.or(self.admin.socket);
+        let store_path = o.store.or(self.store.path);
+        if !have_file {
+            let mut missing = Vec::new();
+            if store_path.is_none() {
+                missing.push(format!("--store PATH ({})", crate::env::STORE));
+            }
+            if admin_socket.is_none() {
+                missing.push(format!(
+                    "--admin-socket PATH ({})",
+                    crate::env::ADMIN_SOCKET
+                ));
+            }
+            if !missing.is_empty() {
+                return Err(unconfigured(&missing));
+            }
+        }
         Ok(ParentConfig {
             tenant_api,
             identity_kms_key,
@@ -449,6 +533,7 @@ impl RawConfig {
                 listen,
                 policy,
                 max_connections,
+                max_queued,
                 buffer_bytes,
                 preface_timeout: ms(
                     "relay.preface_timeout_ms",
@@ -462,10 +547,7 @@ impl RawConfig {
                 )?,
                 idle_timeout: ms("relay.idle_timeout_ms", self.relay.idle_timeout_ms, 300_000)?,
             },
-            admin_socket: o
-                .admin_socket
-                .or(self.admin.socket)
-                .unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.into()),
+            admin_socket: admin_socket.unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.into()),
             log_format,
             metrics_listen: o
                 .metrics_listen
@@ -475,10 +557,7 @@ impl RawConfig {
                         .map_err(|e| ParentError::unparsable("metrics.listen", e))
                 })
                 .transpose()?,
-            store_path: o
-                .store
-                .or(self.store.path)
-                .unwrap_or_else(|| DEFAULT_STORE_PATH.into()),
+            store_path: store_path.unwrap_or_else(|| DEFAULT_STORE_PATH.into()),
             scheduler: SchedulerSettings {
                 writes_per_second: match self.scheduler.writes_per_second.unwrap_or(40) {
                     0 => {
@@ -548,10 +627,97 @@ mod tests {
         assert_eq!(cfg.relay.buffer_bytes, 65536);
     }
 
+    /// The defaults hold 10,000 concurrent tunnels (open or waiting) within the fds they ask
+    /// for: two per open tunnel, one per waiting one, and the margin.
+    #[test]
+    fn default_relay_limits_hold_ten_thousand_tunnels() {
+        let cfg = RawConfig::parse("", Path::new("p.toml"))
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap();
+        assert_eq!(cfg.relay.max_connections, 4096);
+        assert_eq!(cfg.relay.max_queued, 8192);
+        assert!(cfg.relay.max_connections + cfg.relay.max_queued >= 10_000);
+        assert_eq!(cfg.fds_needed(), 2 * 4096 + 8192 + FD_MARGIN);
+        let cfg = RawConfig::parse(
+            "[relay]\nmax_connections = 10\nmax_queued = 0\n",
+            Path::new("p.toml"),
+        )
+        .unwrap()
+        .resolve(Overrides::default())
+        .unwrap();
+        assert_eq!(cfg.fds_needed(), 20 + FD_MARGIN);
+    }
+
+    /// No config file: the store and the admin socket must be given, and the error names what
+    /// is missing; a config file (even an empty one) keeps the default paths.
+    #[test]
+    fn without_a_file_the_paths_are_required() {
+        let err = RawConfig::default()
+            .resolve(Overrides::default())
+            .unwrap_err();
+        assert!(matches!(err, ParentError::Unconfigured(_)), "{err:?}");
+        let msg = err.to_string();
+        for want in [
+            "--config",
+            crate::env::CONFIG,
+            SYSTEM_CONFIG_PATH,
+            "--store",
+            crate::env::STORE,
+            "--admin-socket",
+            crate::env::ADMIN_SOCKET,
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        assert!(!msg.contains('\n'), "{msg}");
+
+        let err = RawConfig::default()
+            .resolve(Overrides {
+                store: Some("/x/parent.db".into()),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--admin-socket") && !err.contains("--store PATH"),
+            "{err}"
+        );
+
+        let cfg = RawConfig::default()
+            .resolve(Overrides {
+                store: Some("/x/parent.db".into()),
+                admin_socket: Some("/x/admin.sock".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(cfg.store_path, Path::new("/x/parent.db"));
+        assert_eq!(cfg.admin_socket, Path::new("/x/admin.sock"));
+
+        let cfg = RawConfig::parse("", Path::new("p.toml"))
+            .unwrap()
+            .resolve(Overrides::default())
+            .unwrap();
+        assert_eq!(cfg.store_path, Path::new(DEFAULT_STORE_PATH));
+        assert_eq!(cfg.admin_socket, Path::new(DEFAULT_ADMIN_SOCKET));
+    }
+
+    /// Another setting's error is reported first: it is what the user typed.
+    #[test]
+    fn setting_errors_come_before_unconfigured() {
+        let err = RawConfig::default()
+            .resolve(Overrides {
+                regions: vec!["moon-1".into()],
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, ParentError::InvalidSetting { .. }), "{err:?}");
+    }
+
     #[test]
     fn bad_values_name_their_key() {
         for (toml, key) in [
             ("[relay]\nmax_connections = 0\n", "relay.max_connections"),
+            ("[relay]\nmax_queued = 1000001\n", "relay.max_queued"),
             ("[relay]\nlisten = \"tcp:1\"\n", "relay.listen"),
             ("[relay]\nidle_timeout_ms = 0\n", "relay.idle_timeout_ms"),
             ("[relay]\nregions = [\"Mars-1\"]\n", "region"),
@@ -595,5 +761,7 @@ mod dist_tests {
         assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(cfg.scheduler.writes_per_second, 40);
         assert_eq!(cfg.log_format, LogFormat::Json);
+        assert_eq!(cfg.relay.max_connections, 4096);
+        assert_eq!(cfg.relay.max_queued, 8192);
     }
 }

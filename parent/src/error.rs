@@ -39,6 +39,11 @@ pub enum ParentError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// No config file was given and the flags or environment do not name the store and the
+    /// admin socket: the daemon uses no default path unless a config file asks for it, so that
+    /// running it by hand creates no directory. The message says what to give.
+    #[error("{0}")]
+    Unconfigured(String),
     /// A listener could not be bound.
     #[error(transparent)]
     Transport(#[from] nitrosync_transport::TransportError),

@@ -25,6 +25,7 @@ pub mod admin;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fd_limit;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

@@ -10,8 +10,21 @@
 //! closed, or the tunnel has been idle too long, or the daemon shuts down. Half-close is passed
 //! through: EOF from one side becomes a write shutdown on the other.
 //!
-//! Concurrency is bounded by a semaphore, not a worker pool: a tunnel takes a slot before it is
-//! accepted and gives it back when it ends.
+//! Concurrency is bounded by a semaphore, not a worker pool: a tunnel takes one of
+//! `max_connections` slots before the relay reads its preface, and gives it back when it ends.
+//! Tunnels past that cap are still accepted, up to `max_queued` more: each waits, unread and
+//! undialled, for a slot (first come, first served), holding one file descriptor and a few
+//! hundred bytes. Past both limits the relay stops accepting, and further tunnels wait in the
+//! kernel's listen backlog (`net.core.somaxconn`, 4096 by default), where a non-blocking
+//! Unix-socket connect fails with `EAGAIN` once it is full (`nitrosync_transport::connect`
+//! retries that for up to 10 s). So the relay holds at most `max_connections + max_queued`
+//! tunnels ([`RelaySettings::fds_needed`] file descriptors), and a burst of that many tunnels
+//! plus the backlog waits instead of failing. On shutdown, waiting tunnels are closed unread
+//! with the open ones.
+//!
+//! Copy buffers start at [`INITIAL_BUFFER`] bytes and double, up to `buffer_bytes`, each time a
+//! read fills them, so an idle or chatty tunnel costs little memory and a bulk one reaches the
+//! full buffer after a few reads. They are never zeroed: reads go into spare capacity.
 
 use nitrosync_shared::Endpoint;
 use nitrosync_shared::tunnel::{Connect, ConnectReply, RefusalReason};
@@ -64,8 +77,11 @@ pub struct RelaySettings {
     pub listen: Endpoint,
     /// What may be dialled.
     pub policy: RelayPolicy,
-    /// Tunnels open at once.
+    /// Tunnels open at once (each holds two file descriptors and its copy buffers).
     pub max_connections: usize,
+    /// Tunnels accepted past `max_connections` that wait, unread, for a slot (one file
+    /// descriptor each). Past both, new tunnels wait in the kernel's listen backlog.
+    pub max_queued: usize,
     /// Copy buffer per direction.
     pub buffer_bytes: usize,
     /// Time allowed for the `Connect` frame.
@@ -77,6 +93,19 @@ pub struct RelaySettings {
 }
 
 pub use nitrosync_shared::names::is_region;
+
+/// The size a tunnel's copy buffer starts at, per direction (or `buffer_bytes` if smaller).
+pub const INITIAL_BUFFER: usize = 4096;
+
+impl RelaySettings {
+    /// The file descriptors the relay may hold with these settings: two per open tunnel (the
+    /// enclave's stream and the upstream TCP connection) and one per waiting tunnel.
+    pub fn fds_needed(&self) -> u64 {
+        let open = u64::try_from(self.max_connections).unwrap_or(u64::MAX);
+        let queued = u64::try_from(self.max_queued).unwrap_or(u64::MAX);
+        open.saturating_mul(2).saturating_add(queued)
+    }
+}
 
 fn aws_suffix(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -177,6 +206,7 @@ impl RelayPolicy {
 pub struct RelayStats {
     accepted: AtomicU64,
     active: AtomicU64,
+    queued: AtomicU64,
     connected: AtomicU64,
     bytes_to_upstream: AtomicU64,
     bytes_to_enclave: AtomicU64,
@@ -197,6 +227,7 @@ impl RelayStats {
         RelayStatsSnapshot {
             accepted: self.accepted.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
             bytes_to_upstream: self.bytes_to_upstream.load(Ordering::Relaxed),
             bytes_to_enclave: self.bytes_to_enclave.load(Ordering::Relaxed),
@@ -209,55 +240,110 @@ impl RelayStats {
     }
 }
 
-struct ActiveGuard<'a>(&'a RelayStats);
+/// Holds one unit of a gauge (`active` or `queued`) and gives it back when dropped.
+struct Gauge<'a>(&'a AtomicU64);
 
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+impl<'a> Gauge<'a> {
+    fn hold(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
     }
 }
 
-/// Accepts tunnels on `listener` until `shutdown` is cancelled, then closes open tunnels and
-/// returns once every tunnel task has ended.
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts tunnels on `listener` until `shutdown` is cancelled, then closes open and waiting
+/// tunnels and returns once every tunnel task has ended.
 pub async fn serve(
     listener: Listener,
     settings: Arc<RelaySettings>,
     stats: Arc<RelayStats>,
     shutdown: CancellationToken,
 ) {
+    // A slot per open tunnel, and a place per tunnel held at all (open or waiting for a slot):
+    // when every place is taken the loop stops accepting and the listen backlog applies.
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let places = Arc::new(Semaphore::new(
+        settings.max_connections.saturating_add(settings.max_queued),
+    ));
     let tasks = TaskTracker::new();
-    info!(listen = %settings.listen, max_connections = settings.max_connections, "relay listening");
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = listener.accept() => s,
-        };
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                warn!(error = %e, "relay accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    info!(
+        listen = %settings.listen,
+        max_connections = settings.max_connections,
+        max_queued = settings.max_queued,
+        "relay listening"
+    );
+    // Unconstrained by tokio's cooperative budget: a burst of connections is moved from the
+    // kernel's backlog into the relay's own queue at once, instead of the loop yielding to the
+    // tunnels it has just spawned after every 128 accepts while the backlog overflows. It still
+    // waits when every place is taken, and when no connection is pending.
+    tokio::task::unconstrained(async {
+        loop {
+            let place = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = places.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                s = listener.accept() => s,
+            };
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    warn!(error = %e, "relay accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            stats.accepted.fetch_add(1, Ordering::Relaxed);
+            // The semaphore is fair: a free slot goes to the longest-waiting tunnel first, so this
+            // succeeds only when no tunnel is waiting.
+            let ready = slots.clone().try_acquire_owned().ok();
+            if ready.is_none() {
+                stats.queued.fetch_add(1, Ordering::Relaxed);
             }
-        };
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        stats.active.fetch_add(1, Ordering::Relaxed);
-        let (settings, stats, shutdown) = (settings.clone(), stats.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let _active = ActiveGuard(&stats);
-            tunnel(stream, &settings, &stats, &shutdown).await;
-            drop(permit);
-        });
-    }
+            let (slots, settings, stats, shutdown) = (
+                slots.clone(),
+                settings.clone(),
+                stats.clone(),
+                shutdown.clone(),
+            );
+            // Small while it waits: the tunnel's own future is boxed only once it has a slot.
+            tasks.spawn(async move {
+                let permit = match ready {
+                    Some(p) => p,
+                    None => {
+                        // Counted in at accept, counted out when this ends.
+                        let queued = Gauge(&stats.queued);
+                        let p = tokio::select! {
+                            // Closes the waiting stream unread.
+                            _ = shutdown.cancelled() => return,
+                            p = slots.acquire_owned() => p,
+                        };
+                        drop(queued);
+                        match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        }
+                    }
+                };
+                let active = Gauge::hold(&stats.active);
+                Box::pin(tunnel(stream, &settings, &stats, &shutdown)).await;
+                drop(active);
+                drop(permit);
+                drop(place);
+            });
+        }
+    })
+    .await;
     tasks.close();
     tasks.wait().await;
     info!("relay stopped");
@@ -381,7 +467,7 @@ impl Activity {
 async fn copy_one_way<R, W>(
     mut from: R,
     mut to: W,
-    buffer: usize,
+    max_buffer: usize,
     counter: &AtomicU64,
     activity: &Activity,
 ) -> std::io::Result<u64>
@@ -389,10 +475,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; buffer];
+    // Grows by doubling, up to `max_buffer`, whenever a read fills it; reads go into its spare
+    // capacity, so it is never zeroed and untouched pages stay unmapped.
+    let mut buf: Vec<u8> = Vec::with_capacity(INITIAL_BUFFER.min(max_buffer));
     let mut total = 0u64;
     loop {
-        let n = from.read(&mut buf).await?;
+        buf.clear();
+        let n = from.read_buf(&mut buf).await?;
         if n == 0 {
             // Pass the half-close on; the other direction keeps flowing.
             to.shutdown().await?;
@@ -400,6 +489,10 @@ where
         }
         activity.touch();
         to.write_all(&buf[..n]).await?;
+        if n >= buf.capacity() && buf.capacity() < max_buffer {
+            let grown = buf.capacity().saturating_mul(2).min(max_buffer);
+            buf = Vec::with_capacity(grown);
+        }
         let n = u64::try_from(n).unwrap_or(u64::MAX);
         total += n;
         counter.fetch_add(n, Ordering::Relaxed);

@@ -23,8 +23,12 @@ pub struct Connect {
 pub struct RelayStatsSnapshot {
     /// Connections accepted from the enclave.
     pub accepted: u64,
-    /// Tunnels open now (accepted and not yet ended).
+    /// Tunnels open now (holding one of the relay's `max_connections` slots).
     pub active: u64,
+    /// Tunnels accepted past `max_connections`, waiting unread for a slot. Absent from the
+    /// JSON of a daemon older than this field, hence the default.
+    #[serde(default)]
+    pub queued: u64,
     /// Tunnels that reached `Connected`.
     pub connected: u64,
     /// Bytes copied from the enclave to upstream.

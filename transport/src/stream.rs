@@ -60,13 +60,34 @@ impl Stream {
     }
 }
 
+/// How long [`connect`] keeps retrying a Unix socket whose listen backlog is full.
+pub const UNIX_BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Connects to `endpoint`.
+///
+/// A non-blocking connect to a Unix socket whose listen backlog is full fails at once with
+/// `EAGAIN`, where a blocking one would wait for room. This waits too: it retries, backing off
+/// from 1 ms to 64 ms, for up to [`UNIX_BACKLOG_WAIT`] (a burst of connections the listener is
+/// still accepting), then returns the error (a listener that has stopped accepting).
 pub async fn connect(endpoint: &Endpoint) -> Result<Stream, TransportError> {
     match endpoint {
-        Endpoint::Unix(path) => UnixStream::connect(path)
-            .await
-            .map(Stream::Unix)
-            .map_err(|e| TransportError::io(endpoint, e)),
+        Endpoint::Unix(path) => {
+            let started = tokio::time::Instant::now();
+            let mut pause = std::time::Duration::from_millis(1);
+            loop {
+                match UnixStream::connect(path).await {
+                    Ok(s) => return Ok(Stream::Unix(s)),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            && started.elapsed() < UNIX_BACKLOG_WAIT =>
+                    {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(std::time::Duration::from_millis(64));
+                    }
+                    Err(e) => return Err(TransportError::io(endpoint, e)),
+                }
+            }
+        }
         Endpoint::Vsock { cid, port } => VsockStream::connect(VsockAddr::new(*cid, *port))
             .await
             .map(Stream::Vsock)

@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "nitrosync-parent",
     version,
-    after_help = "Settings come from the flags, then the environment, then the config file.\n\nExample (simulator):\n  nitrosync-parent --control unix:run/enclave-5000.sock --relay-listen unix:run/relay-8000.sock \\\n    --admin-socket run/admin.sock --region us-east-1 --simulator-upstream 127.0.0.1:4566"
+    after_help = "Settings come from the flags, then the environment, then the config file.\nWithout a config file, --store and --admin-socket are required: no default path is used.\n\nExample (simulator):\n  nitrosync-parent --control unix:run/enclave-5000.sock --relay-listen unix:run/relay-8000.sock \\\n    --admin-socket run/admin.sock --store run/parent.db --region us-east-1 \\\n    --simulator-upstream 127.0.0.1:4566"
 )]
 struct Args {
-    /// TOML config file (every key is documented in the README).
+    /// TOML config file (every key is in dist/parent.toml); the systemd unit passes
+    /// /etc/nitrosync/parent.toml. Without one, --store and --admin-socket are required.
     #[arg(long, env = env::CONFIG)]
     config: Option<PathBuf>,
     /// The enclave's control endpoint, vsock:CID:PORT or unix:PATH.
@@ -95,6 +96,7 @@ fn main() -> std::process::ExitCode {
                         nitrosync_parent::ParentError::ConfigSyntax { .. }
                             | nitrosync_parent::ParentError::ConfigRead { .. }
                             | nitrosync_parent::ParentError::InvalidSetting { .. }
+                            | nitrosync_parent::ParentError::Unconfigured(_)
                     )
                 });
             std::process::ExitCode::from(if config { 2 } else { 1 })
@@ -124,6 +126,8 @@ async fn run() -> anyhow::Result<()> {
         identity_kms_key: args.identity_kms_key,
     })?;
     logging::init(cfg.log_format, "info");
+    // Before any socket is bound: the relay's settings decide how many fds it may hold.
+    nitrosync_parent::fd_limit::raise_for(&cfg);
     let shutdown = CancellationToken::new();
     let handle = daemon::start(cfg, shutdown.clone())
         .await

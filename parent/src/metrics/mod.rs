@@ -156,6 +156,12 @@ impl Collector for Reading {
             "Tunnels open now.",
             relay.active,
         )?;
+        gauge(
+            &mut e,
+            "nitrosync_relay_queued",
+            "Tunnels accepted past relay.max_connections, waiting for a slot.",
+            relay.queued,
+        )?;
         labelled(
             &mut e,
             ConstCounter::new,

@@ -19,5 +19,4 @@ mod support;
 mod sync;
 mod tenant_api;
 mod trust;
-mod tunnels;
 mod wait;
