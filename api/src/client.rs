@@ -11,18 +11,40 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The socket exists but this user may not open it.
+    /// The socket exists but this user may not connect to it (`EACCES`, `EPERM`).
     #[error(
-        "cannot open the admin socket {socket}: permission denied (run as the daemon's user or a member of its group)"
+        "permission denied on {socket}: your user may not connect; run as the daemon's user or a member of its group ({error})"
     )]
     PermissionDenied {
         /// The socket path.
         socket: PathBuf,
         /// The error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// Nothing answers on the socket.
+    /// No socket at the path (`ENOENT`): the daemon is not running, or the path is wrong.
+    #[error(
+        "no admin socket at {socket}: the daemon is not running, or the path is wrong (start nitrosync-parent, or set --admin-socket or {env})",
+        env = crate::ENV_ADMIN_SOCKET
+    )]
+    NoSocket {
+        /// The socket path.
+        socket: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The socket file exists but nothing listens on it (`ECONNREFUSED`): a stale socket left by
+    /// a daemon that is no longer running.
+    #[error(
+        "nothing listens on {socket} (connection refused): a stale socket, the daemon is not running (start nitrosync-parent, or set --admin-socket or {env})",
+        env = crate::ENV_ADMIN_SOCKET
+    )]
+    StaleSocket {
+        /// The socket path.
+        socket: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The socket cannot be reached for another reason.
     #[error(
         "cannot reach nitrosync-parent at {socket}: {source} (is the daemon running? set --admin-socket or {env})",
         env = crate::ENV_ADMIN_SOCKET
@@ -97,10 +119,27 @@ impl ClientError {
             self,
             ClientError::Unreachable { .. }
                 | ClientError::PermissionDenied { .. }
+                | ClientError::NoSocket { .. }
+                | ClientError::StaleSocket { .. }
                 | ClientError::Http { .. }
                 | ClientError::EndpointUnreachable { .. }
                 | ClientError::Tls { .. }
         )
+    }
+
+    /// The error of a failed `connect` to the admin socket at `socket`, by its cause: permission
+    /// denied (`EACCES`, `EPERM`), no such file, connection refused (a stale socket), or other.
+    pub fn connect(socket: PathBuf, error: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match error.kind() {
+            ErrorKind::PermissionDenied => ClientError::PermissionDenied { socket, error },
+            ErrorKind::NotFound => ClientError::NoSocket { socket, error },
+            ErrorKind::ConnectionRefused => ClientError::StaleSocket { socket, error },
+            _ => ClientError::Unreachable {
+                socket,
+                source: error,
+            },
+        }
     }
 
     /// Whether the daemon answered that the enclave is unavailable.
@@ -158,14 +197,7 @@ impl AdminClient {
     ) -> Result<Bytes, ClientError> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| {
-                let socket = self.socket.clone();
-                if source.kind() == std::io::ErrorKind::PermissionDenied {
-                    ClientError::PermissionDenied { socket, source }
-                } else {
-                    ClientError::Unreachable { socket, source }
-                }
-            })?;
+            .map_err(|e| ClientError::connect(self.socket.clone(), e))?;
         let io = hyper_util::rt::TokioIo::new(stream);
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(io)
@@ -277,5 +309,85 @@ impl ApiClient {
             ApiClient::Admin(a) => a.raw(method, path, body, content_type).await,
             ApiClient::Tenant(t) => t.raw(method, path, body, content_type).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::path::PathBuf;
+
+    fn message(kind: ErrorKind) -> (String, bool) {
+        let e = ClientError::connect(PathBuf::from("/run/x/admin.sock"), Error::from(kind));
+        (e.to_string(), e.is_unreachable())
+    }
+
+    #[test]
+    fn each_connect_failure_names_its_cause_and_is_unreachable() {
+        let (m, unreachable) = message(ErrorKind::PermissionDenied);
+        assert!(unreachable);
+        assert!(
+            m.starts_with("permission denied on /run/x/admin.sock: your user may not connect; run as the daemon's user or a member of its group"),
+            "{m}"
+        );
+        assert!(!m.contains("is the daemon running"), "{m}");
+        // EPERM is PermissionDenied too.
+        let eperm = ClientError::connect(PathBuf::from("/s"), Error::from_raw_os_error(1));
+        assert!(
+            matches!(eperm, ClientError::PermissionDenied { .. }),
+            "{eperm:?}"
+        );
+
+        let (m, unreachable) = message(ErrorKind::NotFound);
+        assert!(unreachable);
+        assert!(m.contains("no admin socket at /run/x/admin.sock"), "{m}");
+        assert!(
+            m.contains("the daemon is not running, or the path is wrong"),
+            "{m}"
+        );
+
+        let (m, unreachable) = message(ErrorKind::ConnectionRefused);
+        assert!(unreachable);
+        assert!(m.contains("connection refused"), "{m}");
+        assert!(m.contains("stale socket"), "{m}");
+
+        let (m, unreachable) = message(ErrorKind::TimedOut);
+        assert!(unreachable);
+        assert!(
+            m.starts_with("cannot reach nitrosync-parent at /run/x/admin.sock"),
+            "{m}"
+        );
+    }
+
+    /// Real sockets: a path with nothing, a socket nobody listens on, one this user may not open
+    /// (only when not root: root's connect ignores the mode; the e2e test `flags.rs` runs the
+    /// CLI as another user for that case).
+    #[test]
+    fn real_connect_errors_are_classified() {
+        let dir = std::env::temp_dir().join(format!("nitrosync-api-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.sock");
+        let e = ClientError::connect(missing.clone(), UnixStream::connect(&missing).unwrap_err());
+        assert!(matches!(e, ClientError::NoSocket { .. }), "{e:?}");
+
+        let stale = dir.join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        let e = ClientError::connect(stale.clone(), UnixStream::connect(&stale).unwrap_err());
+        assert!(matches!(e, ClientError::StaleSocket { .. }), "{e:?}");
+
+        let closed = dir.join("closed.sock");
+        let _listener = UnixListener::bind(&closed).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o000)).unwrap();
+        match UnixStream::connect(&closed) {
+            Ok(_) => {} // root: the mode does not deny.
+            Err(err) => {
+                let e = ClientError::connect(closed.clone(), err);
+                assert!(matches!(e, ClientError::PermissionDenied { .. }), "{e:?}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

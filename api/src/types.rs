@@ -25,7 +25,7 @@ pub struct Status {
     /// Scheduler counters: syncs started, succeeded, failed, and `rate_limited` (scheduling
     /// passes that held back an account at its rate).
     pub syncs: std::collections::BTreeMap<String, u64>,
-    /// The most recent failures (destination, code, message).
+    /// The most recent failures (destination, tenant, code, message, time), newest first.
     pub recent_errors: Vec<RecentError>,
 }
 
@@ -34,10 +34,17 @@ pub struct Status {
 pub struct RecentError {
     /// Destination id.
     pub destination: String,
+    /// The destination's tenant key, hex; empty from a parent older than this field.
+    #[serde(default)]
+    pub tenant: String,
     /// Error code.
     pub code: String,
     /// Message.
     pub message: String,
+    /// When the failed attempt finished (Unix milliseconds); 0 from a parent older than this
+    /// field.
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// The daemon's own facts.
@@ -170,4 +177,24 @@ pub struct ApiError {
     pub code: String,
     /// What went wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recent_error_from_an_older_parent_reads_without_tenant_and_time() {
+        let old = r#"{"destination":"app","code":"RelayRefused","message":"refused"}"#;
+        let e: RecentError = serde_json::from_str(old).unwrap();
+        assert_eq!((e.tenant.as_str(), e.at_ms), ("", 0));
+        let new = serde_json::to_value(RecentError {
+            tenant: "ab".repeat(32),
+            at_ms: 7,
+            ..e
+        })
+        .unwrap();
+        assert_eq!(new["tenant"], "ab".repeat(32));
+        assert_eq!(new["at_ms"], 7);
+    }
 }

@@ -8,6 +8,7 @@
 //! Exit codes scripts can rely on: 0 success; 1 the operation ran and reported a failure;
 //! 2 usage error; 3 the daemon's admin socket is unreachable; 4 the enclave is unavailable.
 
+mod flags;
 pub mod operator;
 pub mod tenant;
 
@@ -60,7 +61,8 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the daemon, the enclave connection and the relay counters.
+    /// Show the daemon, the control connection, the enclave's health, the relay counters,
+    /// destinations by state, sync counters and the recent errors (as `--json` does).
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -172,6 +174,7 @@ pub enum TrustCommand {
     /// measure`, or nitro-cli's Measurements. Several images may be trusted at once (upgrades).
     Add {
         /// The measurements file.
+        #[arg(value_parser = flags::existing_file)]
         file: PathBuf,
         /// A name for it [default: the kind and the start of PCR0].
         #[arg(long)]
@@ -184,6 +187,7 @@ pub enum TrustCommand {
     /// (its sim-root.pem), never for production.
     AddRoot {
         /// The root certificate, PEM or DER.
+        #[arg(value_parser = flags::existing_file)]
         file: PathBuf,
         /// A name for it [default: "root-" and the start of its SHA-256].
         #[arg(long)]
@@ -228,15 +232,21 @@ pub enum DeletePolicyArg {
 pub enum DestinationCommand {
     /// Define a destination (saved in the tenant directory) and print its SAML subject.
     Create(CreateArgs),
-    /// List the daemon's destinations.
+    /// List the destinations of your tenant (the key in the tenant directory): id, tenant,
+    /// region, state, stored and synced version, last sync, last error.
     List {
+        /// Every tenant's destinations (the operator's view, on the admin socket).
+        #[arg(long)]
+        all_tenants: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Show one destination.
+    /// Show one destination: its signed configuration (secret, role, KMS key, tags, delete
+    /// policy) and its state.
     Show {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -245,22 +255,26 @@ pub enum DestinationCommand {
     /// Let the scheduler write this destination again.
     Enable {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
     },
     /// Stop writing this destination (bundles are still accepted and stored).
     Disable {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
     },
     /// Retry a destination whose last sync failed for good.
     Retry {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
     },
     /// Test the connection: placeholder secret, and the check that the role pins saml:sub.
     /// Signed by the tenant key for the next few minutes only; works before the first push.
     Test {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
         /// How the enclave's attestation is checked before signing.
         #[command(flatten)]
@@ -274,6 +288,7 @@ pub enum DestinationCommand {
     /// terminal; elsewhere it needs `--yes`.
     Delete {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
         /// Do not ask: the delete policy is applied at once.
         #[arg(long)]
@@ -285,9 +300,10 @@ pub enum DestinationCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show the sync history, newest first.
+    /// Show the sync history, newest first, each attempt with its time (RFC 3339, UTC).
     History {
         /// Destination id.
+        #[arg(value_parser = flags::destination_id)]
         id: String,
         /// How many entries.
         #[arg(long, default_value_t = 20)]
@@ -302,32 +318,33 @@ pub enum DestinationCommand {
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Destination id: letters, digits, '_', '.', '-'.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::destination_id)]
     pub id: String,
     /// AWS region: one AWS has (a usage error otherwise); a warning when the daemon's relay does
-    /// not allow it.
+    /// not allow it. [default: as the AWS CLI, AWS_REGION, else AWS_DEFAULT_REGION, else the
+    /// region of the AWS profile (AWS_PROFILE or default) in ~/.aws/config]
     #[arg(long)]
-    pub region: String,
+    pub region: Option<String>,
     /// Secrets Manager secret name.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::secret_name)]
     pub secret_name: String,
     /// The IAM role to assume.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::role_arn)]
     pub role_arn: String,
     /// The IAM SAML provider the role trusts.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::saml_provider_arn)]
     pub saml_provider_arn: String,
     /// KMS key for the secret (id, ARN, alias/NAME).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::kms_key_id)]
     pub kms_key_id: Option<String>,
     /// A tag for the secret, KEY=VALUE (repeatable).
-    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = flags::tag)]
     pub tags: Vec<String>,
     /// What deleting the destination does to the secret.
     #[arg(long, value_enum, default_value = "retain")]
     pub delete_policy: DeletePolicyArg,
     /// Recovery window in days for --delete-policy delete (7 to 30).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(7..=30))]
     pub recovery_days: Option<u32>,
     /// Replace an existing destination file.
     #[arg(long)]
@@ -346,7 +363,7 @@ pub struct AttestationArgs {
     pub pcrs: Vec<nitrosync_shared::pcr::PcrPin>,
     /// Trust only this root (PEM or DER) for this command [default: the AWS Nitro Enclaves Root
     /// G1 and the roots added with `nitrosync trust add-root`].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = flags::existing_file)]
     pub root: Option<PathBuf>,
 }
 
@@ -357,10 +374,10 @@ pub enum EnvCommand {
     /// key with the tenant key, and submit the bundle.
     Push {
         /// Destination id (from `nitrosync destination create`).
-        #[arg(long)]
+        #[arg(long, value_parser = flags::destination_id)]
         destination: String,
         /// The .env file; `-` reads standard input (read once).
-        #[arg(long)]
+        #[arg(long, value_parser = flags::input_file)]
         file: PathBuf,
         /// Push even when the file holds no variable (the secret becomes `{}`).
         #[arg(long)]
@@ -384,16 +401,16 @@ pub enum BundleCommand {
     /// Seal a .env file into a bundle file, to the key of a verified attestation document.
     Seal {
         /// Destination id.
-        #[arg(long)]
+        #[arg(long, value_parser = flags::destination_id)]
         destination: String,
         /// The .env file; `-` reads standard input (read once).
-        #[arg(long)]
+        #[arg(long, value_parser = flags::input_file)]
         file: PathBuf,
         /// Seal even when the file holds no variable (the secret would become `{}`).
         #[arg(long)]
         allow_empty: bool,
         /// The attestation document to seal to (from `nitrosync enclave attest --out`).
-        #[arg(long)]
+        #[arg(long, value_parser = flags::existing_file)]
         attestation: PathBuf,
         /// Attestation checks.
         #[command(flatten)]
@@ -408,6 +425,7 @@ pub enum BundleCommand {
     /// Submit a sealed bundle file.
     Submit {
         /// The bundle file.
+        #[arg(value_parser = flags::existing_file)]
         file: PathBuf,
         /// Wait for the sync report, showing the phase and each attempt's outcome; stop (exit 1)
         /// on a failure waiting will not fix or a disabled destination.
@@ -439,7 +457,7 @@ pub enum IamCommand {
     /// attested certificate.
     Template {
         /// Destination id.
-        #[arg(long)]
+        #[arg(long, value_parser = flags::destination_id)]
         destination: String,
         /// Output format.
         #[arg(long, value_enum, default_value = "cloudformation")]
@@ -450,21 +468,27 @@ pub enum IamCommand {
     },
     /// Create or update the same resources through the IAM API, with the standard AWS
     /// credential chain (environment, profiles, credential_process, SSO). Idempotent. The
-    /// enclave is verified first, as for `template`.
+    /// enclave is verified first, as for `template`; then the caller's account
+    /// (sts:GetCallerIdentity) is shown and must be the destination's role's account (exit 2
+    /// otherwise), before anything is written.
     Apply {
         /// Destination id.
-        #[arg(long)]
+        #[arg(long, value_parser = flags::destination_id)]
         destination: String,
         /// AWS profile to use.
         #[arg(long)]
         profile: Option<String>,
-        /// Another IAM endpoint (tests, simulators).
-        #[arg(long, value_name = "URL")]
+        /// Another IAM and STS endpoint (tests, simulators).
+        #[arg(long, value_name = "URL", value_parser = flags::url)]
         endpoint_url: Option<String>,
         /// An extra CA certificate (PEM) to trust (a test endpoint, or a TLS-inspecting proxy),
         /// as the AWS CLI's AWS_CA_BUNDLE.
-        #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+        #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE", value_parser = flags::existing_file)]
         ca_bundle: Option<PathBuf>,
+        /// Print what would be created or updated (provider, role, policy: names and ARNs) and
+        /// change nothing; the caller's account is still checked.
+        #[arg(long)]
+        dry_run: bool,
         /// How the enclave is verified before its metadata is registered.
         #[command(flatten)]
         attestation: AttestationArgs,
@@ -486,7 +510,7 @@ pub enum EnclaveCommand {
     /// Fetch a fresh attestation document from the enclave's NSM.
     Attest {
         /// Nonce to bind into the document (hex); 32 random bytes when absent.
-        #[arg(long, value_name = "HEX")]
+        #[arg(long, value_name = "HEX", value_parser = flags::nonce_hex)]
         nonce: Option<String>,
         /// Write the raw CBOR document to this file instead of printing it in base64.
         #[arg(long, value_name = "FILE")]

@@ -94,7 +94,7 @@ fn pem_certificate(der: &CertificateDer<'_>) -> Vec<u8> {
     out
 }
 
-/// An IAM API call that [`apply`] makes.
+/// An AWS API call that [`apply`] (or [`plan`], [`caller_identity`]) makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum IamCall {
@@ -112,6 +112,8 @@ pub enum IamCall {
     PutRolePolicy,
     /// `iam:GetRole`.
     GetRole,
+    /// `sts:GetCallerIdentity`.
+    GetCallerIdentity,
 }
 
 impl IamCall {
@@ -126,6 +128,7 @@ impl IamCall {
             Self::UpdateAssumeRolePolicy => "iam:UpdateAssumeRolePolicy",
             Self::PutRolePolicy => "iam:PutRolePolicy",
             Self::GetRole => "iam:GetRole",
+            Self::GetCallerIdentity => "sts:GetCallerIdentity",
         }
     }
 }
@@ -184,6 +187,33 @@ pub struct Connection<'a> {
 ///
 /// [`IamError`] when the CA bundle cannot be used.
 pub async fn connect(c: &Connection<'_>) -> Result<aws_sdk_iam::Client, IamError> {
+    Ok(connect_all(c).await?.iam)
+}
+
+/// The clients `iam apply` uses, from one configuration: the same credentials, profile,
+/// endpoint and CA for both.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// STS, for `GetCallerIdentity`.
+    pub sts: aws_sdk_sts::Client,
+}
+
+/// Like [`connect`], with an STS client of the same configuration beside the IAM client.
+///
+/// # Errors
+///
+/// [`IamError`] when the profile is unknown or the CA bundle cannot be used.
+pub async fn connect_all(c: &Connection<'_>) -> Result<Clients, IamError> {
+    let config = load_config(c).await?;
+    Ok(Clients {
+        iam: aws_sdk_iam::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+    })
+}
+
+async fn load_config(c: &Connection<'_>) -> Result<aws_config::SdkConfig, IamError> {
     if let Some(p) = c.profile {
         check_profile(p, &|k| std::env::var_os(k))?;
     }
@@ -197,7 +227,153 @@ pub async fn connect(c: &Connection<'_>) -> Result<aws_sdk_iam::Client, IamError
     if let Some(url) = c.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    Ok(aws_sdk_iam::Client::new(&loader.load().await))
+    Ok(loader.load().await)
+}
+
+/// The region the AWS CLI would use when no `--region` is given, and where it came from:
+/// `AWS_REGION`, then `AWS_DEFAULT_REGION`, then the `region` of the profile (`AWS_PROFILE`, else
+/// `default`) in the AWS config file (`AWS_CONFIG_FILE`, else `~/.aws/config`).
+pub async fn default_region() -> Option<(String, &'static str)> {
+    use aws_config::meta::region::ProvideRegion as _;
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(r) = std::env::var(var).ok().filter(|r| !r.trim().is_empty()) {
+            return Some((r.trim().to_owned(), var));
+        }
+    }
+    aws_config::profile::region::ProfileFileRegionProvider::new()
+        .region()
+        .await
+        .map(|r| (r.to_string(), "the AWS profile's region"))
+}
+
+/// Who the credentials are: `sts:GetCallerIdentity`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerIdentity {
+    /// The 12-digit account.
+    pub account: String,
+    /// The caller's ARN (user, or assumed role and session).
+    pub arn: String,
+}
+
+/// `sts:GetCallerIdentity`: the account and ARN of the credentials `sts` signs with. It needs no
+/// permission, so it fails only for credentials (none, expired, invalid) or the connection.
+///
+/// # Errors
+///
+/// [`IamError::Api`] naming `sts:GetCallerIdentity`.
+pub async fn caller_identity(sts: &aws_sdk_sts::Client) -> Result<CallerIdentity, IamError> {
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| api_error(IamCall::GetCallerIdentity, e))?;
+    Ok(CallerIdentity {
+        account: out.account().unwrap_or_default().to_owned(),
+        arn: out.arn().unwrap_or_default().to_owned(),
+    })
+}
+
+/// The role's ARN in `partition`, from the documents.
+#[must_use]
+pub fn role_arn(docs: &IamDocuments, partition: &str) -> String {
+    format!(
+        "arn:{partition}:iam::{}:role{}{}",
+        docs.account, docs.role.path, docs.role.name
+    )
+}
+
+/// The SAML provider's ARN in `partition`, from the documents.
+#[must_use]
+pub fn saml_provider_arn(docs: &IamDocuments, partition: &str) -> String {
+    format!(
+        "arn:{partition}:iam::{}:saml-provider/{}",
+        docs.account, docs.saml_provider.name
+    )
+}
+
+/// Refuses credentials of another account than the one the documents' role lives in.
+///
+/// # Errors
+///
+/// [`IamError::WrongAccount`] naming both accounts.
+pub fn check_account(
+    caller: &CallerIdentity,
+    docs: &IamDocuments,
+    partition: &str,
+) -> Result<(), IamError> {
+    if caller.account == docs.account {
+        return Ok(());
+    }
+    Err(IamError::WrongAccount {
+        caller_account: caller.account.clone(),
+        caller_arn: caller.arn.clone(),
+        account: docs.account.clone(),
+        role_arn: role_arn(docs, partition),
+    })
+}
+
+/// What [`apply`] would do, found with reads only (`GetSAMLProvider`, `GetRole`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyPlan {
+    /// The SAML provider's ARN.
+    pub saml_provider_arn: String,
+    /// `create`, or `update` (its metadata).
+    pub saml_provider: &'static str,
+    /// The role's ARN.
+    pub role_arn: String,
+    /// `create`, or `update` (its trust policy).
+    pub role: &'static str,
+    /// The inline policy's name (always written).
+    pub policy: String,
+}
+
+/// Whether the provider at `arn` exists.
+async fn provider_exists(iam: &aws_sdk_iam::Client, arn: &str) -> Result<bool, IamError> {
+    match iam.get_saml_provider().saml_provider_arn(arn).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(api_error(IamCall::GetSamlProvider, e)),
+    }
+}
+
+/// What [`apply`] would create or update, changing nothing.
+///
+/// # Errors
+///
+/// [`IamError::Api`] naming the read that failed.
+pub async fn plan(
+    iam: &aws_sdk_iam::Client,
+    docs: &IamDocuments,
+    partition: &str,
+) -> Result<ApplyPlan, IamError> {
+    let provider_arn = saml_provider_arn(docs, partition);
+    let provider = if provider_exists(iam, &provider_arn).await? {
+        "update"
+    } else {
+        "create"
+    };
+    let role = match iam.get_role().role_name(&docs.role.name).send().await {
+        Ok(_) => "update",
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            "create"
+        }
+        Err(e) => return Err(api_error(IamCall::GetRole, e)),
+    };
+    Ok(ApplyPlan {
+        saml_provider_arn: provider_arn,
+        saml_provider: provider,
+        role_arn: role_arn(docs, partition),
+        role,
+        policy: docs.policy.name.clone(),
+    })
 }
 
 /// The AWS config files the SDK reads: `AWS_CONFIG_FILE` (else `~/.aws/config`), whose sections
@@ -278,28 +454,10 @@ pub async fn apply(
     docs: &IamDocuments,
     partition: &str,
 ) -> Result<ApplyReport, IamError> {
-    let provider_arn = format!(
-        "arn:{partition}:iam::{}:saml-provider/{}",
-        docs.account, docs.saml_provider.name
-    );
+    let provider_arn = saml_provider_arn(docs, partition);
     // Look first, then create or update: idempotent whatever CreateSAMLProvider does with a
     // name that exists.
-    let exists = match iam
-        .get_saml_provider()
-        .saml_provider_arn(&provider_arn)
-        .send()
-        .await
-    {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            false
-        }
-        Err(e) => return Err(api_error(IamCall::GetSamlProvider, e)),
-    };
-    let provider = if exists {
+    let provider = if provider_exists(iam, &provider_arn).await? {
         iam.update_saml_provider()
             .saml_provider_arn(&provider_arn)
             .saml_metadata_document(&docs.saml_provider.metadata)
@@ -465,6 +623,44 @@ mod tests {
             e.to_string(),
             "iam:PutRolePolicy: MalformedPolicyDocument: bad"
         );
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn another_account_is_refused_naming_both() {
+        let docs: IamDocuments = serde_json::from_value(serde_json::json!({
+            "account": "123456789012",
+            "saml_provider": {"name": "nitrosync-d", "metadata": "<x/>"},
+            "role": {"name": "nitrosync-d", "path": "/", "description": "d",
+                     "trust_policy": {}, "max_session_duration": 3600},
+            "policy": {"name": "nitrosync-d", "document": {}}
+        }))
+        .unwrap();
+        assert_eq!(
+            role_arn(&docs, "aws"),
+            "arn:aws:iam::123456789012:role/nitrosync-d"
+        );
+        assert_eq!(
+            saml_provider_arn(&docs, "aws"),
+            "arn:aws:iam::123456789012:saml-provider/nitrosync-d"
+        );
+        let same = CallerIdentity {
+            account: "123456789012".into(),
+            arn: "arn:aws:iam::123456789012:user/a".into(),
+        };
+        check_account(&same, &docs, "aws").unwrap();
+        let other = CallerIdentity {
+            account: "210987654321".into(),
+            arn: "arn:aws:iam::210987654321:user/b".into(),
+        };
+        let e = check_account(&other, &docs, "aws").unwrap_err().to_string();
+        assert!(e.contains("account 210987654321"), "{e}");
+        assert!(e.contains("is in account 123456789012"), "{e}");
+        assert!(e.contains("nothing was written"), "{e}");
     }
 }
 

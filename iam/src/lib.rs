@@ -226,6 +226,22 @@ pub enum IamError {
         /// The files read.
         searched: String,
     },
+    /// The caller's credentials (`sts:GetCallerIdentity`) are of another account than the one
+    /// the destination's role ARN names: `apply` would create the role where the destination
+    /// does not look for it. Nothing was written.
+    #[error(
+        "the AWS credentials are for account {caller_account} ({caller_arn}), but the destination's role {role_arn} is in account {account}: nothing was written; use credentials of account {account} (--profile, AWS_PROFILE or AWS_ACCESS_KEY_ID)"
+    )]
+    WrongAccount {
+        /// The caller's account.
+        caller_account: String,
+        /// The caller's ARN.
+        caller_arn: String,
+        /// The account of the destination's role.
+        account: String,
+        /// The destination's role ARN.
+        role_arn: String,
+    },
     /// An IAM API call failed: refused by IAM (then `code` and `message` say why), or never
     /// answered (no credentials, connection, TLS or timeout: see the source).
     #[error("{call}{}", api_detail(.code.as_deref(), .message.as_deref()))]
@@ -265,6 +281,7 @@ impl IamError {
             Self::CaBundle { .. }
             | Self::CaCertificate { .. }
             | Self::Tls(_)
+            | Self::WrongAccount { .. }
             | Self::Api { .. } => None,
         }
     }

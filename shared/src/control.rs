@@ -386,8 +386,9 @@ pub struct Description {
     pub mode: RuntimeMode,
     /// Trust anchors for TLS to AWS.
     pub tls_trust: TlsTrust,
-    /// The X25519 key bundles are sealed to (also the attestation document's `public_key`).
-    #[serde(with = "serde_bytes")]
+    /// The X25519 key bundles are sealed to (also the attestation document's `public_key`):
+    /// hex in JSON, a byte string in CBOR.
+    #[serde(with = "crate::hex_bytes")]
     pub bundle_key: [u8; 32],
     /// The SAML identity provider's entity id.
     pub saml_entity_id: String,

@@ -17,6 +17,7 @@ pub mod control;
 pub mod endpoint;
 pub mod error_code;
 pub mod frame;
+pub mod hex_bytes;
 pub mod measurements;
 pub mod names;
 pub mod pcr;

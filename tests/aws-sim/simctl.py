@@ -36,6 +36,11 @@ Commands:
     create-secret --name N --value V [--tag K=V ...]   a secret nitrosync does not own.
     delete-secret --name N [--recovery-days D]
     get-secret --name N             value (the test's own plaintext), tags, version count.
+    iam-state --role-name R --provider-name P
+        whether the role and the SAML provider exist: {"role": bool, "saml_provider": bool}.
+    user-in-account --account A --name N
+        IAM CreateUser N and CreateAccessKey in account A (moto's x-moto-account-id): a
+        credential of another account, {"account", "access_key_id", "secret_access_key"}.
     fault --action A --kind K [--count N] [--latency-ms M]   POST /_sim/faults
     sim METHOD PATH [BODY]          any control API call, e.g. `sim GET requests`,
                                     `sim PUT quotas '{"secretsmanager:create": 10}'`,
@@ -252,6 +257,30 @@ def fault(args) -> dict:
     return control(args, "POST", "faults", body)
 
 
+def iam_state(args) -> dict:
+    iam = client("iam", args)
+    providers = [p["Arn"] for p in iam.list_saml_providers()["SAMLProviderList"]]
+    try:
+        iam.get_role(RoleName=args.role_name)
+        role = True
+    except iam.exceptions.NoSuchEntityException:
+        role = False
+    return {"role": role, "saml_provider": any(a.endswith(f":saml-provider/{args.provider_name}") for a in providers)}
+
+
+def user_in_account(args) -> dict:
+    iam = client("iam", args)
+
+    def to_account(request, **_kw):
+        request.headers["x-moto-account-id"] = args.account
+
+    iam.meta.events.register("before-sign.iam.*", to_account)
+    iam.create_user(UserName=args.name)
+    key = iam.create_access_key(UserName=args.name)["AccessKey"]
+    return {"account": args.account, "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"]}
+
+
 def sim(args) -> dict:
     body = None
     if args.body is not None:
@@ -301,6 +330,12 @@ def main(argv=None) -> int:
     p.add_argument("--recovery-days", type=int)
     p = sub.add_parser("get-secret")
     p.add_argument("--name", required=True)
+    p = sub.add_parser("iam-state")
+    p.add_argument("--role-name", required=True)
+    p.add_argument("--provider-name", required=True)
+    p = sub.add_parser("user-in-account")
+    p.add_argument("--account", required=True)
+    p.add_argument("--name", required=True)
     p = sub.add_parser("fault")
     p.add_argument("--action", required=True)
     p.add_argument("--kind", required=True)
@@ -316,6 +351,7 @@ def main(argv=None) -> int:
     fn = {"setup-role": setup_role, "apply-iam": apply_iam, "create-key": create_key, "instance-role": instance_role,
           "create-identity-key": create_identity_key, "kms-decrypt": kms_decrypt, "create-secret": create_secret,
           "delete-secret": delete_secret, "get-secret": get_secret, "fault": fault,
+          "iam-state": iam_state, "user-in-account": user_in_account,
           "sim": sim}[args.cmd]
     json.dump(fn(args), sys.stdout)
     sys.stdout.write("\n")

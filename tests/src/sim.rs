@@ -296,6 +296,10 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     }
 
     if args.check {
+        // The hint printed at the end, on a copy of demo.env: the edit and the push must work.
+        if !log_level_hint_works(&dir, &env_file, &args.region, &mut demo).await? {
+            demo.failed.push("log level hint".into());
+        }
         stack.stop().await?;
         if !demo.failed.is_empty() {
             bail!("sim check failed at: {}", demo.failed.join(", "));
@@ -316,8 +320,8 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     println!("    target/debug/nitrosync destination list");
     println!("    target/debug/nitrosync destination test demo");
     println!(
-        "    echo 'LOG_LEVEL=debug' >> {} && target/debug/nitrosync env push --destination demo --file {} --wait",
-        env_file.display(),
+        "    {} && target/debug/nitrosync env push --destination demo --file {} --wait",
+        log_level_edit(&env_file),
         env_file.display()
     );
     println!("    target/debug/nitrosync destination history demo");
@@ -438,6 +442,67 @@ impl Demo {
 
 /// Step 8: restarts the enclave and compares its SAML metadata before and after. True when the
 /// parent unsealed it again and the metadata is the same, byte for byte.
+/// The file edit of the hint printed when the stack is up: set `LOG_LEVEL=debug` in place.
+/// `demo.env` sets `LOG_LEVEL` already, and a file that sets a variable twice is refused, so the
+/// hint replaces the line rather than appending one.
+fn log_level_edit(env_file: &Path) -> String {
+    format!(
+        "sed -i 's/^LOG_LEVEL=.*/LOG_LEVEL=debug/' {}",
+        env_file.display()
+    )
+}
+
+/// Runs the hint's edit (through `sh`, as a user would) on a copy of `env_file`, pushes the copy
+/// with `--wait`, and reads the secret back: it must hold `LOG_LEVEL=debug`.
+async fn log_level_hint_works(
+    dir: &Path,
+    env_file: &Path,
+    region: &str,
+    demo: &mut Demo,
+) -> Result<bool> {
+    let copy = dir.join("demo-hint.env");
+    std::fs::copy(env_file, &copy)?;
+    let edit = log_level_edit(&copy);
+    println!("\n    $ {edit}");
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", &edit])
+        .status()
+        .await?;
+    if !status.success() {
+        println!("    the edit failed: {status}");
+        return Ok(false);
+    }
+    let out = demo
+        .run(
+            "log level hint",
+            &[
+                "env",
+                "push",
+                "--destination",
+                "demo",
+                "--file",
+                copy.to_str().unwrap_or_default(),
+                "--wait",
+            ],
+        )
+        .await?;
+    if out.code != 0 {
+        return Ok(false);
+    }
+    let secret = simctl(
+        dir,
+        &["--region", region, "get-secret", "--name", "demo/app/env"],
+    )
+    .await?;
+    let value: serde_json::Value = serde_json::from_str(secret["value"].as_str().unwrap_or("{}"))?;
+    let ok = value["LOG_LEVEL"] == "debug";
+    println!(
+        "    the secret's LOG_LEVEL after the hint: {}",
+        value["LOG_LEVEL"]
+    );
+    Ok(ok)
+}
+
 async fn restart_keeps_identity(stack: &mut SimStack, demo: &mut Demo) -> Result<bool> {
     let dir = stack.dir.clone();
     let before = demo
@@ -467,4 +532,33 @@ fn expected_json() -> Result<serde_json::Value> {
         "LOG_LEVEL": "info",
         "FEATURE_FLAGS": "checkout,search",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SAMPLE_ENV, log_level_edit};
+
+    /// The hint's edit leaves a valid environment with `LOG_LEVEL=debug` and everything else as
+    /// it was (appending a second `LOG_LEVEL` would be refused as a duplicate).
+    #[test]
+    fn the_log_level_hint_edits_demo_env_into_a_valid_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("demo.env");
+        std::fs::write(&file, SAMPLE_ENV).unwrap();
+        let before = nitrosync_cli::dotenv::parse(SAMPLE_ENV).unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", &log_level_edit(&file)])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = nitrosync_cli::dotenv::parse(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("the edited file does not parse: {e}"));
+        assert_eq!(after.get("LOG_LEVEL").map(String::as_str), Some("debug"));
+        let mut expected = before;
+        expected.insert("LOG_LEVEL".into(), "debug".into());
+        assert_eq!(after, expected);
+        // What the old hint did: a duplicate key, which the parser refuses.
+        let appended = format!("{SAMPLE_ENV}LOG_LEVEL=debug\n");
+        assert!(nitrosync_cli::dotenv::parse(&appended).is_err());
+    }
 }

@@ -20,67 +20,37 @@ pub async fn destination(
     let tenant_key = || load_key(dir).map(|k| k.public());
     match c {
         DestinationCommand::Create(a) => crate::tenant::create(a, dir, Some(api)).await,
-        DestinationCommand::List { json } => {
+        DestinationCommand::List { all_tenants, json } => {
+            let own = own_tenant(api, dir, all_tenants)?;
             let list: Vec<DestinationRecord> = api
                 .call(http::Method::GET, nitrosync_api::paths::DESTINATIONS, None)
                 .await?;
+            let list: Vec<DestinationRecord> = list
+                .into_iter()
+                .filter(|d| own.is_none_or(|k| d.key.tenant_key == k))
+                .collect();
             if json {
                 return print_json(&list);
             }
-            println!(
-                "{:<24} {:<10} {:<18} {:>8} {:>8}  last error",
-                "destination", "enabled", "state", "version", "synced"
-            );
-            for d in &list {
-                println!(
-                    "{:<24} {:<10} {:<18} {:>8} {:>8}  {}",
-                    d.key.id,
-                    d.enabled,
-                    d.state.as_str(),
-                    d.version,
-                    d.synced_version
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    d.last_error
-                        .as_ref()
-                        .map(|e| e.code.to_string())
-                        .unwrap_or_default()
-                );
-            }
+            print_list(&list);
             Ok(())
         }
         DestinationCommand::Show { id, json } => {
             let d: DestinationRecord = api
                 .call(http::Method::GET, &key_path(&tenant_key()?, &id), None)
-                .await?;
+                .await
+                .map_err(|e| unknown_until_pushed(e, dir, &id))?;
             if json {
                 return print_json(&d);
             }
-            println!("destination   {}", d.key.id);
-            println!(
-                "secret        {} in {}",
-                d.config.secret_name, d.config.region
-            );
-            println!("role          {}", d.config.role_arn);
-            println!("provider      {}", d.config.saml_provider_arn);
-            println!("SAML subject  {}", d.saml_subject);
-            println!("enabled       {}", d.enabled);
-            println!(
-                "state         {} (bundle version {}, synced {})",
-                d.state.as_str(),
-                d.version,
-                d.synced_version
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "never".into())
-            );
-            if let Some(e) = &d.last_error {
-                println!("last error    {}: {}", e.code, e.message);
-            }
+            print_show(&d);
             Ok(())
         }
-        DestinationCommand::Enable { id } => toggle(api, &tenant_key()?, &id, "enable").await,
-        DestinationCommand::Disable { id } => toggle(api, &tenant_key()?, &id, "disable").await,
-        DestinationCommand::Retry { id } => toggle(api, &tenant_key()?, &id, "retry").await,
+        DestinationCommand::Enable { id } => toggle(api, dir, &tenant_key()?, &id, "enable").await,
+        DestinationCommand::Disable { id } => {
+            toggle(api, dir, &tenant_key()?, &id, "disable").await
+        }
+        DestinationCommand::Retry { id } => toggle(api, dir, &tenant_key()?, &id, "retry").await,
         DestinationCommand::Test {
             id,
             attestation,
@@ -116,30 +86,208 @@ pub async fn destination(
                     &format!("{}/history?limit={limit}", key_path(&tenant_key()?, &id)),
                     None,
                 )
-                .await?;
+                .await
+                .map_err(|e| unknown_until_pushed(e, dir, &id))?;
             if json {
                 return print_json(&h);
             }
             for r in &h {
-                println!(
-                    "v{:<14} {:<15?} {:<10?} {:>6} ms  {}",
-                    r.version,
-                    r.mode,
-                    r.outcome,
-                    r.finished_at_ms.saturating_sub(r.started_at_ms),
-                    r.error
-                        .as_ref()
-                        .map(|e| format!("{}: {}", e.code, e.message))
-                        .unwrap_or_default()
-                );
+                println!("{}", history_line(r));
             }
             Ok(())
         }
     }
 }
 
+/// The tenant whose destinations `list` shows: the key in the tenant directory, or `None` for
+/// every tenant (`--all-tenants`, or no tenant key: the operator's view, said on stderr).
+fn own_tenant(
+    api: &ApiClient,
+    dir: &Path,
+    all_tenants: bool,
+) -> Result<Option<[u8; 32]>, CliError> {
+    if all_tenants {
+        if matches!(api, ApiClient::Tenant(_)) {
+            return Err(fail(
+                crate::EXIT_USAGE,
+                "--all-tenants is the operator's: it uses the admin socket, not --endpoint (the tenant API lists only your own destinations)",
+            ));
+        }
+        return Ok(None);
+    }
+    match crate::tenant::key::load(dir) {
+        Ok(k) => Ok(Some(k.public())),
+        Err(crate::tenant::key::TenantError::NoKey(path)) => {
+            eprintln!(
+                "no tenant key at {}: listing every tenant's destinations (the operator's view; --all-tenants says so)",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(crate::tenant::user(e)),
+    }
+}
+
+/// The short form of a tenant key in tables: its first 8 hex digits.
+pub(crate) fn short_tenant(key: &[u8; 32]) -> String {
+    hex::encode(&key[..4])
+}
+
+/// Unix milliseconds as RFC 3339 in UTC, to the second (`2026-01-02T03:04:05Z`).
+pub(crate) fn rfc3339(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The columns of `destination list`.
+const LIST_HEADER: [&str; 8] = [
+    "ID",
+    "TENANT",
+    "REGION",
+    "STATE",
+    "STORED",
+    "SYNCED",
+    "LAST SYNC",
+    "LAST ERROR",
+];
+
+fn print_list(list: &[DestinationRecord]) {
+    let rows: Vec<[String; 8]> = list
+        .iter()
+        .map(|d| {
+            [
+                d.key.id.clone(),
+                short_tenant(&d.key.tenant_key),
+                d.config.region.clone(),
+                d.status().to_owned(),
+                d.version.to_string(),
+                d.synced_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                d.synced_at_ms.map(rfc3339).unwrap_or_else(|| "-".into()),
+                d.last_error
+                    .as_ref()
+                    .map(|e| e.code.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = LIST_HEADER.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 8]| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out
+    };
+    println!("{}", line(LIST_HEADER));
+    for row in &rows {
+        println!("{}", line(row.each_ref().map(String::as_str)));
+    }
+}
+
+/// The delete policy as `destination create --delete-policy` names it, and what it does.
+fn policy_words(policy: DeletePolicy) -> String {
+    match policy {
+        DeletePolicy::Retain => "retain (the secret is kept)".to_owned(),
+        DeletePolicy::Delete {
+            recovery_days: Some(days),
+        } => format!("delete (recoverable for {days} days)"),
+        DeletePolicy::Delete {
+            recovery_days: None,
+        } => "force-delete (erased at once, no recovery)".to_owned(),
+    }
+}
+
+fn print_show(d: &DestinationRecord) {
+    let c = &d.config;
+    println!("destination   {}", d.key.id);
+    println!("tenant        {}", hex::encode(d.key.tenant_key));
+    println!("secret        {} in {}", c.secret_name, c.region);
+    println!("role          {}", c.role_arn);
+    println!("provider      {}", c.saml_provider_arn);
+    println!("SAML subject  {}", d.saml_subject);
+    println!(
+        "KMS key       {}",
+        c.kms_key_id
+            .as_deref()
+            .unwrap_or("aws/secretsmanager (the account's default)")
+    );
+    if c.tags.is_empty() {
+        println!("tags          none");
+    } else {
+        let tags: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("tags          {}", tags.join(", "));
+    }
+    println!("delete policy {}", policy_words(c.delete_policy));
+    println!("enabled       {}", d.enabled);
+    println!(
+        "state         {} (bundle version {}, synced {})",
+        d.state.as_str(),
+        d.version,
+        d.synced_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "never".into())
+    );
+    if let Some(at) = d.synced_at_ms {
+        println!("last sync     {}", rfc3339(at));
+    }
+    if let Some(e) = &d.last_error {
+        println!(
+            "last error    {} at {}: {}",
+            e.code,
+            rfc3339(e.at_ms),
+            e.message
+        );
+    }
+}
+
+/// One line of `destination history`: when the attempt finished, version, mode, outcome,
+/// duration and error.
+fn history_line(r: &HistoryRecord) -> String {
+    format!(
+        "{}  v{:<14} {:<15} {:<10} {:>6} ms  {}",
+        rfc3339(r.finished_at_ms),
+        r.version,
+        format!("{:?}", r.mode),
+        format!("{:?}", r.outcome),
+        r.finished_at_ms.saturating_sub(r.started_at_ms),
+        r.error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .unwrap_or_default()
+    )
+    .trim_end()
+    .to_owned()
+}
+
+/// A destination the daemon does not know yet: it learns one from its first bundle. Says so,
+/// and the order to follow, when the tenant has the destination's file.
+fn unknown_until_pushed(e: nitrosync_api::ClientError, dir: &Path, id: &str) -> CliError {
+    let unknown =
+        matches!(&e, nitrosync_api::ClientError::Api { code, .. } if code == "UnknownDestination");
+    let mut err = CliError::from(e);
+    if unknown && crate::tenant::key::load_destination(dir, id).is_ok() {
+        err.message = format!(
+            "{}: the daemon learns a destination from its first bundle; `nitrosync destination test {id}` works before it, then `nitrosync env push --destination {id}` sends the first",
+            err.message
+        );
+    }
+    err
+}
+
 async fn toggle(
     api: &ApiClient,
+    dir: &Path,
     tenant_key: &[u8; 32],
     id: &str,
     action: &str,
@@ -158,7 +306,8 @@ async fn toggle(
             &format!("{}/{action}", key_path(tenant_key, id)),
             None,
         )
-        .await?;
+        .await
+        .map_err(|e| unknown_until_pushed(e, dir, id))?;
     println!(
         "{}: enabled {}, state {}",
         d.key.id,
@@ -278,6 +427,30 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_and_tenants_are_short() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+        assert_eq!(short_tenant(&[0xab; 32]), "abababab");
+    }
+
+    #[test]
+    fn show_names_the_policy_as_the_create_flag_does() {
+        assert!(policy_words(DeletePolicy::Retain).starts_with("retain "));
+        assert!(
+            policy_words(DeletePolicy::Delete {
+                recovery_days: Some(7)
+            })
+            .starts_with("delete (recoverable for 7 days")
+        );
+        assert!(
+            policy_words(DeletePolicy::Delete {
+                recovery_days: None
+            })
+            .starts_with("force-delete ")
+        );
     }
 
     #[test]

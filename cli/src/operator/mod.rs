@@ -231,6 +231,9 @@ fn print_status(s: &Status) {
         "control   {} ({conn}, {} connects)",
         s.control.endpoint, s.control.connects
     );
+    if let Some(e) = &s.control.last_error {
+        println!("          last connection error: {}", first_line(e));
+    }
     match (&s.enclave, &s.enclave_error) {
         (Some(h), _) => println!(
             "enclave   healthy, up {} s, {} requests served, {} tunnels opened",
@@ -269,9 +272,35 @@ fn print_status(s: &Status) {
         (None, Some(e)) => println!("destinations unknown: the store failed: {e}"),
         (None, None) => println!("destinations unknown"),
     }
-    for e in &s.recent_errors {
-        println!("error     {}: {}: {}", e.destination, e.code, e.message);
+    let syncs: Vec<String> = s.syncs.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!("syncs     {}", syncs.join(" "));
+    if s.recent_errors.is_empty() {
+        println!("recent errors: none");
+    } else {
+        println!("recent errors (newest first):");
     }
+    for e in &s.recent_errors {
+        let tenant = match e.tenant.get(..8) {
+            Some(short) => format!(" (tenant {short})"),
+            None => String::new(),
+        };
+        let at = if e.at_ms == 0 {
+            "-".to_owned()
+        } else {
+            destinations::rfc3339(e.at_ms)
+        };
+        println!(
+            "  {at}  {}  {}{tenant}  {}",
+            e.code,
+            e.destination,
+            first_line(&e.message)
+        );
+    }
+}
+
+/// The first line of `text`, for one-line listings.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 fn print_probe(r: &ProbeReport) {

@@ -1,16 +1,31 @@
 //! `nitrosync iam`: the customer's IAM documents for a destination, as templates or applied.
 
 use super::{load_key, user};
-use crate::{AttestationArgs, CliError, EXIT_FAILED, IamCommand, IamFormat, fail, print_json};
+use crate::{
+    AttestationArgs, CliError, EXIT_FAILED, EXIT_USAGE, IamCommand, IamFormat, fail, print_json,
+};
 use nitrosync_api::{ApiClient, EnclaveDescription, to_hex};
 use nitrosync_shared::bundle::saml_subject;
 use std::path::Path;
 
 use super::key as tenant;
 
-/// An IAM error for the user: the message and every cause under it, on one line.
+/// An IAM error for the user: the message and every cause under it, on one line. An unknown
+/// `--profile` and credentials of another account are usage errors (exit 2): the command
+/// named the wrong credentials.
 fn iam_error(e: nitrosync_iam::IamError) -> CliError {
-    user(crate::error_chain(&e))
+    use nitrosync_iam::IamError;
+    match &e {
+        IamError::UnknownProfile { .. } => {
+            fail(EXIT_USAGE, format!("--profile: {}", crate::error_chain(&e)))
+        }
+        IamError::CaBundle { .. } | IamError::CaCertificate { .. } => fail(
+            EXIT_USAGE,
+            format!("--ca-bundle: {}", crate::error_chain(&e)),
+        ),
+        IamError::WrongAccount { .. } => fail(EXIT_USAGE, crate::error_chain(&e)),
+        _ => user(crate::error_chain(&e)),
+    }
 }
 
 /// The inputs of the customer's IAM, from a verified enclave only: a fresh attestation with our
@@ -89,13 +104,15 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             profile,
             endpoint_url,
             ca_bundle,
+            dry_run,
             attestation,
             json,
         } => {
+            use nitrosync_iam::apply;
             let input = iam_input(api, dir, &destination, &attestation).await?;
             let docs = nitrosync_iam::json(&input).map_err(iam_error)?;
             let partition = nitrosync_shared::names::partition_of(&input.destination.region);
-            let client = nitrosync_iam::apply::connect(&nitrosync_iam::apply::Connection {
+            let clients = apply::connect_all(&apply::Connection {
                 region: &input.destination.region,
                 profile: profile.as_deref(),
                 endpoint_url: endpoint_url.as_deref(),
@@ -103,11 +120,42 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             })
             .await
             .map_err(iam_error)?;
-            let report = nitrosync_iam::apply::apply(&client, &docs, partition)
+            // Whose credentials these are, before anything is read or written in IAM.
+            let caller = apply::caller_identity(&clients.sts)
+                .await
+                .map_err(iam_error)?;
+            eprintln!("AWS account {} ({})", caller.account, caller.arn);
+            apply::check_account(&caller, &docs, partition).map_err(iam_error)?;
+            if dry_run {
+                let plan = apply::plan(&clients.iam, &docs, partition)
+                    .await
+                    .map_err(iam_error)?;
+                if json {
+                    return print_json(&serde_json::json!({
+                        "dry_run": true,
+                        "caller": caller,
+                        "plan": plan,
+                        "verified_enclave": input.verified,
+                    }));
+                }
+                println!("dry run: nothing was changed; apply would");
+                println!(
+                    "  {} SAML provider {}",
+                    plan.saml_provider, plan.saml_provider_arn
+                );
+                println!("  {} role          {}", plan.role, plan.role_arn);
+                println!(
+                    "  put    policy        {} (inline, on the role)",
+                    plan.policy
+                );
+                return Ok(());
+            }
+            let report = apply::apply(&clients.iam, &docs, partition)
                 .await
                 .map_err(iam_error)?;
             if json {
                 let mut v = serde_json::to_value(&report).map_err(user)?;
+                v["caller"] = serde_json::to_value(&caller).map_err(user)?;
                 v["verified_enclave"] = serde_json::to_value(&input.verified).map_err(user)?;
                 return print_json(&v);
             }

@@ -134,9 +134,29 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
         .map(|t| {
             t.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| user(format!("--tag {t:?}: expected KEY=VALUE")))
+                .ok_or_else(|| {
+                    fail(
+                        crate::EXIT_USAGE,
+                        format!("--tag {t:?}: expected KEY=VALUE"),
+                    )
+                })
         })
         .collect()
+}
+
+/// The region of `destination create` without `--region`, as the AWS CLI finds it
+/// ([`nitrosync_iam::apply::default_region`]), checked as `--region` is; none is a usage error.
+async fn default_region() -> Result<String, CliError> {
+    let Some((region, source)) = nitrosync_iam::apply::default_region().await else {
+        return Err(fail(
+            crate::EXIT_USAGE,
+            "--region is required: it was not given, and neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile's region is set",
+        ));
+    };
+    nitrosync_shared::names::known_region(&region)
+        .map_err(|e| fail(crate::EXIT_USAGE, format!("--region from {source}: {e}")))?;
+    eprintln!("nitrosync: region {region} (from {source}; --region overrides it)");
+    Ok(region)
 }
 
 /// `destination create`: checks the flags (a region AWS has: exit 2 naming the flag otherwise),
@@ -147,7 +167,13 @@ pub(crate) async fn create(
     dir: &Path,
     api: Option<&ApiClient>,
 ) -> Result<(), CliError> {
-    crate::region_flag(&a.region)?;
+    let region = match a.region {
+        Some(r) => {
+            crate::region_flag(&r)?;
+            r
+        }
+        None => default_region().await?,
+    };
     let key = load_key(dir)?;
     let delete_policy = match (a.delete_policy, a.recovery_days) {
         (DeletePolicyArg::Retain, None) => DeletePolicy::Retain,
@@ -157,11 +183,16 @@ pub(crate) async fn create(
         (DeletePolicyArg::ForceDelete, None) => DeletePolicy::Delete {
             recovery_days: None,
         },
-        (_, Some(_)) => return Err(user("--recovery-days goes with --delete-policy delete")),
+        (_, Some(_)) => {
+            return Err(fail(
+                crate::EXIT_USAGE,
+                "--recovery-days goes with --delete-policy delete",
+            ));
+        }
     };
     let d = DestinationConfig {
         id: a.id,
-        region: a.region,
+        region,
         secret_name: a.secret_name,
         role_arn: a.role_arn,
         saml_provider_arn: a.saml_provider_arn,
@@ -169,6 +200,16 @@ pub(crate) async fn create(
         tags: parse_tags(&a.tags)?,
         delete_policy,
     };
+    // The flags each passed their own check; this is how they fit together (the role and the
+    // provider in one account and partition, the region in that partition, the tag count).
+    d.validate().map_err(|e| {
+        let flag = match e.field.split_once('.') {
+            Some(("tags", key)) => format!("--tag {key}"),
+            _ if e.field == "tags" => "--tag".to_owned(),
+            _ => format!("--{}", e.field.replace('_', "-")),
+        };
+        fail(crate::EXIT_USAGE, format!("{flag}: {}", e.reason))
+    })?;
     let path = tenant::save_destination(dir, &d, a.force).map_err(user)?;
     if let Some(api) = api
         && let Some(warning) = relay_region_warning(api, &d.region).await
@@ -257,7 +298,7 @@ pub(crate) fn trust_for(args: &AttestationArgs, dir: &Path) -> Result<Trust, Cli
         explicit.push(
             format!("0={pcr0}")
                 .parse()
-                .map_err(|e| user(format!("NITROSYNC_EXPECT_PCR0: {e}")))?,
+                .map_err(|e| fail(crate::EXIT_USAGE, format!("NITROSYNC_EXPECT_PCR0: {e}")))?,
         );
     }
     let images = if explicit.is_empty() {

@@ -75,9 +75,11 @@ async fn status_of(state: &AdminState) -> Status {
             .into_iter()
             .filter_map(|d| {
                 d.last_error.map(|e| RecentError {
+                    tenant: to_hex(&d.key.tenant_key),
                     destination: d.key.id,
                     code: e.code.to_string(),
                     message: e.message,
+                    at_ms: e.at_ms,
                 })
             })
             .collect();

@@ -464,13 +464,26 @@ async fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         a[i] = v;
         a
     };
-    one_line(&e.run(&with(5, "moon-1")).await, "region");
-    one_line(
+    // Bad flag values are clap's usage errors: exit 2, the flag named on the first line.
+    let usage = |out: &CliOutput, flag: &str| {
+        assert_eq!(out.code, 2, "{out:?}");
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: invalid value") && first.contains(flag),
+            "wanted {flag:?} in {:?}",
+            out.stderr
+        );
+    };
+    // --region is checked by the CLI itself (one line naming the flag and the closest regions).
+    let moon = e.run(&with(5, "moon-1")).await;
+    assert_eq!(moon.code, 2, "{moon:?}");
+    one_line(&moon, "--region");
+    usage(
         &e.run(&with(9, "arn:aws:iam::123:role/r")).await,
-        "role_arn",
+        "--role-arn",
     );
-    one_line(&e.run(&with(7, "bad name!")).await, "secret_name");
-    one_line(&e.run(&with(7, "prod/api-abcdef")).await, "secret_name");
+    usage(&e.run(&with(7, "bad name!")).await, "--secret-name");
+    usage(&e.run(&with(7, "prod/api-abcdef")).await, "--secret-name");
     e.ok(&base).await;
     let bad = e.env_file("bad.env", "GOOD=1\nthis is not a line\n");
     one_line(
@@ -674,6 +687,184 @@ async fn iam_apply_creates_a_working_role_and_is_idempotent() {
         out.stderr.to_ascii_lowercase().contains("certificate"),
         "no TLS cause: {}",
         out.stderr
+    );
+    e.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn iam_apply_shows_the_account_dry_runs_and_refuses_another_account() {
+    let e = Env::start().await;
+    e.ok(&[
+        "destination",
+        "create",
+        "--id",
+        "dry",
+        "--region",
+        "us-east-1",
+        "--secret-name",
+        "dry/env",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/nitrosync-dry",
+        "--saml-provider-arn",
+        "arn:aws:iam::123456789012:saml-provider/nitrosync-dry",
+    ])
+    .await;
+    let endpoint = format!("https://127.0.0.1:{}", e.stack.aws.port);
+    let ca = e.stack.aws.ca.to_str().unwrap().to_owned();
+    let home = e.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        ("HOME", home.to_str().unwrap()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let apply = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "iam",
+            "apply",
+            "--destination",
+            "dry",
+            "--endpoint-url",
+            endpoint.as_str(),
+            "--ca-bundle",
+            ca.as_str(),
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let state = || async {
+        simctl(
+            e.dir.path(),
+            &[
+                "iam-state",
+                "--role-name",
+                "nitrosync-dry",
+                "--provider-name",
+                "nitrosync-dry",
+            ],
+        )
+        .await
+        .unwrap()
+    };
+    let nothing = serde_json::json!({"role": false, "saml_provider": false});
+
+    // --dry-run: the account is shown, the plan names what would be created, nothing is.
+    let dry = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &env,
+        &apply(&["--dry-run"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stderr.contains("AWS account 123456789012"),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        dry.stdout
+            .contains("create SAML provider arn:aws:iam::123456789012:saml-provider/nitrosync-dry"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("create role          arn:aws:iam::123456789012:role/nitrosync-dry"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(state().await, nothing);
+    let dry_json = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &env,
+        &apply(&["--dry-run", "--json"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry_json.code, 0, "{}", dry_json.stderr);
+    let v: Value = serde_json::from_str(&dry_json.stdout).unwrap();
+    assert_eq!(v["caller"]["account"], "123456789012", "{v}");
+    assert_eq!(v["plan"]["role"], "create", "{v}");
+    assert_eq!(state().await, nothing);
+
+    // A credential of another account is refused, naming both accounts, before any write.
+    let other = simctl(
+        e.dir.path(),
+        &[
+            "user-in-account",
+            "--account",
+            "210987654321",
+            "--name",
+            "elsewhere",
+        ],
+    )
+    .await
+    .unwrap();
+    let other_env = [
+        (
+            "AWS_ACCESS_KEY_ID",
+            other["access_key_id"].as_str().unwrap(),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            other["secret_access_key"].as_str().unwrap(),
+        ),
+        ("HOME", home.to_str().unwrap()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let refused = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &other_env,
+        &apply(&[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("account 210987654321")
+            && refused.stderr.contains("is in account 123456789012"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert_eq!(state().await, nothing);
+
+    // The real apply then creates both, and a dry run says it would update them.
+    let applied =
+        nitrosync_tests::cli_env(&e.stack.sockets.admin, Some(&e.tenant), &env, &apply(&[]))
+            .await
+            .unwrap();
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    assert!(
+        applied.stderr.contains("AWS account 123456789012"),
+        "{}",
+        applied.stderr
+    );
+    assert_eq!(
+        state().await,
+        serde_json::json!({"role": true, "saml_provider": true})
+    );
+    let again = nitrosync_tests::cli_env(
+        &e.stack.sockets.admin,
+        Some(&e.tenant),
+        &env,
+        &apply(&["--dry-run"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("update SAML provider") && again.stdout.contains("update role"),
+        "{}",
+        again.stdout
     );
     e.stack.stop().await.unwrap();
 }
