@@ -37,14 +37,17 @@ pub struct SchedulerStats {
     pub failed: AtomicU64,
     /// Scheduler passes that held back at least one (account, region) at its rate.
     pub rate_limited: AtomicU64,
-    /// How long the enclave took to report each sync, by mode.
+    /// How long each recorded sync took, by mode and outcome.
     pub durations: SyncDurations,
     outcomes: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 impl SchedulerStats {
-    /// Counts one finished sync by outcome and error code.
-    pub fn record(&self, report: &SyncReport) {
+    /// Counts one finished sync by outcome and error code, and observes `elapsed` (from sending
+    /// `Sync` to the report, or to giving up) in [`SchedulerStats::durations`], so that the
+    /// histogram counts exactly the syncs counted here.
+    pub fn record(&self, report: &SyncReport, elapsed: Duration) {
+        self.durations.observe(report.mode, report.outcome, elapsed);
         let code = report
             .error
             .as_ref()
@@ -68,47 +71,42 @@ impl SchedulerStats {
     }
 }
 
-/// Upper bounds, in seconds, of the [`SyncDurations`] buckets: 1–2.5–5 steps from 1 ms (DESIGN
-/// §11: enclave CPU per write) through 50 ms (submit to written, p50) to 300 s (the default sync
-/// timeout and retry cap).
-pub const SYNC_SECONDS_BUCKETS: [f64; 17] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    120.0, 300.0,
+/// Upper bounds, in seconds, of the [`SyncDurations`] buckets: 1–2.5–5 steps from 5 ms (a sync
+/// that writes nothing, with cached credentials) through 50 ms (submit to written, p50) to 30 s
+/// (AWS retries and credential refreshes); slower syncs (up to the sync timeout) land in `+Inf`.
+pub const SYNC_SECONDS_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 /// Parent-observed sync durations, from sending `Sync` to the enclave's report, one histogram
-/// per mode. Syncs that got no report (enclave down, timeout) are not observed; they are counted
-/// by outcome and code instead.
-#[derive(Debug)]
+/// per (mode, outcome) seen so far. A sync that got no report (enclave down, timeout) is observed
+/// too, as `Failed`, with the time until the parent gave up: every sync counted by
+/// [`SchedulerStats::record`] is observed once.
+#[derive(Debug, Default)]
 pub struct SyncDurations {
-    write: Histogram,
-    test_connection: Histogram,
-    delete: Histogram,
-}
-
-impl Default for SyncDurations {
-    fn default() -> Self {
-        Self {
-            write: Histogram::new(SYNC_SECONDS_BUCKETS),
-            test_connection: Histogram::new(SYNC_SECONDS_BUCKETS),
-            delete: Histogram::new(SYNC_SECONDS_BUCKETS),
-        }
-    }
+    by_label: std::sync::Mutex<std::collections::HashMap<(SyncMode, String), Histogram>>,
 }
 
 impl SyncDurations {
-    /// Records one sync of `mode` that took `elapsed`.
-    pub fn observe(&self, mode: SyncMode, elapsed: Duration) {
-        self.of(mode).observe(elapsed.as_secs_f64());
+    /// Records one sync of `mode` that ended with `outcome` after `elapsed`.
+    pub fn observe(&self, mode: SyncMode, outcome: SyncOutcome, elapsed: Duration) {
+        self.by_label
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((mode, format!("{outcome:?}")))
+            .or_insert_with(|| Histogram::new(SYNC_SECONDS_BUCKETS))
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// The histogram of `mode`.
-    pub fn of(&self, mode: SyncMode) -> &Histogram {
-        match mode {
-            SyncMode::Write => &self.write,
-            SyncMode::TestConnection => &self.test_connection,
-            SyncMode::Delete => &self.delete,
-        }
+    /// The histograms by (mode, outcome as in `nitrosync_syncs_total`), in no particular order.
+    /// Each shares its counts with the one kept here.
+    pub fn histograms(&self) -> Vec<(SyncMode, String, Histogram)> {
+        self.by_label
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((mode, outcome), h)| (*mode, outcome.clone(), h.clone()))
+            .collect()
     }
 }
 
@@ -195,19 +193,17 @@ pub fn unavailable_report(due: &DueSync, message: String) -> SyncReport {
 ///
 /// The bundle goes as the bytes the tenant signed and the store kept: the parent does not decode
 /// and re-encode it on the way.
-async fn send(client: &EnclaveClient, due: &DueSync, durations: &SyncDurations) -> SyncReport {
+async fn send(client: &EnclaveClient, due: &DueSync) -> (SyncReport, Duration) {
     let req = RequestBody::Sync {
         bundle: due.bundle.clone(),
     };
     let sent = Instant::now();
-    match client.request(req).await {
-        Ok(ResponseBody::Sync(r)) => {
-            durations.observe(due.mode, sent.elapsed());
-            r
-        }
+    let report = match client.request(req).await {
+        Ok(ResponseBody::Sync(r)) => r,
         Ok(other) => unavailable_report(due, format!("unexpected answer to Sync: {other:?}")),
         Err(e) => unavailable_report(due, e.message),
-    }
+    };
+    (report, sent.elapsed())
 }
 
 /// One lock per destination: a scheduled sync and a test or delete of the same destination never
@@ -303,9 +299,9 @@ impl Scheduler {
         let _lock = self.locks.lock(&due.key).await;
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         let started = now_ms();
-        let report = send(&self.client, due, &self.stats.durations).await;
+        let (report, elapsed) = send(&self.client, due).await;
         let finished = now_ms();
-        self.stats.record(&report);
+        self.stats.record(&report, elapsed);
         match &report.error {
             None => {
                 self.stats.succeeded.fetch_add(1, Ordering::Relaxed);

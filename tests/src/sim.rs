@@ -7,7 +7,9 @@
 
 use crate::{CliOutput, IdentityKey, SimStack, StackOptions, cli_as, simctl};
 use anyhow::{Context, Result, bail};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -22,6 +24,37 @@ pub struct SimOptions {
 }
 
 const SAMPLE_ENV: &str = "# A sample environment for the nitrosync demo.\nDATABASE_URL=postgres://app:s3cret@db.internal:5432/app\nexport API_KEY=\"demo-api-key-0f9e8d7c\"\nLOG_LEVEL=info\nFEATURE_FLAGS='checkout,search'\n";
+
+/// Where the sim's parent serves `/metrics` and `/healthz`: the port the README's sample config
+/// uses, or a free one when that is taken (another sim, a Prometheus node exporter…).
+pub const SIM_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// [`SIM_METRICS_ADDR`] if it is free now, else a free loopback port.
+fn metrics_addr() -> Result<SocketAddr> {
+    let probe = std::net::TcpListener::bind(SIM_METRICS_ADDR)
+        .or_else(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .context("cannot find a free port for the metrics listener")?;
+    // Closed here; the parent binds it a moment later.
+    Ok(probe.local_addr()?)
+}
+
+/// One `GET path` on the metrics listener: the status code and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("GET {path}: no status line"))?;
+    Ok((code, body.to_owned()))
+}
 
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
@@ -73,9 +106,11 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         1,
         "Starting the AWS simulator, the operator's KMS key, the enclave (simulator mode, sealed identity) and the parent",
     );
+    let metrics = metrics_addr()?;
     let opts = StackOptions {
         tenant_api: true,
         sealed_identity: true,
+        parent_args: vec!["--metrics-listen".into(), metrics.to_string()],
         ..Default::default()
     };
     let mut stack = SimStack::start_with(&dir, &args.region, opts).await?;
@@ -106,6 +141,9 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         tenant_api.url,
         tenant_api.ca.display()
     );
+    println!(
+        "    metrics   http://{metrics}/metrics and http://{metrics}/healthz (--metrics-listen)"
+    );
     println!("    logs      {}/*.log", dir.display());
     let mut demo = Demo {
         admin: stack.sockets.admin.clone(),
@@ -131,6 +169,18 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     demo.run("status", &["status"]).await?;
     demo.run("probe", &["enclave", "probe", "--region", &args.region])
         .await?;
+    println!("    $ curl http://{metrics}/healthz");
+    match http_get(metrics, "/healthz").await {
+        Ok((200, body)) => println!("    200 {}", body.trim()),
+        Ok((code, body)) => {
+            println!("    {code} {}", body.trim());
+            demo.failed.push("healthz".into());
+        }
+        Err(e) => {
+            println!("    {e:#}");
+            demo.failed.push("healthz".into());
+        }
+    }
 
     step(
         4,
@@ -286,6 +336,28 @@ pub async fn run(args: &SimOptions) -> Result<()> {
     }
     demo.run("history", &["destination", "history", "demo"])
         .await?;
+    println!(
+        "    $ curl -s http://{metrics}/metrics | grep -E '^nitrosync_(build_info|sync_duration_seconds_count|syncs_total)'"
+    );
+    match http_get(metrics, "/metrics").await {
+        Ok((200, body)) => {
+            for line in body.lines().filter(|l| {
+                l.starts_with("nitrosync_build_info")
+                    || l.starts_with("nitrosync_sync_duration_seconds_count")
+                    || l.starts_with("nitrosync_syncs_total")
+            }) {
+                println!("    {line}");
+            }
+        }
+        Ok((code, _)) => {
+            println!("    GET /metrics: {code}");
+            demo.failed.push("metrics".into());
+        }
+        Err(e) => {
+            println!("    {e:#}");
+            demo.failed.push("metrics".into());
+        }
+    }
 
     step(
         8,
@@ -316,6 +388,7 @@ pub async fn run(args: &SimOptions) -> Result<()> {
         demo.tenant.display()
     );
     println!("    target/debug/nitrosync status");
+    println!("    curl http://{metrics}/metrics; curl http://{metrics}/healthz");
     println!("    target/debug/nitrosync enclave describe");
     println!("    target/debug/nitrosync destination list");
     println!("    target/debug/nitrosync destination test demo");

@@ -1,10 +1,16 @@
 //! Prometheus metrics on a configurable TCP address (`[metrics] listen`), text format 0.0.4,
 //! encoded by `prometheus-client`.
 //!
-//! `GET /metrics` reports the relay counters, syncs by outcome and error code, how long syncs
-//! took by mode, the queue (pending, retrying and syncing destinations), destinations by state,
-//! rate-limited scheduling passes, whether the store could be read and whether the enclave is
-//! connected. Nothing here names a tenant's variables.
+//! `GET /metrics` reports the build (`nitrosync_build_info`), the relay counters, syncs by
+//! outcome and error code, how long syncs took by mode and outcome, the queue (pending, retrying
+//! and syncing destinations), destinations by state, rate-limited scheduling passes, whether the
+//! store could be read and whether the enclave is connected. Nothing here names a tenant's
+//! variables.
+//!
+//! `GET /healthz` answers 200 `ok` when the store can be read, the control connection is up and
+//! the enclave answers `Health` (the checks of `nitrosync status`), each within
+//! [`HEALTH_TIMEOUT`]; otherwise 503 with one line saying which check failed
+//! ([`MetricsSources::health`]).
 //!
 //! It reads [`MetricsSources`]: the relay's and the scheduler's counters, the store and the
 //! control client. It does not depend on the admin API. [`server`] serves it.
@@ -24,7 +30,7 @@ use crate::control::EnclaveClient;
 use crate::scheduler::SchedulerStats;
 use crate::store::{DestinationState, Store};
 use nitrosync_relay::{RelayStats, RelayStatsSnapshot};
-use nitrosync_shared::control::SyncMode;
+use nitrosync_shared::control::{RequestBody, ResponseBody, SyncMode};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text,
@@ -37,10 +43,25 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 use tracing::warn;
 
 /// The `Content-Type` of what [`MetricsSources::render`] returns (Prometheus text, 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// The daemon's version, the `version` label of `nitrosync_build_info`.
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `commit` label of `nitrosync_build_info`: `NITROSYNC_GIT_COMMIT` as it was when the crate
+/// was compiled (the builder sets it; no build script runs git, so the build stays reproducible),
+/// else `unknown`.
+pub const BUILD_COMMIT: &str = match option_env!("NITROSYNC_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// How long each `/healthz` check (the store read, the enclave's `Health`) may take.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the metrics read, and nothing more. Built by the daemon.
 #[derive(Debug, Clone)]
@@ -62,6 +83,47 @@ impl MetricsSources {
     /// gauges are left out (rather than reported as zero); a warning is logged.
     pub async fn render(&self) -> Result<String, fmt::Error> {
         self.read().await.encode()
+    }
+
+    /// The `/healthz` checks, in order: the store answers a read, the control connection is up,
+    /// and the enclave answers `Health`, each within [`HEALTH_TIMEOUT`]. `Err` is one line
+    /// saying which failed.
+    pub async fn health(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || store.counts_by_state());
+        match tokio::time::timeout(HEALTH_TIMEOUT, read).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => return Err(one_line(&format!("store unreadable: {e}"))),
+            Ok(Err(e)) => return Err(one_line(&format!("store read failed: {e}"))),
+            Err(_) => {
+                return Err(format!(
+                    "store read took over {} ms",
+                    HEALTH_TIMEOUT.as_millis()
+                ));
+            }
+        }
+        let control = self.enclave.state();
+        if !control.connected {
+            return Err(one_line(&match control.last_error {
+                Some(e) => format!("enclave not connected: {e}"),
+                None => "enclave not connected".to_owned(),
+            }));
+        }
+        match tokio::time::timeout(HEALTH_TIMEOUT, self.enclave.request(RequestBody::Health)).await
+        {
+            Ok(Ok(ResponseBody::Health(_))) => Ok(()),
+            Ok(Ok(_)) => Err("enclave gave an unexpected answer to Health".to_owned()),
+            // A locked enclave (its sealed identity not yet unsealed) answers with an error, and
+            // a connection that drops mid-request fails the request.
+            Ok(Err(e)) => Err(one_line(&format!(
+                "enclave not healthy: {}: {}",
+                e.code, e.message
+            ))),
+            Err(_) => Err(format!(
+                "enclave did not answer Health within {} ms",
+                HEALTH_TIMEOUT.as_millis()
+            )),
+        }
     }
 
     /// Takes one reading of every source.
@@ -122,9 +184,6 @@ const QUEUED: [DestinationState; 3] = [
     DestinationState::Syncing,
 ];
 
-/// Every mode, in the order the histograms are written.
-const MODES: [SyncMode; 3] = [SyncMode::Write, SyncMode::TestConnection, SyncMode::Delete];
-
 /// The `mode` label of a sync mode.
 fn mode_label(mode: SyncMode) -> &'static str {
     match mode {
@@ -136,6 +195,14 @@ fn mode_label(mode: SyncMode) -> &'static str {
 
 impl Collector for Reading {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), fmt::Error> {
+        labelled(
+            &mut e,
+            ConstGauge::new,
+            "nitrosync_build_info",
+            "Always 1; the labels name the build: the crate version, and the commit from \
+             NITROSYNC_GIT_COMMIT at compile time (unknown when unset).",
+            [([("version", BUILD_VERSION), ("commit", BUILD_COMMIT)], 1)],
+        )?;
         // Counter names are given without `_total`: the encoder appends it.
         let relay = &self.relay;
         counter(
@@ -194,16 +261,19 @@ impl Collector for Reading {
         {
             let mut m = e.encode_descriptor(
                 "nitrosync_sync_duration",
-                "Time from sending Sync to the enclave's report, by mode.",
+                "Seconds from the parent sending Sync to the enclave's report, or to the parent \
+                 giving up (enclave unavailable, timeout: outcome Failed), by mode and outcome; \
+                 one observation per sync in nitrosync_syncs_total. Measured by the parent, not \
+                 taken from the report's enclave timings, so it includes the control connection \
+                 and covers syncs that never got a report.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
-            for mode in MODES {
-                let labels = [("mode", mode_label(mode))];
-                self.scheduler
-                    .durations
-                    .of(mode)
-                    .encode(m.encode_family(&labels)?)?;
+            let mut histograms = self.scheduler.durations.histograms();
+            histograms.sort_by(|a, b| (mode_label(a.0), &a.1).cmp(&(mode_label(b.0), &b.1)));
+            for (mode, outcome, histogram) in histograms {
+                let labels = [("mode", mode_label(mode)), ("outcome", outcome.as_str())];
+                histogram.encode(m.encode_family(&labels)?)?;
             }
         }
         counter(
@@ -248,6 +318,11 @@ impl Collector for Reading {
         )?;
         Ok(())
     }
+}
+
+/// The first line of `s`, for a one-line `/healthz` reason.
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_owned()
 }
 
 /// One unlabelled counter.

@@ -1,4 +1,4 @@
-//! The `/metrics` listener: HTTP/1 over TCP, bounded.
+//! The `/metrics` and `/healthz` listener: HTTP/1 over TCP, bounded.
 //!
 //! At most [`ServerLimits::max_connections`] connections are open at once (the listener stops
 //! accepting until one ends); a client has [`ServerLimits::header_read_timeout`] to send each
@@ -79,7 +79,8 @@ impl MetricsServer {
     }
 }
 
-/// Binds `addr` and serves `GET /metrics` from `sources` until `shutdown` is cancelled.
+/// Binds `addr` and serves `GET /metrics` and `GET /healthz` from `sources` until `shutdown` is
+/// cancelled.
 pub async fn start(
     addr: SocketAddr,
     sources: MetricsSources,
@@ -97,7 +98,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ParentError> {
         .map_err(|source| ParentError::MetricsBind { addr, source })
 }
 
-/// Serves `/metrics` on a bound `listener` in the background.
+/// Serves `/metrics` and `/healthz` on a bound `listener` in the background.
 pub fn start_on(
     listener: TcpListener,
     sources: MetricsSources,
@@ -110,7 +111,7 @@ pub fn start_on(
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
-    info!(addr = %local_addr, "metrics on /metrics");
+    info!(addr = %local_addr, "metrics on /metrics, health on /healthz");
     let task = tokio::spawn(run(listener, Arc::new(sources), limits, shutdown));
     Ok(MetricsServer { local_addr, task })
 }
@@ -205,7 +206,8 @@ async fn connection(
 
 /// Answers one request.
 async fn respond(req: &Request<Incoming>, sources: &MetricsSources) -> Response<Full<Bytes>> {
-    if req.uri().path() != "/metrics" {
+    let path = req.uri().path();
+    if path != "/metrics" && path != "/healthz" {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     if req.method() != Method::GET {
@@ -213,6 +215,15 @@ async fn respond(req: &Request<Incoming>, sources: &MetricsSources) -> Response<
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET"));
         return resp;
+    }
+    if path == "/healthz" {
+        return match sources.health().await {
+            Ok(()) => plain(StatusCode::OK, "ok\n"),
+            Err(reason) => {
+                debug!(%reason, "healthz: unhealthy");
+                text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n"))
+            }
+        };
     }
     match sources.render().await {
         Ok(text) => {
@@ -232,7 +243,12 @@ async fn respond(req: &Request<Incoming>, sources: &MetricsSources) -> Response<
 
 /// A short plain-text response.
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    text(status, body.to_owned())
+}
+
+/// A plain-text response.
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -1,6 +1,11 @@
 use super::*;
 use crate::scheduler::SchedulerStats;
-use nitrosync_shared::control::{SyncOutcome, SyncReport, SyncTimings};
+use nitrosync_shared::ErrorCode;
+use nitrosync_shared::control::{
+    EnclaveMessage, HealthReport, Request, Response, SyncError, SyncOutcome, SyncReport,
+    SyncTimings,
+};
+use nitrosync_transport::{FrameReader, write_frame};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
@@ -44,14 +49,13 @@ fn written() -> SyncReport {
 async fn renders_every_metric_under_its_name_and_type() {
     let dir = tempfile::tempdir().unwrap();
     let (sources, _enclave) = sources(&dir);
-    sources.scheduler.record(&written());
     sources
         .scheduler
-        .durations
-        .observe(SyncMode::Write, Duration::from_millis(20));
+        .record(&written(), Duration::from_millis(20));
     let text = sources.render().await.unwrap();
 
     for (name, kind) in [
+        ("nitrosync_build_info", "gauge"),
         ("nitrosync_relay_connections_total", "counter"),
         ("nitrosync_relay_connected_total", "counter"),
         ("nitrosync_relay_active", "gauge"),
@@ -77,12 +81,12 @@ async fn renders_every_metric_under_its_name_and_type() {
         "nitrosync_relay_bytes_total{direction=\"to_enclave\"} 0\n",
         "nitrosync_relay_refused_total{reason=\"not_allowed\"} 0\n",
         "nitrosync_syncs_total{outcome=\"Updated\",code=\"none\"} 1\n",
-        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",le=\"0.01\"} 0\n",
-        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",le=\"0.025\"} 1\n",
-        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",le=\"+Inf\"} 1\n",
-        "nitrosync_sync_duration_seconds_count{mode=\"write\"} 1\n",
-        "nitrosync_sync_duration_seconds_count{mode=\"test_connection\"} 0\n",
-        "nitrosync_sync_duration_seconds_count{mode=\"delete\"} 0\n",
+        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",outcome=\"Updated\",le=\"0.005\"} 0\n",
+        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",outcome=\"Updated\",le=\"0.01\"} 0\n",
+        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",outcome=\"Updated\",le=\"0.025\"} 1\n",
+        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",outcome=\"Updated\",le=\"30\"} 1\n",
+        "nitrosync_sync_duration_seconds_bucket{mode=\"write\",outcome=\"Updated\",le=\"+Inf\"} 1\n",
+        "nitrosync_sync_duration_seconds_count{mode=\"write\",outcome=\"Updated\"} 1\n",
         "nitrosync_rate_limited_passes_total 0\n",
         "nitrosync_store_up 1\n",
         "nitrosync_queue_depth 0\n",
@@ -93,6 +97,185 @@ async fn renders_every_metric_under_its_name_and_type() {
         assert!(text.contains(sample), "{sample}:\n{text}");
     }
     assert!(!text.contains("_total_total"), "{text}");
+    // Only (mode, outcome) pairs that happened are written.
+    assert!(!text.contains("mode=\"delete\""), "{text}");
+    let info = format!(
+        "nitrosync_build_info{{version=\"{}\",commit=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION"),
+        BUILD_COMMIT
+    );
+    assert!(text.contains(&info), "{info}:\n{text}");
+}
+
+/// The value of the sample line that starts with `prefix` (name and labels).
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_histogram_counts_every_recorded_sync_by_mode_and_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sources, _enclave) = sources(&dir);
+    let stats = &sources.scheduler;
+    stats.record(&written(), Duration::from_millis(3));
+    stats.record(&written(), Duration::from_secs(2));
+    let mut failed = written();
+    failed.outcome = SyncOutcome::Failed;
+    failed.error = Some(SyncError {
+        code: ErrorCode::EnclaveUnavailable,
+        message: "the enclave is not connected".into(),
+        retryable: true,
+    });
+    // A sync that got no report: the parent gave up after its timeout, past the last bucket.
+    stats.record(&failed, Duration::from_secs(45));
+    let mut tested = written();
+    tested.mode = SyncMode::TestConnection;
+    tested.outcome = SyncOutcome::Tested;
+    stats.record(&tested, Duration::from_millis(70));
+    let text = sources.render().await.unwrap();
+
+    let h = "nitrosync_sync_duration_seconds";
+    let w = "mode=\"write\",outcome=\"Updated\"";
+    assert_eq!(
+        sample(&text, &format!("{h}_count{{{w}}}")),
+        Some(2.0),
+        "{text}"
+    );
+    let sum = sample(&text, &format!("{h}_sum{{{w}}}")).unwrap();
+    assert!((sum - 2.003).abs() < 1e-9, "{text}");
+    assert_eq!(
+        sample(&text, &format!("{h}_bucket{{{w},le=\"0.005\"}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("{h}_bucket{{{w},le=\"1\"}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("{h}_bucket{{{w},le=\"2.5\"}}")),
+        Some(2.0)
+    );
+    let f = "mode=\"write\",outcome=\"Failed\"";
+    assert_eq!(
+        sample(&text, &format!("{h}_bucket{{{f},le=\"30\"}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("{h}_bucket{{{f},le=\"+Inf\"}}")),
+        Some(1.0)
+    );
+    let t = "mode=\"test_connection\",outcome=\"Tested\"";
+    assert_eq!(
+        sample(&text, &format!("{h}_count{{{t}}}")),
+        Some(1.0),
+        "{text}"
+    );
+
+    // One observation per sync counted in nitrosync_syncs_total.
+    let counted: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("nitrosync_syncs_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let observed: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("nitrosync_sync_duration_seconds_count{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted, 4.0, "{text}");
+    assert_eq!(observed, counted, "{text}");
+    // Buckets only from 5 ms to 30 s.
+    assert!(!text.contains("le=\"0.001\""), "{text}");
+    assert!(!text.contains("le=\"60\""), "{text}");
+}
+
+/// Answers every request on `theirs` with a `Health` report (or, `locked`, with the error a
+/// locked enclave gives), until the stream ends.
+fn answer_health(theirs: DuplexStream, locked: bool) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (read, mut write) = tokio::io::split(theirs);
+        let mut frames = FrameReader::new(read);
+        while let Ok(Some(req)) = frames.next::<Request>().await {
+            let body = match req.body {
+                nitrosync_shared::control::RequestBody::Health if locked => {
+                    ResponseBody::Error(nitrosync_shared::control::ControlError {
+                        code: ErrorCode::EnclaveUnavailable,
+                        message: "the enclave's identity is locked\nsecond line".into(),
+                    })
+                }
+                nitrosync_shared::control::RequestBody::Health => {
+                    ResponseBody::Health(HealthReport {
+                        uptime_ms: 1,
+                        requests_served: 1,
+                        tunnels_opened: 0,
+                    })
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            let msg = EnclaveMessage::Response(Response { id: req.id, body });
+            if write_frame(&mut write, &msg).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn healthz_checks_the_store_the_connection_and_the_enclave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sources, theirs) = sources(&dir);
+    let enclave = answer_health(theirs, false);
+    assert_eq!(sources.health().await, Ok(()));
+
+    // Over HTTP: 200 ok.
+    let shutdown = CancellationToken::new();
+    let server = start(
+        "127.0.0.1:0".parse().unwrap(),
+        sources.clone(),
+        ServerLimits::DAEMON,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (head, body) = exchange(&mut s, "GET", "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n");
+    let (head, _) = exchange(&mut s, "POST", "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+
+    // The enclave goes away: 503, one line naming the connection.
+    enclave.abort();
+    let _ = enclave.await;
+    let reason = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Err(reason) = sources.health().await {
+                break reason;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(reason.starts_with("enclave not connected"), "{reason}");
+    let (head, body) = exchange(&mut s, "GET", "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(body.starts_with("enclave not connected"), "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+
+    // The store goes away: it is checked first.
+    rusqlite::Connection::open(dir.path().join("store.db"))
+        .unwrap()
+        .execute_batch("DROP TABLE destinations")
+        .unwrap();
+    let (head, body) = exchange(&mut s, "GET", "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(body.starts_with("store unreadable: "), "{body}");
+    assert_eq!(body.lines().count(), 1, "{body}");
+
+    shutdown.cancel();
+    server.wait().await;
 }
 
 #[tokio::test]
@@ -221,4 +404,15 @@ async fn a_client_that_sends_no_headers_is_cut_off() {
     until_closed(&mut s).await;
     shutdown.cancel();
     server.wait().await;
+}
+
+#[tokio::test]
+async fn healthz_reports_a_locked_enclave_as_not_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sources, theirs) = sources(&dir);
+    let _enclave = answer_health(theirs, true);
+    assert_eq!(
+        sources.health().await,
+        Err("enclave not healthy: EnclaveUnavailable: the enclave's identity is locked".into())
+    );
 }

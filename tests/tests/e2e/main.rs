@@ -13,6 +13,7 @@ mod fleet;
 mod hostile;
 mod identity;
 mod input;
+mod metrics;
 mod relay;
 mod scale;
 mod stack;
