@@ -257,18 +257,27 @@ pub enum DestinationCommand {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
+        /// Print the destination's record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Stop writing this destination (bundles are still accepted and stored).
     Disable {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
+        /// Print the destination's record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Retry a destination whose last sync failed for good.
     Retry {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
+        /// Print the destination's record as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Test the connection: placeholder secret, and the check that the role pins saml:sub.
     /// Signed by the tenant key for the next few minutes only; works before the first push.

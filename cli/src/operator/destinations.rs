@@ -46,11 +46,15 @@ pub async fn destination(
             print_show(&d);
             Ok(())
         }
-        DestinationCommand::Enable { id } => toggle(api, dir, &tenant_key()?, &id, "enable").await,
-        DestinationCommand::Disable { id } => {
-            toggle(api, dir, &tenant_key()?, &id, "disable").await
+        DestinationCommand::Enable { id, json } => {
+            toggle(api, dir, &tenant_key()?, &id, "enable", json).await
         }
-        DestinationCommand::Retry { id } => toggle(api, dir, &tenant_key()?, &id, "retry").await,
+        DestinationCommand::Disable { id, json } => {
+            toggle(api, dir, &tenant_key()?, &id, "disable", json).await
+        }
+        DestinationCommand::Retry { id, json } => {
+            toggle(api, dir, &tenant_key()?, &id, "retry", json).await
+        }
         DestinationCommand::Test {
             id,
             attestation,
@@ -291,6 +295,7 @@ async fn toggle(
     tenant_key: &[u8; 32],
     id: &str,
     action: &str,
+    json: bool,
 ) -> Result<(), CliError> {
     if matches!(api, ApiClient::Tenant(_)) {
         return Err(crate::fail(
@@ -308,6 +313,9 @@ async fn toggle(
         )
         .await
         .map_err(|e| unknown_until_pushed(e, dir, id))?;
+    if json {
+        return crate::print_json(&d);
+    }
     println!(
         "{}: enabled {}, state {}",
         d.key.id,

@@ -148,7 +148,10 @@ async fn wait_on_a_disabled_destination_says_so_and_returns() {
         .count();
     assert!(lines <= 4, "one line per phase: {}", out.stderr);
 
-    e.ok(&["destination", "disable", "app"]).await;
+    let out = e.ok(&["destination", "disable", "app", "--json"]).await;
+    let record: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(record["enabled"], false, "{}", out.stdout);
+    assert_eq!(record["key"]["id"], "app", "{}", out.stdout);
     let started = Instant::now();
     let out = push().await;
     let took = started.elapsed();
