@@ -92,6 +92,38 @@ pub(crate) fn url(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// The most history entries the daemon returns at once.
+pub(crate) const MAX_HISTORY: u32 = 1000;
+
+/// `history --limit`: 1 to [`MAX_HISTORY`] entries (0 would ask for nothing).
+pub(crate) fn history_limit(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("not a whole number from 1 to {MAX_HISTORY}"))?;
+    if n == 0 || n > MAX_HISTORY {
+        return Err(format!("must be 1 to {MAX_HISTORY}, not {n}"));
+    }
+    Ok(n)
+}
+
+/// `status --interval`: seconds (a decimal such as `0.5`, or a duration such as `2s`), 0.5 s
+/// to an hour.
+pub(crate) fn interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::from_secs_f64(secs),
+        Ok(_) => return Err("must be a positive number of seconds".to_owned()),
+        Err(_) => humantime::parse_duration(s).map_err(|e| format!("not seconds: {e}"))?,
+    };
+    let (min, max) = (
+        std::time::Duration::from_millis(500),
+        std::time::Duration::from_secs(3600),
+    );
+    if d < min || d > max {
+        return Err("must be 0.5 to 3600 seconds".to_owned());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +150,16 @@ mod tests {
         assert!(url("127.0.0.1:4566").is_err());
         assert!(url("https://h:port").unwrap_err().contains("port"));
         assert!(url("https://").is_err());
+        assert_eq!(history_limit("1"), Ok(1));
+        assert_eq!(history_limit("1000"), Ok(1000));
+        assert!(history_limit("0").unwrap_err().contains("1 to 1000"));
+        assert!(history_limit("1001").is_err());
+        assert!(history_limit("-1").is_err());
+        assert_eq!(interval("2"), Ok(std::time::Duration::from_secs(2)));
+        assert_eq!(interval("0.5"), Ok(std::time::Duration::from_millis(500)));
+        assert_eq!(interval("3s"), Ok(std::time::Duration::from_secs(3)));
+        assert!(interval("0").is_err());
+        assert!(interval("NaN").is_err());
+        assert!(interval("2h").is_err());
     }
 }

@@ -7,10 +7,25 @@
 //!
 //! Exit codes scripts can rely on: 0 success; 1 the operation ran and reported a failure;
 //! 2 usage error; 3 the daemon's admin socket is unreachable; 4 the enclave is unavailable.
+//! Each error also has a stable code ([`CliError`], [`LocalCode`]). Everything printed goes
+//! through [`output`], which escapes terminal controls: the daemon's words are the parent
+//! host's, and the parent host is not trusted with the tenant's terminal.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+// First: the `say!` and `note!` macros are used by the modules below.
+#[macro_use]
+pub mod output;
+mod error;
 mod flags;
 pub mod operator;
 pub mod tenant;
+
+pub use error::{
+    CliError, EXIT_DAEMON_UNREACHABLE, EXIT_ENCLAVE_UNAVAILABLE, EXIT_FAILED, EXIT_USAGE, LocalCode,
+};
+pub(crate) use error::{error_chain, fail};
+pub use output::Format;
 
 pub use tenant::dotenv;
 
@@ -18,26 +33,16 @@ pub use tenant::dotenv;
 pub const ENV_TENANT_DIR: &str = "NITROSYNC_TENANT_DIR";
 
 use clap::{Parser, Subcommand};
-use nitrosync_api::{AdminClient, ApiClient, ClientError, TenantApiClient};
+use nitrosync_api::{AdminClient, ApiClient, TenantApiClient};
 use nitrosync_shared::control::SyncReport;
-use serde::Serialize;
 use std::path::PathBuf;
-
-/// Exit code: the operation reported a failure.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code: wrong usage.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: the daemon cannot be reached.
-pub const EXIT_DAEMON_UNREACHABLE: u8 = 3;
-/// Exit code: the daemon is up but the enclave is not.
-pub const EXIT_ENCLAVE_UNAVAILABLE: u8 = 4;
 
 /// Administer a nitrosync parent daemon.
 #[derive(Debug, Parser)]
 #[command(
     name = "nitrosync",
     version,
-    after_help = "Examples:\n  nitrosync status\n  nitrosync status --json | jq .relay.stats\n  nitrosync enclave describe\n  nitrosync enclave attest --out doc.cbor\n  nitrosync saml-metadata > saml-metadata.xml\n  nitrosync enclave probe --region us-east-1\n\nExit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 enclave unavailable."
+    after_help = "Examples:\n  nitrosync status\n  nitrosync status --json | jq .relay.stats\n  nitrosync enclave describe\n  nitrosync enclave attest --out doc.cbor\n  nitrosync saml-metadata > saml-metadata.xml\n  nitrosync enclave probe --region us-east-1\n  nitrosync status --watch\n\nEvery command takes --output text|json (--json is --output json). Errors are one line on\nstandard error, `nitrosync: CODE: message`, or with --output json one JSON line,\n{\"error\": {\"code\", \"message\", \"exit\"}}; docs/errors.md lists the codes.\n\nExit codes: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 enclave unavailable."
 )]
 pub struct Cli {
     /// The daemon's admin socket.
@@ -53,9 +58,27 @@ pub struct Cli {
     /// The tenant directory: tenant key and destination files [default: ~/.config/nitrosync].
     #[arg(long, global = true, env = ENV_TENANT_DIR)]
     pub tenant_dir: Option<PathBuf>,
+    /// Output format: text for people, or JSON for scripts (errors too, on standard error)
+    /// [default: text].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// The same as --output json.
+    #[arg(long, global = true, conflicts_with = "output")]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The output format: `--output`, or JSON for `--json`.
+    pub fn format(&self) -> Format {
+        match (self.output, self.json) {
+            (Some(f), _) => f,
+            (None, true) => Format::Json,
+            (None, false) => Format::Text,
+        }
+    }
 }
 
 /// Top-level commands.
@@ -63,11 +86,7 @@ pub struct Cli {
 pub enum Command {
     /// Show the daemon, the control connection, the enclave's health, the relay counters,
     /// destinations by state, sync counters and the recent errors (as `--json` does).
-    Status {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// Talk to the enclave.
     #[command(subcommand)]
     Enclave(EnclaveCommand),
@@ -97,6 +116,24 @@ pub enum Command {
     /// The operator's KMS key that seals the enclave's identity. Needs no daemon.
     #[command(subcommand)]
     Kms(KmsCommand),
+}
+
+/// `nitrosync status` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Keep watching: destinations by state, the newest errors and syncs per second, redrawn
+    /// in place every --interval on a terminal; off a terminal (a pipe, a log), one snapshot
+    /// per interval, separated by a blank line, without cursor codes. Ctrl-C ends it (exit 0).
+    #[arg(long)]
+    pub watch: bool,
+    /// --watch: seconds between snapshots (0.5 to 3600).
+    #[arg(long, value_name = "SECONDS", default_value = "2", requires = "watch",
+          value_parser = flags::interval)]
+    pub interval: std::time::Duration,
+    /// --watch: stop after this many snapshots [default: until Ctrl-C].
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
 }
 
 /// Output formats of `kms template`.
@@ -156,7 +193,8 @@ pub struct KmsTemplateArgs {
     /// The instance role of the enclave's parent: the enclave's KMS calls are signed with it.
     #[arg(long, value_name = "ARN")]
     pub enclave_role_arn: String,
-    /// The region the key must be created in (checked at deploy time).
+    /// The region the key must be created in (checked at deploy time) [default: as the AWS CLI,
+    /// AWS_REGION, else AWS_DEFAULT_REGION, else the AWS profile's region; none when none is set].
     #[arg(long, value_name = "R")]
     pub region: Option<String>,
     /// The key's alias.
@@ -179,9 +217,6 @@ pub enum TrustCommand {
         /// A name for it [default: the kind and the start of PCR0].
         #[arg(long)]
         name: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Trust an attestation root besides the AWS Nitro Enclaves root: only for a simulator
     /// (its sim-root.pem), never for production.
@@ -192,16 +227,9 @@ pub enum TrustCommand {
         /// A name for it [default: "root-" and the start of its SHA-256].
         #[arg(long)]
         name: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// List the trusted images and roots.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Stop trusting an image or a root.
     Remove {
         /// Its name (see `nitrosync trust list`).
@@ -238,9 +266,6 @@ pub enum DestinationCommand {
         /// Every tenant's destinations (the operator's view, on the admin socket).
         #[arg(long)]
         all_tenants: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Show one destination: its signed configuration (secret, role, KMS key, tags, delete
     /// policy) and its state.
@@ -248,36 +273,24 @@ pub enum DestinationCommand {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Let the scheduler write this destination again.
     Enable {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
-        /// Print the destination's record as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Stop writing this destination (bundles are still accepted and stored).
     Disable {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
-        /// Print the destination's record as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Retry a destination whose last sync failed for good.
     Retry {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
-        /// Print the destination's record as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Test the connection: placeholder secret, and the check that the role pins saml:sub.
     /// Signed by the tenant key for the next few minutes only; works before the first push.
@@ -288,9 +301,6 @@ pub enum DestinationCommand {
         /// How the enclave's attestation is checked before signing.
         #[command(flatten)]
         attestation: AttestationArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Apply the delete policy to the secret, then forget the destination. The tenant key
     /// signs a tombstone: no older bundle is accepted afterwards. Asks for confirmation on a
@@ -305,21 +315,15 @@ pub enum DestinationCommand {
         /// How the enclave's attestation is checked before signing.
         #[command(flatten)]
         attestation: AttestationArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Show the sync history, newest first, each attempt with its time (RFC 3339, UTC).
     History {
         /// Destination id.
         #[arg(value_parser = flags::destination_id)]
         id: String,
-        /// How many entries.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// How many entries (1 to 1000).
+        #[arg(long, default_value = "20", value_parser = flags::history_limit)]
+        limit: u32,
     },
 }
 
@@ -358,9 +362,6 @@ pub struct CreateArgs {
     /// Replace an existing destination file.
     #[arg(long)]
     pub force: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// How the enclave's attestation is checked before sealing.
@@ -398,9 +399,6 @@ pub enum EnvCommand {
         /// Attestation checks.
         #[command(flatten)]
         attestation: AttestationArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -440,9 +438,6 @@ pub enum BundleCommand {
         /// on a failure waiting will not fix or a disabled destination.
         #[arg(long)]
         wait: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -501,9 +496,6 @@ pub enum IamCommand {
         /// How the enclave is verified before its metadata is registered.
         #[command(flatten)]
         attestation: AttestationArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -511,11 +503,7 @@ pub enum IamCommand {
 #[derive(Debug, Subcommand)]
 pub enum EnclaveCommand {
     /// Show what the enclave is: versions, mode, TLS trust anchors.
-    Describe {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Describe,
     /// Fetch a fresh attestation document from the enclave's NSM.
     Attest {
         /// Nonce to bind into the document (hex); 32 random bytes when absent.
@@ -524,9 +512,6 @@ pub enum EnclaveCommand {
         /// Write the raw CBOR document to this file instead of printing it in base64.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Print JSON (nonce and base64 document).
-        #[arg(long)]
-        json: bool,
     },
     /// Rotate the sealed identity's SAML signing key and bundle key without downtime: `begin`
     /// publishes the next certificate beside the current one in the SAML metadata (customers then
@@ -541,18 +526,13 @@ pub enum EnclaveCommand {
         #[arg(long, value_name = "DAYS", default_value_t = 7,
               value_parser = clap::value_parser!(u64).range(0..=30))]
         bundle_key_grace_days: u64,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
     /// Have the enclave call STS once through the relay, over TLS, to prove the outbound path.
     Probe {
-        /// The AWS region whose STS endpoint is called.
+        /// The AWS region whose STS endpoint is called [default: as the AWS CLI, AWS_REGION,
+        /// else AWS_DEFAULT_REGION, else the AWS profile's region].
         #[arg(long)]
-        region: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        region: Option<String>,
     },
 }
 
@@ -565,69 +545,28 @@ pub enum RotateStep {
     Finish,
 }
 
-/// A failed CLI command: the line to print and the exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CliError {
-    /// One line for the user.
-    pub message: String,
-    /// The process exit code.
-    pub exit: u8,
-}
-
-pub(crate) fn fail(exit: u8, message: impl Into<String>) -> CliError {
-    CliError {
-        message: message.into(),
-        exit,
-    }
-}
-
-impl From<ClientError> for CliError {
-    fn from(e: ClientError) -> Self {
-        let exit = if e.is_unreachable() {
-            EXIT_DAEMON_UNREACHABLE
-        } else if e.is_enclave_unavailable() {
-            EXIT_ENCLAVE_UNAVAILABLE
-        } else {
-            EXIT_FAILED
-        };
-        fail(exit, crate::error_chain(&e))
-    }
-}
-
-/// `error: cause: cause ...`, the whole `source()` chain on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
-}
-
 /// Prints a sync report (JSON, or a line and the secret's ARN); a failure is an error with its
 /// code, message and what to do.
-pub(crate) fn report(r: &SyncReport, json: bool) -> Result<(), CliError> {
-    print_report(r, json)?;
+pub(crate) fn report(r: &SyncReport, format: Format) -> Result<(), CliError> {
+    print_report(r, format)?;
     match &r.error {
         None => Ok(()),
-        Some(e) => Err(fail(EXIT_FAILED, explained(e.code, &e.message))),
+        Some(e) => Err(CliError::reported(
+            e.code.as_str(),
+            explained(e.code, &e.message),
+            EXIT_FAILED,
+        )),
     }
 }
 
-/// `CODE: message` with what to do: the enclave ends its messages with the code's remedy; one
-/// that does not (the parent's own) gets it appended.
+/// The message with what to do: the enclave ends its messages with the code's remedy; one that
+/// does not (the parent's own) gets it appended.
 pub(crate) fn explained(code: nitrosync_shared::ErrorCode, message: &str) -> String {
     let message = sentence(message);
     if message.contains(code.remedy()) {
-        format!("{code}: {message}")
+        message
     } else {
-        format!("{code}: {message} What to do: {}", code.remedy())
+        format!("{message} What to do: {}", code.remedy())
     }
 }
 
@@ -642,16 +581,19 @@ pub(crate) fn sentence(text: &str) -> String {
 }
 
 /// Prints a sync report: JSON, or a line and the secret's ARN.
-pub(crate) fn print_report(r: &SyncReport, json: bool) -> Result<(), CliError> {
-    if json {
-        return print_json(r);
+pub(crate) fn print_report(r: &SyncReport, format: Format) -> Result<(), CliError> {
+    if format.is_json() {
+        return output::json(r);
     }
-    println!(
+    say!(
         "{} v{}: {:?} {:?}",
-        r.destination, r.version, r.mode, r.outcome
+        r.destination,
+        r.version,
+        r.mode,
+        r.outcome
     );
     if let Some(arn) = &r.secret_arn {
-        println!("  secret {arn}");
+        say!("  secret {arn}");
     }
     Ok(())
 }
@@ -660,13 +602,40 @@ pub(crate) fn print_report(r: &SyncReport, json: bool) -> Result<(), CliError> {
 /// usage error (exit 2) that names the flag and the closest regions.
 pub(crate) fn region_flag(region: &str) -> Result<(), CliError> {
     nitrosync_shared::names::known_region(region)
-        .map_err(|e| fail(EXIT_USAGE, format!("--region: {e}")))
+        .map_err(|e| fail(LocalCode::InvalidFlag, format!("--region: {e}")))
 }
 
-pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
-    let s = serde_json::to_string_pretty(v).map_err(|e| fail(EXIT_FAILED, e.to_string()))?;
-    println!("{s}");
-    Ok(())
+/// The region of a command whose `--region` is absent, as the AWS CLI finds it
+/// ([`nitrosync_iam::apply::default_region`]: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's),
+/// checked as `--region` is; stderr says where it came from. `None` when none is set.
+pub(crate) async fn default_region() -> Result<Option<String>, CliError> {
+    let Some((region, source)) = nitrosync_iam::apply::default_region().await else {
+        return Ok(None);
+    };
+    nitrosync_shared::names::known_region(&region).map_err(|e| {
+        fail(
+            LocalCode::InvalidFlag,
+            format!("--region from {source}: {e}"),
+        )
+    })?;
+    note!("nitrosync: region {region} (from {source}; --region overrides it)");
+    Ok(Some(region))
+}
+
+/// `--region`, checked, or else the default region; none at all is a usage error.
+pub(crate) async fn region_or_default(region: Option<String>) -> Result<String, CliError> {
+    match region {
+        Some(r) => {
+            region_flag(&r)?;
+            Ok(r)
+        }
+        None => default_region().await?.ok_or_else(|| {
+            fail(
+                LocalCode::InvalidFlag,
+                "--region is required: it was not given, and neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile's region is set",
+            )
+        }),
+    }
 }
 
 /// Runs one CLI invocation.
@@ -682,28 +651,29 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Some(endpoint) => tenant_api_client(endpoint, cli.endpoint_ca.as_deref(), &tenant_dir),
         }
     };
+    let format = cli.format();
     match cli.command {
-        Command::Tenant(c) => return tenant::tenant(c, &tenant_dir),
+        Command::Tenant(c) => return tenant::tenant(c, &tenant_dir, format),
         Command::Destination(DestinationCommand::Create(a)) => {
-            return tenant::create(a, &tenant_dir, api().ok().as_ref()).await;
+            return tenant::create(a, &tenant_dir, api().ok().as_ref(), format).await;
         }
         Command::Destination(c) => {
-            return operator::destinations::destination(c, &api()?, &tenant_dir).await;
+            return operator::destinations::destination(c, &api()?, &tenant_dir, format).await;
         }
-        Command::Env(c) => return tenant::env(c, &api()?, &tenant_dir).await,
-        Command::Bundle(c) => return tenant::bundle(c, &api()?, &tenant_dir).await,
-        Command::Iam(c) => return tenant::iam::iam(c, &api()?, &tenant_dir).await,
-        Command::Trust(c) => return tenant::trust_command(c, &tenant_dir),
-        Command::Kms(KmsCommand::Template(a)) => return operator::kms::template(&a),
+        Command::Env(c) => return tenant::env(c, &api()?, &tenant_dir, format).await,
+        Command::Bundle(c) => return tenant::bundle(c, &api()?, &tenant_dir, format).await,
+        Command::Iam(c) => return tenant::iam::iam(c, &api()?, &tenant_dir, format).await,
+        Command::Trust(c) => return tenant::trust_command(c, &tenant_dir, format),
+        Command::Kms(KmsCommand::Template(a)) => return operator::kms::template(&a).await,
         _ => {}
     }
     if cli.endpoint.is_some() {
         return Err(fail(
-            EXIT_USAGE,
+            LocalCode::InvalidFlag,
             "this is an operator command: it uses the admin socket, not --endpoint (the tenant API serves only the tenant's commands)",
         ));
     }
-    operator::run(cli.command, &admin).await
+    operator::run(cli.command, &admin, format).await
 }
 
 /// The tenant API's client: the pinned root from `ca`, requests signed with the tenant key.
@@ -714,7 +684,7 @@ fn tenant_api_client(
 ) -> Result<ApiClient, CliError> {
     let ca = ca.ok_or_else(|| {
         fail(
-            EXIT_USAGE,
+            LocalCode::InvalidFlag,
             format!(
                 "--endpoint needs --endpoint-ca FILE (or {}): the tenant API's certificate or CA, the only root trusted",
                 nitrosync_api::ENV_ENDPOINT_CA
@@ -723,12 +693,12 @@ fn tenant_api_client(
     })?;
     let pem = std::fs::read(ca).map_err(|e| {
         fail(
-            EXIT_USAGE,
+            LocalCode::InvalidFlag,
             format!("cannot read --endpoint-ca {}: {e}", ca.display()),
         )
     })?;
     let key = tenant::load_key(tenant_dir)?;
     let client = TenantApiClient::new(endpoint, &pem, std::sync::Arc::new(tenant::KeySigner(key)))
-        .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
+        .map_err(|e| fail(LocalCode::InvalidFlag, e.to_string()))?;
     Ok(ApiClient::Tenant(client))
 }

@@ -28,6 +28,42 @@ pub const TEST_LIFETIME_MS: u64 = 5 * 60 * 1000;
 /// whenever the parent would like to spend the customer's quota.
 pub const MAX_TEST_LIFETIME_MS: u64 = 15 * 60 * 1000;
 
+/// How long after it was sealed (`created_at_ms`, by the enclave's trusted clock) a write bundle
+/// may still *create* its secret. Past it, the bundle may still update the secret for the rest
+/// of its lifetime, but no longer create it: a secret that is absent may have been deleted by
+/// the tenant's tombstone (with `ForceDeleteWithoutRecovery`, or after its recovery window),
+/// and then nothing in AWS holds the version floor that would refuse an older bundle. An hour
+/// bounds how long the parent can resurrect a deleted secret with a bundle it kept, and is long
+/// enough for an honest first push to reach the enclave. A tenant whose bundle missed it pushes
+/// again, which seals a new one.
+pub const CREATION_WINDOW_MS: u64 = 3600 * 1000;
+
+/// How far ahead of the enclave's trusted clock a bundle's `created_at_ms` may be and still
+/// create its secret: a tenant clock that runs a little fast. Five minutes, the clock
+/// difference AWS accepts in a SigV4 signature. A bundle sealed further in the future would
+/// otherwise carry a creation window that opens later than the hour after it reached the
+/// parent.
+pub const CREATION_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Whether a bundle may create its secret at a given time ([`BundleHeader::creation_window_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreationWindow {
+    /// Within [`CREATION_WINDOW_MS`] after `created_at_ms` (or at most
+    /// [`CREATION_CLOCK_SKEW_MS`] before it).
+    Open,
+    /// The window closed at `closed_at_ms` (Unix milliseconds), before now.
+    Passed {
+        /// `created_at_ms` + [`CREATION_WINDOW_MS`].
+        closed_at_ms: u64,
+    },
+    /// `created_at_ms` is more than [`CREATION_CLOCK_SKEW_MS`] after now: the tenant's clock
+    /// is ahead.
+    NotYetOpen {
+        /// How far `created_at_ms` is ahead of now, in milliseconds.
+        ahead_ms: u64,
+    },
+}
+
 /// What the tenant signs the enclave to do with a bundle. The parent cannot choose another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum Operation {
@@ -318,6 +354,23 @@ impl BundleHeader {
     pub fn is_live_at(&self, now_ms: u64) -> bool {
         now_ms <= self.not_after_ms
     }
+
+    /// Whether the bundle may create its secret at `now_ms` (the enclave's trusted clock): from
+    /// [`CREATION_CLOCK_SKEW_MS`] before `created_at_ms` to [`CREATION_WINDOW_MS`] after it,
+    /// both ends included. Updating an existing secret is not limited by it, only by
+    /// [`Self::is_live_at`].
+    pub fn creation_window_at(&self, now_ms: u64) -> CreationWindow {
+        let closed_at_ms = self.created_at_ms.saturating_add(CREATION_WINDOW_MS);
+        if now_ms > closed_at_ms {
+            return CreationWindow::Passed { closed_at_ms };
+        }
+        match self.created_at_ms.checked_sub(now_ms) {
+            Some(ahead_ms) if ahead_ms > CREATION_CLOCK_SKEW_MS => {
+                CreationWindow::NotYetOpen { ahead_ms }
+            }
+            _ => CreationWindow::Open,
+        }
+    }
 }
 
 fn push_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -492,6 +545,60 @@ mod tests {
             ..Terms::write(1, now)
         };
         assert_eq!(field(backwards), "not_after_ms");
+    }
+
+    #[test]
+    fn a_bundle_may_create_its_secret_only_in_the_hour_after_sealing() {
+        let now = 1_700_000_000_000;
+        let header = |created_at_ms: u64| BundleHeader {
+            format: BUNDLE_FORMAT,
+            tenant_key: [1; 32],
+            enclave_key: [2; 32],
+            destination: sample(),
+            version: 1,
+            created_at_ms,
+            operation: Operation::Write,
+            not_after_ms: created_at_ms.saturating_add(DEFAULT_LIFETIME_MS),
+        };
+        let h = header(now);
+        assert_eq!(h.creation_window_at(now), CreationWindow::Open);
+        assert_eq!(
+            h.creation_window_at(now + CREATION_WINDOW_MS),
+            CreationWindow::Open,
+            "the last millisecond of the window is in it"
+        );
+        assert_eq!(
+            h.creation_window_at(now + CREATION_WINDOW_MS + 1),
+            CreationWindow::Passed {
+                closed_at_ms: now + CREATION_WINDOW_MS
+            }
+        );
+        // Still live, so it may update, but no longer create.
+        assert!(h.is_live_at(now + CREATION_WINDOW_MS + 1));
+        // A tenant clock a little fast is tolerated; further ahead is not.
+        assert_eq!(
+            header(now + CREATION_CLOCK_SKEW_MS).creation_window_at(now),
+            CreationWindow::Open
+        );
+        assert_eq!(
+            header(now + CREATION_CLOCK_SKEW_MS + 1).creation_window_at(now),
+            CreationWindow::NotYetOpen {
+                ahead_ms: CREATION_CLOCK_SKEW_MS + 1
+            }
+        );
+        // No overflow at the ends of the range.
+        assert_eq!(
+            header(u64::MAX - 1).creation_window_at(u64::MAX),
+            CreationWindow::Open
+        );
+        assert!(matches!(
+            header(0).creation_window_at(u64::MAX),
+            CreationWindow::Passed { .. }
+        ));
+        assert!(matches!(
+            header(u64::MAX).creation_window_at(0),
+            CreationWindow::NotYetOpen { .. }
+        ));
     }
 
     #[test]

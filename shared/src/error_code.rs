@@ -29,6 +29,9 @@ pub enum ErrorCode {
     InvalidBundle,
     /// A bundle's version is not newer than the one already written.
     StaleVersion,
+    /// A write bundle found no secret to update and was sealed too long ago to create one
+    /// (`bundle::CREATION_WINDOW_MS`), or too far in the future by the enclave's clock.
+    CreationWindowClosed,
     /// The destination configuration is invalid.
     InvalidConfig,
     /// The parent's relay refused an outbound connection.
@@ -39,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of DESIGN §8.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::AccessDenied,
         ErrorCode::AssumeRoleError,
         ErrorCode::InternalServiceError,
@@ -50,6 +53,7 @@ impl ErrorCode {
         ErrorCode::SecretNameConflict,
         ErrorCode::InvalidBundle,
         ErrorCode::StaleVersion,
+        ErrorCode::CreationWindowClosed,
         ErrorCode::InvalidConfig,
         ErrorCode::RelayRefused,
         ErrorCode::EnclaveUnavailable,
@@ -68,6 +72,7 @@ impl ErrorCode {
             ErrorCode::SecretNameConflict => "SecretNameConflict",
             ErrorCode::InvalidBundle => "InvalidBundle",
             ErrorCode::StaleVersion => "StaleVersion",
+            ErrorCode::CreationWindowClosed => "CreationWindowClosed",
             ErrorCode::InvalidConfig => "InvalidConfig",
             ErrorCode::RelayRefused => "RelayRefused",
             ErrorCode::EnclaveUnavailable => "EnclaveUnavailable",
@@ -129,6 +134,7 @@ impl ErrorCode {
             | ErrorCode::SecretNameConflict
             | ErrorCode::InvalidBundle
             | ErrorCode::StaleVersion
+            | ErrorCode::CreationWindowClosed
             | ErrorCode::InvalidConfig => Resolution::Tenant,
         }
     }
@@ -146,7 +152,7 @@ impl ErrorCode {
                 "AWS did not answer successfully; the sync will be retried. If it persists, check the AWS Health Dashboard."
             }
             ErrorCode::KmsKeyError => {
-                "Check the KMS key id and allow the role kms:Encrypt, kms:Decrypt and kms:GenerateDataKey on it."
+                "Check the KMS key id, and that both the role's policy and the key's policy let the role use the key through Secrets Manager with kms:GenerateDataKey and kms:Decrypt (what `nitrosync iam template` grants)."
             }
             ErrorCode::LimitExceeded => {
                 "The account's Secrets Manager rate or quota was exceeded; the sync will be retried with backoff."
@@ -165,6 +171,9 @@ impl ErrorCode {
             }
             ErrorCode::StaleVersion => {
                 "Submit a bundle with a version higher than the one already written."
+            }
+            ErrorCode::CreationWindowClosed => {
+                "Push again to re-sign: a bundle may create its secret only within an hour of being sealed."
             }
             ErrorCode::InvalidConfig => "Fix the destination configuration named in the message.",
             ErrorCode::RelayRefused => {

@@ -365,7 +365,9 @@ class StrictFront:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         t0 = time.monotonic()
+        arrived = time.time()
         req = self.make_request(environ)
+        req.ctx["arrived"] = arrived
         outcome = "500"
         label = "moto-api" if req.path.startswith("/moto-api") else f"{req.service or '-'}:{req.action or '-'}"
         is_aws = False

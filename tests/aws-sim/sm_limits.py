@@ -37,6 +37,9 @@ KMS_ENCRYPTION_FAILURE = ("Secrets Manager can't encrypt the protected secret te
                           "Check that the KMS key is available, enabled, and not in an invalid state.")
 MARKED_FOR_DELETION = "You can't perform this operation on the secret because it was marked for deletion."
 WRITES_KEPT = 1000
+# Reads logged per secret with their arrival time, so tests can check a client's call rate.
+READ_ACTIONS = ("DescribeSecret", "GetSecretValue")
+READS_KEPT = 1000
 
 
 def _constraint(field: str, what: str, value: Any = None) -> str:
@@ -50,6 +53,7 @@ class SmRules:
         self.auth = auth
         self.lock = threading.Lock()
         self.writes: dict[str, list] = {}
+        self.reads: dict[str, list] = {}
 
     def _v(self, msg: str) -> Any:
         return self.err.aws_json_error("ValidationException", msg)
@@ -210,14 +214,27 @@ class SmRules:
         return json.dumps(out).encode()
 
     def log_write(self, req: Any, status: str) -> None:
-        """Called by the front for every Secrets Manager write that reached it (answered, refused by
-        a check or fault, or dropped)."""
-        if req.service != "secretsmanager" or req.action not in WRITE_ACTIONS:
+        """Called by the front for every Secrets Manager request that reached it (answered, refused
+        by a check or fault, or dropped): logs the writes, and the reads of `READ_ACTIONS`."""
+        if req.service != "secretsmanager" or req.action not in WRITE_ACTIONS + READ_ACTIONS:
             return
         p = self._payload(req) or {}
         ident = str(p.get("Name") if req.action == "CreateSecret" else p.get("SecretId") or "")
-        secret = moto_state.find_secret(self._account(req), req.region, ident)
+        account = self._account(req)
+        secret = moto_state.find_secret(account, req.region, ident)
         name = secret.name if secret is not None else ident
+        if req.action in READ_ACTIONS:
+            # When the request arrived, not when it was answered: requests queue behind each
+            # other in the front, and the arrival is what the client's pacing decides.
+            arrived = req.ctx.get("arrived", time.time())
+            entry = {"action": req.action, "secret": name, "region": req.region, "account": account,
+                     "status": status, "time": round(arrived, 3),
+                     "caller": "assumed-role" if req.ctx.get("session") is not None else "admin"}
+            with self.lock:
+                log = self.reads.setdefault(name, [])
+                log.append(entry)
+                del log[:-READS_KEPT]
+            return
         entry = {"action": req.action, "secret": name, "region": req.region, "status": status,
                  "client_request_token": p.get("ClientRequestToken"), "time": round(time.time(), 3),
                  "caller": "assumed-role" if req.ctx.get("session") is not None else "admin"}
@@ -230,9 +247,15 @@ class SmRules:
         with self.lock:
             return {k: list(v) for k, v in self.writes.items()}
 
+    def reads_snapshot(self) -> dict:
+        with self.lock:
+            return {k: list(v) for k, v in self.reads.items()}
+
     def clear_writes(self) -> None:
+        """Clears the write log and the read log."""
         with self.lock:
             self.writes.clear()
+            self.reads.clear()
 
     # -- GET /_sim/secrets/<name> ------------------------------------------------------------------
 

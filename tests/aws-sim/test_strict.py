@@ -416,6 +416,30 @@ def test_idempotent_client_request_token(env):
     assert aws.control("GET", "/_sim/secrets/nope")[0] == 404
 
 
+def test_reads_are_logged_with_their_arrival_time_and_account(env):
+    aws, c = env["aws"], env["creds"]
+    tags = [{"Key": "nitrosync:managed-by", "Value": "nitrosync"}]
+    assert aws.sm("CreateSecret", {"Name": "app/t-reads", "SecretString": "v0", "Tags": tags,
+                                   "KmsKeyId": "alias/nitrosync"}, creds=c)[0] == 200
+    before = time.time()
+    for _ in range(3):
+        assert aws.sm("DescribeSecret", {"SecretId": "app/t-reads"}, creds=c)[0] == 200
+    st, out = aws.sm("DescribeSecret", {"SecretId": "app/t-reads-absent"}, creds=c)
+    assert (st, out["__type"]) == (400, "ResourceNotFoundException"), out
+    after = time.time()
+    reads = aws.control("GET", "/_sim/requests")[1]["reads"]
+    mine = reads["app/t-reads"]
+    assert [r["action"] for r in mine] == ["DescribeSecret"] * 3
+    assert all(r["status"] == "200" and r["caller"] == "assumed-role" and r["account"] == ACCOUNT
+               and r["region"] == REGION for r in mine), mine
+    times = [r["time"] for r in mine]
+    assert times == sorted(times) and before - 0.001 <= times[0] and times[-1] <= after + 0.001, (before, times)
+    assert reads["app/t-reads-absent"][0]["status"] == "400 ResourceNotFoundException"
+    # Reads are not writes.
+    writes = aws.control("GET", "/_sim/requests")[1]["writes"]["app/t-reads"]
+    assert [w["action"] for w in writes] == ["CreateSecret"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Faults
 # ---------------------------------------------------------------------------------------------

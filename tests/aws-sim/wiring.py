@@ -90,7 +90,7 @@ def build_front(app: Any, sim: Any, attestation_roots: Optional[list] = None,
         if req.method == "DELETE":
             sm.clear_writes()
             return {}
-        return {"writes": sm.writes_snapshot()}
+        return {"writes": sm.writes_snapshot(), "reads": sm.reads_snapshot()}
 
     def secrets_route(req: Any, rest: str) -> Any:
         if req.method != "GET" or not rest:

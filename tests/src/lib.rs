@@ -264,6 +264,18 @@ pub fn start_enclave_with(
     log_name: &str,
     extra: &[String],
 ) -> Result<Proc> {
+    start_enclave_logging(dir, s, ca, log_name, extra, "info")
+}
+
+/// [`start_enclave_with`] with the enclave's `RUST_LOG`.
+pub fn start_enclave_logging(
+    dir: &Path,
+    s: &Sockets,
+    ca: &Path,
+    log_name: &str,
+    extra: &[String],
+    rust_log: &str,
+) -> Result<Proc> {
     let mut cmd = Command::new(bin("nitrosync-enclave"));
     cmd.arg("--simulator")
         .arg("--sim-ca")
@@ -276,7 +288,7 @@ pub fn start_enclave_with(
         .arg(dir.join("nsm"))
         .args(["--log-stderr", "text"])
         .args(extra)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", rust_log);
     // Keys that die with the process, unless the caller asks for the KMS-sealed identity
     // (which needs a KMS key and a parent configured with it).
     if !extra.iter().any(|a| a == "--identity") {
@@ -548,6 +560,8 @@ pub struct StackOptions {
     pub relay_tap: Option<PathBuf>,
     /// Extra arguments for the enclave.
     pub enclave_args: Vec<String>,
+    /// The enclave's `RUST_LOG` (default `info`).
+    pub enclave_rust_log: Option<String>,
     /// Extra arguments for the parent (after the stack's own).
     pub parent_args: Vec<String>,
     /// Serve the tenant API over TLS on a free loopback port, with a self-signed certificate.
@@ -803,6 +817,7 @@ pub struct SimStack {
     /// What [`SimStack::restart_enclave`] starts the enclave with.
     enclave_sockets: Sockets,
     enclave_args: Vec<String>,
+    enclave_rust_log: String,
 }
 
 impl SimStack {
@@ -816,12 +831,23 @@ impl SimStack {
         std::fs::create_dir_all(dir)?;
         let sockets = Sockets::in_dir(dir);
         let mut enclave_args = opts.enclave_args.clone();
+        let enclave_rust_log = opts
+            .enclave_rust_log
+            .clone()
+            .unwrap_or_else(|| "info".into());
         let mut enclave_sockets = sockets.clone();
         if let Some(tap) = &opts.relay_tap {
             enclave_sockets.relay = tap.clone();
         }
         let start_enclave = |aws: &AwsSim, args: &[String]| {
-            start_enclave_with(dir, &enclave_sockets, &aws.ca, "enclave.log", args)
+            start_enclave_logging(
+                dir,
+                &enclave_sockets,
+                &aws.ca,
+                "enclave.log",
+                args,
+                &enclave_rust_log,
+            )
         };
         let (aws, enclave, identity_key) = if opts.sealed_identity {
             if enclave_args.iter().any(|a| a == "--identity") {
@@ -893,6 +919,7 @@ impl SimStack {
             identity_key,
             enclave_sockets,
             enclave_args,
+            enclave_rust_log,
         };
         stack.wait_healthy(HEALTHY_TIMEOUT).await?;
         Ok(stack)
@@ -910,12 +937,13 @@ impl SimStack {
     pub async fn restart_enclave(&mut self, log_name: &str) -> Result<()> {
         let connects = self.control_connects().await?;
         self.enclave.kill().await?;
-        self.enclave = start_enclave_with(
+        self.enclave = start_enclave_logging(
             &self.dir,
             &self.enclave_sockets,
             &self.aws.ca,
             log_name,
             &self.enclave_args,
+            &self.enclave_rust_log,
         )?;
         let deadline = Instant::now() + HEALTHY_TIMEOUT;
         while self.control_connects().await? <= connects {
@@ -1102,6 +1130,16 @@ where
                 }
             }
         }
+    }
+}
+
+/// "release" or "DEBUG": the build of the binary `name` that [`bin`] finds, for benchmark
+/// headers (a debug enclave costs about ten times the CPU of a release one).
+pub fn bin_profile(name: &str) -> &'static str {
+    if bin(name).components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else {
+        "DEBUG"
     }
 }
 

@@ -2,7 +2,7 @@
 //! the admin API. (`destination create` writes the tenant's own file: see `tenant`.)
 
 use crate::tenant::load_key;
-use crate::{CliError, DestinationCommand, fail, print_json, report};
+use crate::{CliError, DestinationCommand, Format, LocalCode, fail, report};
 use nitrosync_api::ApiClient;
 use nitrosync_api::records::{DestinationRecord, HistoryRecord};
 use nitrosync_shared::bundle::{DeletePolicy, Operation};
@@ -16,11 +16,13 @@ pub async fn destination(
     c: DestinationCommand,
     api: &ApiClient,
     dir: &Path,
+    format: Format,
 ) -> Result<(), CliError> {
     let tenant_key = || load_key(dir).map(|k| k.public());
+    let json = format.is_json();
     match c {
-        DestinationCommand::Create(a) => crate::tenant::create(a, dir, Some(api)).await,
-        DestinationCommand::List { all_tenants, json } => {
+        DestinationCommand::Create(a) => crate::tenant::create(a, dir, Some(api), format).await,
+        DestinationCommand::List { all_tenants } => {
             let own = own_tenant(api, dir, all_tenants)?;
             let list: Vec<DestinationRecord> = api
                 .call(http::Method::GET, nitrosync_api::paths::DESTINATIONS, None)
@@ -30,36 +32,32 @@ pub async fn destination(
                 .filter(|d| own.is_none_or(|k| d.key.tenant_key == k))
                 .collect();
             if json {
-                return print_json(&list);
+                return crate::output::json(&list);
             }
             print_list(&list);
             Ok(())
         }
-        DestinationCommand::Show { id, json } => {
+        DestinationCommand::Show { id } => {
             let d: DestinationRecord = api
                 .call(http::Method::GET, &key_path(&tenant_key()?, &id), None)
                 .await
-                .map_err(|e| unknown_until_pushed(e, dir, &id))?;
+                .map_err(|e| unknown_until_pushed(e, dir, &id, None))?;
             if json {
-                return print_json(&d);
+                return crate::output::json(&d);
             }
             print_show(&d);
             Ok(())
         }
-        DestinationCommand::Enable { id, json } => {
-            toggle(api, dir, &tenant_key()?, &id, "enable", json).await
+        DestinationCommand::Enable { id } => {
+            toggle(api, dir, &tenant_key()?, &id, "enable", format).await
         }
-        DestinationCommand::Disable { id, json } => {
-            toggle(api, dir, &tenant_key()?, &id, "disable", json).await
+        DestinationCommand::Disable { id } => {
+            toggle(api, dir, &tenant_key()?, &id, "disable", format).await
         }
-        DestinationCommand::Retry { id, json } => {
-            toggle(api, dir, &tenant_key()?, &id, "retry", json).await
+        DestinationCommand::Retry { id } => {
+            toggle(api, dir, &tenant_key()?, &id, "retry", format).await
         }
-        DestinationCommand::Test {
-            id,
-            attestation,
-            json,
-        } => {
+        DestinationCommand::Test { id, attestation } => {
             let r = crate::tenant::signed_operation(
                 api,
                 dir,
@@ -68,22 +66,21 @@ pub async fn destination(
                 &attestation,
             )
             .await?;
-            report(&r, json)
+            report(&r, format)
         }
         DestinationCommand::Delete {
             id,
             yes,
             attestation,
-            json,
         } => {
             if !yes {
                 confirm_delete(dir, &id)?;
             }
             let r = crate::tenant::signed_operation(api, dir, &id, Operation::Delete, &attestation)
                 .await?;
-            report(&r, json)
+            report(&r, format)
         }
-        DestinationCommand::History { id, limit, json } => {
+        DestinationCommand::History { id, limit } => {
             let h: Vec<HistoryRecord> = api
                 .call(
                     http::Method::GET,
@@ -91,12 +88,12 @@ pub async fn destination(
                     None,
                 )
                 .await
-                .map_err(|e| unknown_until_pushed(e, dir, &id))?;
+                .map_err(|e| unknown_until_pushed(e, dir, &id, None))?;
             if json {
-                return print_json(&h);
+                return crate::output::json(&h);
             }
             for r in &h {
-                println!("{}", history_line(r));
+                say!("{}", history_line(r));
             }
             Ok(())
         }
@@ -113,7 +110,7 @@ fn own_tenant(
     if all_tenants {
         if matches!(api, ApiClient::Tenant(_)) {
             return Err(fail(
-                crate::EXIT_USAGE,
+                LocalCode::InvalidFlag,
                 "--all-tenants is the operator's: it uses the admin socket, not --endpoint (the tenant API lists only your own destinations)",
             ));
         }
@@ -122,13 +119,13 @@ fn own_tenant(
     match crate::tenant::key::load(dir) {
         Ok(k) => Ok(Some(k.public())),
         Err(crate::tenant::key::TenantError::NoKey(path)) => {
-            eprintln!(
+            note!(
                 "no tenant key at {}: listing every tenant's destinations (the operator's view; --all-tenants says so)",
                 path.display()
             );
             Ok(None)
         }
-        Err(e) => Err(crate::tenant::user(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -193,9 +190,9 @@ fn print_list(list: &[DestinationRecord]) {
         }
         out
     };
-    println!("{}", line(LIST_HEADER));
+    say!("{}", line(LIST_HEADER));
     for row in &rows {
-        println!("{}", line(row.each_ref().map(String::as_str)));
+        say!("{}", line(row.each_ref().map(String::as_str)));
     }
 }
 
@@ -214,27 +211,27 @@ fn policy_words(policy: DeletePolicy) -> String {
 
 fn print_show(d: &DestinationRecord) {
     let c = &d.config;
-    println!("destination   {}", d.key.id);
-    println!("tenant        {}", hex::encode(d.key.tenant_key));
-    println!("secret        {} in {}", c.secret_name, c.region);
-    println!("role          {}", c.role_arn);
-    println!("provider      {}", c.saml_provider_arn);
-    println!("SAML subject  {}", d.saml_subject);
-    println!(
+    say!("destination   {}", d.key.id);
+    say!("tenant        {}", hex::encode(d.key.tenant_key));
+    say!("secret        {} in {}", c.secret_name, c.region);
+    say!("role          {}", c.role_arn);
+    say!("provider      {}", c.saml_provider_arn);
+    say!("SAML subject  {}", d.saml_subject);
+    say!(
         "KMS key       {}",
         c.kms_key_id
             .as_deref()
             .unwrap_or("aws/secretsmanager (the account's default)")
     );
     if c.tags.is_empty() {
-        println!("tags          none");
+        say!("tags          none");
     } else {
         let tags: Vec<String> = c.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("tags          {}", tags.join(", "));
+        say!("tags          {}", tags.join(", "));
     }
-    println!("delete policy {}", policy_words(c.delete_policy));
-    println!("enabled       {}", d.enabled);
-    println!(
+    say!("delete policy {}", policy_words(c.delete_policy));
+    say!("enabled       {}", d.enabled);
+    say!(
         "state         {} (bundle version {}, synced {})",
         d.state.as_str(),
         d.version,
@@ -243,10 +240,10 @@ fn print_show(d: &DestinationRecord) {
             .unwrap_or_else(|| "never".into())
     );
     if let Some(at) = d.synced_at_ms {
-        println!("last sync     {}", rfc3339(at));
+        say!("last sync     {}", rfc3339(at));
     }
     if let Some(e) = &d.last_error {
-        println!(
+        say!(
             "last error    {} at {}: {}",
             e.code,
             rfc3339(e.at_ms),
@@ -276,16 +273,35 @@ fn history_line(r: &HistoryRecord) -> String {
 
 /// A destination the daemon does not know yet: it learns one from its first bundle. Says so,
 /// and the order to follow, when the tenant has the destination's file.
-fn unknown_until_pushed(e: nitrosync_api::ClientError, dir: &Path, id: &str) -> CliError {
+///
+/// `enable` says more: a destination starts enabled when its first bundle arrives, so there is
+/// nothing to enable before it; push, and it is synced at once.
+fn unknown_until_pushed(
+    e: nitrosync_api::ClientError,
+    dir: &Path,
+    id: &str,
+    action: Option<&str>,
+) -> CliError {
     let unknown =
         matches!(&e, nitrosync_api::ClientError::Api { code, .. } if code == "UnknownDestination");
     let mut err = CliError::from(e);
-    if unknown && crate::tenant::key::load_destination(dir, id).is_ok() {
-        err.message = format!(
+    if !unknown || crate::tenant::key::load_destination(dir, id).is_err() {
+        return err;
+    }
+    err.message = match action {
+        Some("enable") => format!(
+            "{}: nothing to enable yet: the daemon learns destination {id} from its first bundle, and a destination starts enabled then; push it (`nitrosync env push --destination {id}`, after `nitrosync destination test {id}` if you like) and it is synced at once",
+            err.message
+        ),
+        Some(action) => format!(
+            "{}: nothing to {action} yet: the daemon learns destination {id} from its first bundle (`nitrosync env push --destination {id}`; `nitrosync destination test {id}` works before it)",
+            err.message
+        ),
+        None => format!(
             "{}: the daemon learns a destination from its first bundle; `nitrosync destination test {id}` works before it, then `nitrosync env push --destination {id}` sends the first",
             err.message
-        );
-    }
+        ),
+    };
     err
 }
 
@@ -295,11 +311,11 @@ async fn toggle(
     tenant_key: &[u8; 32],
     id: &str,
     action: &str,
-    json: bool,
+    format: Format,
 ) -> Result<(), CliError> {
     if matches!(api, ApiClient::Tenant(_)) {
         return Err(crate::fail(
-            crate::EXIT_USAGE,
+            LocalCode::InvalidFlag,
             format!(
                 "destination {action} is the operator's: it uses the admin socket, not --endpoint"
             ),
@@ -312,11 +328,11 @@ async fn toggle(
             None,
         )
         .await
-        .map_err(|e| unknown_until_pushed(e, dir, id))?;
-    if json {
-        return crate::print_json(&d);
+        .map_err(|e| unknown_until_pushed(e, dir, id, Some(action)))?;
+    if format.is_json() {
+        return crate::output::json(&d);
     }
-    println!(
+    say!(
         "{}: enabled {}, state {}",
         d.key.id,
         d.enabled,
@@ -342,9 +358,7 @@ fn delete_effect(policy: DeletePolicy) -> String {
 /// to ask: the command refuses unless `--yes` was given.
 fn confirm_delete(dir: &Path, id: &str) -> Result<(), CliError> {
     use std::io::IsTerminal as _;
-    let policy = crate::tenant::key::load_destination(dir, id)
-        .map_err(crate::tenant::user)?
-        .delete_policy;
+    let policy = crate::tenant::key::load_destination(dir, id)?.delete_policy;
     let stdin = std::io::stdin();
     let on_terminal = stdin.is_terminal();
     confirm(
@@ -368,7 +382,7 @@ fn confirm(
 ) -> Result<(), CliError> {
     if !on_terminal {
         return Err(fail(
-            crate::EXIT_USAGE,
+            LocalCode::ConfirmationRequired,
             format!(
                 "destination delete {id}: {effect}; standard input is not a terminal, so nobody can confirm: pass --yes"
             ),
@@ -382,10 +396,10 @@ fn confirm(
     let mut line = String::new();
     answer
         .read_line(&mut line)
-        .map_err(|e| fail(crate::EXIT_FAILED, format!("cannot read the answer: {e}")))?;
+        .map_err(|e| fail(LocalCode::Internal, format!("cannot read the answer: {e}")))?;
     if line.trim() != id {
         return Err(fail(
-            crate::EXIT_FAILED,
+            LocalCode::NotConfirmed,
             format!("not confirmed: destination {id} was not deleted"),
         ));
     }

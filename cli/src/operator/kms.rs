@@ -2,7 +2,7 @@
 //! images' measurements ([`nitrosync_iam::kms`]). Local only: no daemon, no tenant key.
 
 use crate::tenant::trust::read_measurements;
-use crate::{CliError, EXIT_USAGE, KmsFormat, KmsTemplateArgs, error_chain, fail, print_json};
+use crate::{CliError, KmsFormat, KmsTemplateArgs, LocalCode, error_chain, fail};
 use nitrosync_iam::IamError;
 use nitrosync_iam::kms::{self, KmsKeyInput, ReleasedImage};
 
@@ -19,10 +19,10 @@ const FLAG_FIELDS: [&str; 5] = [
 fn usage(e: &IamError) -> CliError {
     match e {
         IamError::Kms { field, reason } if FLAG_FIELDS.contains(&field.as_str()) => fail(
-            EXIT_USAGE,
+            LocalCode::InvalidFlag,
             format!("--{}: {reason}", field.replace('_', "-")),
         ),
-        e => fail(EXIT_USAGE, error_chain(e)),
+        e => fail(LocalCode::InvalidFlag, error_chain(e)),
     }
 }
 
@@ -47,42 +47,54 @@ fn images(a: &KmsTemplateArgs) -> Result<Vec<ReleasedImage>, CliError> {
     a.measurements
         .iter()
         .map(|path| {
-            let m = read_measurements(path)
-                .map_err(|e| fail(EXIT_USAGE, format!("--measurements {}", error_chain(&e))))?;
+            let m = read_measurements(path).map_err(|e| {
+                fail(
+                    LocalCode::InvalidFlag,
+                    format!("--measurements {}", error_chain(&e)),
+                )
+            })?;
             ReleasedImage::from_measurements(&path.display().to_string(), &m).map_err(|e| usage(&e))
         })
         .collect()
 }
 
 /// Prints the key in the chosen format; warnings (images pinned by PCR0 only, simulator
-/// measurements) go to stderr as well as into the output.
-pub fn template(a: &KmsTemplateArgs) -> Result<(), CliError> {
-    if let Some(region) = &a.region {
-        crate::region_flag(region)?;
-    }
+/// measurements) go to stderr as well as into the output. Without `--region`, the region is the
+/// AWS CLI's default (`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's) when one is set.
+pub async fn template(a: &KmsTemplateArgs) -> Result<(), CliError> {
+    let region = match &a.region {
+        Some(region) => {
+            crate::region_flag(region)?;
+            Some(region.clone())
+        }
+        None => crate::default_region().await?,
+    };
+    template_in(a, region)
+}
+
+/// [`template`] with the region decided.
+fn template_in(a: &KmsTemplateArgs, region: Option<String>) -> Result<(), CliError> {
     let input = KmsKeyInput {
         account: a.account.clone(),
         key_admin_arn: a.key_admin_arn.clone(),
         enclave_role_arn: a.enclave_role_arn.clone(),
-        region: a.region.clone(),
+        region,
         alias: a.alias.clone(),
         images: images(a)?,
     };
     let policy = kms::kms_json(&input).map_err(|e| usage(&e))?;
     for w in &policy.warnings {
-        eprintln!("nitrosync: warning: {w}");
+        note!("nitrosync: warning: {w}");
     }
+    // Every form is JSON (Terraform in its JSON syntax), whatever --output says.
     match a.format {
-        KmsFormat::Json => print_json(&policy),
+        KmsFormat::Json => crate::output::json(&policy),
         KmsFormat::Cloudformation => {
-            print!(
-                "{}",
-                kms::kms_cloudformation(&input).map_err(|e| usage(&e))?
-            );
+            crate::output::json_text(&kms::kms_cloudformation(&input).map_err(|e| usage(&e))?);
             Ok(())
         }
         KmsFormat::Terraform => {
-            print!("{}", kms::kms_terraform(&input).map_err(|e| usage(&e))?);
+            crate::output::json_text(&kms::kms_terraform(&input).map_err(|e| usage(&e))?);
             Ok(())
         }
     }
@@ -153,7 +165,7 @@ mod tests {
             vec!["--measurements", &a, "--format", "yaml"],
         ] {
             let e = parse(&bad).unwrap_err();
-            assert_eq!(e.exit_code(), i32::from(EXIT_USAGE), "{bad:?}: {e}");
+            assert_eq!(e.exit_code(), i32::from(crate::EXIT_USAGE), "{bad:?}: {e}");
         }
     }
 
@@ -205,8 +217,13 @@ mod tests {
             (vec!["--measurements", &missing], "--measurements "),
         ] {
             let args = parse(&extra).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
-            let e = template(&args).unwrap_err();
-            assert_eq!(e.exit, EXIT_USAGE, "{extra:?}: {}", e.message);
+            let region = args.region.clone();
+            let e = match region {
+                Some(r) => crate::region_flag(&r).and_then(|()| template_in(&args, Some(r))),
+                None => template_in(&args, None),
+            }
+            .unwrap_err();
+            assert_eq!(e.exit, crate::EXIT_USAGE, "{extra:?}: {}", e.message);
             assert!(e.message.contains(want), "{extra:?}: {}", e.message);
             assert!(!e.message.contains('\n'), "{}", e.message);
         }

@@ -1,9 +1,7 @@
 //! `nitrosync iam`: the customer's IAM documents for a destination, as templates or applied.
 
-use super::{load_key, user};
-use crate::{
-    AttestationArgs, CliError, EXIT_FAILED, EXIT_USAGE, IamCommand, IamFormat, fail, print_json,
-};
+use super::load_key;
+use crate::{AttestationArgs, CliError, Format, IamCommand, IamFormat, LocalCode, fail};
 use nitrosync_api::{ApiClient, EnclaveDescription, to_hex};
 use nitrosync_shared::bundle::saml_subject;
 use std::path::Path;
@@ -16,15 +14,16 @@ use super::key as tenant;
 fn iam_error(e: nitrosync_iam::IamError) -> CliError {
     use nitrosync_iam::IamError;
     match &e {
-        IamError::UnknownProfile { .. } => {
-            fail(EXIT_USAGE, format!("--profile: {}", crate::error_chain(&e)))
-        }
+        IamError::UnknownProfile { .. } => fail(
+            LocalCode::WrongCredentials,
+            format!("--profile: {}", crate::error_chain(&e)),
+        ),
         IamError::CaBundle { .. } | IamError::CaCertificate { .. } => fail(
-            EXIT_USAGE,
+            LocalCode::InvalidFlag,
             format!("--ca-bundle: {}", crate::error_chain(&e)),
         ),
-        IamError::WrongAccount { .. } => fail(EXIT_USAGE, crate::error_chain(&e)),
-        _ => user(crate::error_chain(&e)),
+        IamError::WrongAccount { .. } => fail(LocalCode::WrongCredentials, crate::error_chain(&e)),
+        _ => fail(LocalCode::AwsError, crate::error_chain(&e)),
     }
 }
 
@@ -39,7 +38,7 @@ async fn iam_input(
     attestation: &AttestationArgs,
 ) -> Result<nitrosync_iam::IamInput, CliError> {
     let key = load_key(dir)?;
-    let d = tenant::load_destination(dir, destination).map_err(user)?;
+    let d = tenant::load_destination(dir, destination)?;
     let trusted = super::attested(api, attestation, dir).await?;
     let desc: EnclaveDescription = api
         .call(
@@ -52,7 +51,7 @@ async fn iam_input(
         nitrosync_attestation::check_metadata_binding(&desc.description.saml_metadata, &trusted.doc)
             .map_err(|e| {
                 fail(
-                    EXIT_FAILED,
+                    LocalCode::AttestationRefused,
                     format!(
                         "the SAML metadata the daemon serves is not bound to the attested enclave ({}: {e}); refusing to register it",
                         e.code()
@@ -78,25 +77,31 @@ async fn iam_input(
     })
 }
 
-pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
+pub async fn iam(
+    c: IamCommand,
+    api: &ApiClient,
+    dir: &Path,
+    format: Format,
+) -> Result<(), CliError> {
+    let json = format.is_json();
     match c {
         IamCommand::Template {
             destination,
-            format,
+            format: template,
             attestation,
         } => {
             let input = iam_input(api, dir, &destination, &attestation).await?;
-            let text = match format {
+            // Every form is JSON (Terraform in its JSON syntax), whatever --output says.
+            let text = match template {
                 IamFormat::Cloudformation => {
                     nitrosync_iam::cloudformation(&input).map_err(iam_error)?
                 }
                 IamFormat::Terraform => nitrosync_iam::terraform(&input).map_err(iam_error)?,
                 IamFormat::Json => {
-                    serde_json::to_string_pretty(&nitrosync_iam::json(&input).map_err(iam_error)?)
-                        .map_err(user)?
+                    return crate::output::json(&nitrosync_iam::json(&input).map_err(iam_error)?);
                 }
             };
-            println!("{text}");
+            crate::output::json_text(&text);
             Ok(())
         }
         IamCommand::Apply {
@@ -106,7 +111,6 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             ca_bundle,
             dry_run,
             attestation,
-            json,
         } => {
             use nitrosync_iam::apply;
             let input = iam_input(api, dir, &destination, &attestation).await?;
@@ -124,27 +128,28 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             let caller = apply::caller_identity(&clients.sts)
                 .await
                 .map_err(iam_error)?;
-            eprintln!("AWS account {} ({})", caller.account, caller.arn);
+            note!("AWS account {} ({})", caller.account, caller.arn);
             apply::check_account(&caller, &docs, partition).map_err(iam_error)?;
             if dry_run {
                 let plan = apply::plan(&clients.iam, &docs, partition)
                     .await
                     .map_err(iam_error)?;
                 if json {
-                    return print_json(&serde_json::json!({
+                    return crate::output::json(&serde_json::json!({
                         "dry_run": true,
                         "caller": caller,
                         "plan": plan,
                         "verified_enclave": input.verified,
                     }));
                 }
-                println!("dry run: nothing was changed; apply would");
-                println!(
+                say!("dry run: nothing was changed; apply would");
+                say!(
                     "  {} SAML provider {}",
-                    plan.saml_provider, plan.saml_provider_arn
+                    plan.saml_provider,
+                    plan.saml_provider_arn
                 );
-                println!("  {} role          {}", plan.role, plan.role_arn);
-                println!(
+                say!("  {} role          {}", plan.role, plan.role_arn);
+                say!(
                     "  put    policy        {} (inline, on the role)",
                     plan.policy
                 );
@@ -154,19 +159,21 @@ pub async fn iam(c: IamCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
                 .await
                 .map_err(iam_error)?;
             if json {
-                let mut v = serde_json::to_value(&report).map_err(user)?;
-                v["caller"] = serde_json::to_value(&caller).map_err(user)?;
-                v["verified_enclave"] = serde_json::to_value(&input.verified).map_err(user)?;
-                return print_json(&v);
+                let internal = |e: serde_json::Error| fail(LocalCode::Internal, e.to_string());
+                let mut v = serde_json::to_value(&report).map_err(internal)?;
+                v["caller"] = serde_json::to_value(&caller).map_err(internal)?;
+                v["verified_enclave"] = serde_json::to_value(&input.verified).map_err(internal)?;
+                return crate::output::json(&v);
             }
-            println!(
+            say!(
                 "SAML provider {} ({})",
-                report.saml_provider_arn, report.saml_provider
+                report.saml_provider_arn,
+                report.saml_provider
             );
-            println!("role          {} ({})", report.role_arn, report.role);
-            println!("policy        {} (inline, written)", report.policy);
+            say!("role          {} ({})", report.role_arn, report.role);
+            say!("policy        {} (inline, written)", report.policy);
             if let Some(v) = &input.verified {
-                println!("verified      {}", v.summary());
+                say!("verified      {}", v.summary());
             }
             Ok(())
         }

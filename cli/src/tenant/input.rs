@@ -9,7 +9,7 @@
 //! reading and the checks, not the parsing ([`super::dotenv`]) nor the sealing.
 
 use super::dotenv::{self, DotenvError};
-use crate::{CliError, EXIT_FAILED, EXIT_USAGE, fail};
+use crate::{CliError, LocalCode, fail};
 use nitrosync_bundle::{SecretValue, Variables};
 use nitrosync_shared::bundle::MAX_SECRET_BYTES;
 use std::io::{IsTerminal as _, Read};
@@ -114,18 +114,26 @@ pub enum EnvInputError {
 }
 
 impl EnvInputError {
-    /// The exit code: a missing `--allow-empty` is a usage error; the rest are the input's.
-    pub fn exit_code(&self) -> u8 {
+    /// The error's code: a missing `--allow-empty` is a usage error (exit 2); the rest are the
+    /// input's (exit 1).
+    pub fn code(&self) -> LocalCode {
         match self {
-            Self::Empty { .. } => EXIT_USAGE,
-            _ => EXIT_FAILED,
+            Self::Empty { .. } => LocalCode::EmptyEnvironment,
+            Self::Read { .. } => LocalCode::InputRead,
+            Self::SecretTooLarge { .. } => LocalCode::MaximumSecretSizeExceeded,
+            _ => LocalCode::InputInvalid,
         }
+    }
+
+    /// The exit code ([`LocalCode::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        self.code().exit()
     }
 }
 
 impl From<EnvInputError> for CliError {
     fn from(e: EnvInputError) -> Self {
-        fail(e.exit_code(), crate::error_chain(&e))
+        fail(e.code(), crate::error_chain(&e))
     }
 }
 
@@ -135,7 +143,7 @@ pub fn read_environment(source: &EnvSource, allow_empty: bool) -> Result<Variabl
         EnvSource::Stdin => {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
-                eprintln!("reading the environment from standard input; end it with Ctrl-D");
+                note!("reading the environment from standard input; end it with Ctrl-D");
             }
             read_bounded(stdin.lock(), source)?
         }
@@ -238,7 +246,7 @@ mod tests {
         for body in ["", "\n\n", "# only a comment\n", "\u{feff}\n  \n# x=1\n"] {
             let e = check(&file(), body.as_bytes(), false).unwrap_err();
             assert!(matches!(e, EnvInputError::Empty { .. }), "{body:?}: {e}");
-            assert_eq!(e.exit_code(), EXIT_USAGE);
+            assert_eq!(e.exit_code(), crate::EXIT_USAGE);
             let text = e.to_string();
             assert!(text.contains("--file app.env"), "{text}");
             assert!(text.contains("--allow-empty"), "{text}");
@@ -268,7 +276,7 @@ mod tests {
         assert_eq!((size, limit), (MAX_SECRET_BYTES + 1, MAX_SECRET_BYTES));
         let text = e.to_string();
         assert!(text.contains("65537") && text.contains("65536"), "{text}");
-        assert_eq!(e.exit_code(), EXIT_FAILED);
+        assert_eq!(e.exit_code(), crate::EXIT_FAILED);
     }
 
     #[test]
@@ -314,7 +322,8 @@ mod tests {
         let missing = EnvSource::File(PathBuf::from("/nonexistent/dir/app.env"));
         let e = read_environment(&missing, false).unwrap_err();
         let cli = CliError::from(e);
-        assert_eq!(cli.exit, EXIT_FAILED);
+        assert_eq!(cli.exit, crate::EXIT_FAILED);
+        assert_eq!(cli.code, "InputRead");
         assert!(
             cli.message
                 .starts_with("cannot read --file /nonexistent/dir/app.env: "),

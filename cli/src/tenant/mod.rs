@@ -8,8 +8,8 @@ pub mod trust;
 pub(crate) mod wait;
 
 use crate::{
-    AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EXIT_FAILED, EnvCommand,
-    TenantCommand, fail, print_json,
+    AttestationArgs, BundleCommand, CliError, CreateArgs, DeletePolicyArg, EnvCommand, Format,
+    LocalCode, TenantCommand, fail,
 };
 use input::EnvSource;
 use key as tenant;
@@ -34,8 +34,36 @@ pub fn default_tenant_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".nitrosync"))
 }
 
-pub(crate) fn user(e: impl std::fmt::Display) -> CliError {
-    fail(EXIT_FAILED, e.to_string())
+/// A failure of this machine (randomness, encoding) as an `Internal` error.
+fn internal(e: impl std::fmt::Display) -> CliError {
+    fail(LocalCode::Internal, e.to_string())
+}
+
+impl From<tenant::TenantError> for CliError {
+    fn from(e: tenant::TenantError) -> Self {
+        use tenant::TenantError as E;
+        let code = match &e {
+            E::NoKey(_) | E::Exists(_) | E::Permissions { .. } | E::BadKey(_) => {
+                LocalCode::TenantKey
+            }
+            E::Io { path, .. } if path.ends_with(tenant::KEY_FILE) => LocalCode::TenantKey,
+            _ => LocalCode::DestinationFile,
+        };
+        fail(code, crate::error_chain(&e))
+    }
+}
+
+impl From<trust::TrustError> for CliError {
+    fn from(e: trust::TrustError) -> Self {
+        use trust::TrustError as E;
+        let code = match &e {
+            E::BadName(_) => LocalCode::InvalidFlag,
+            E::BadMeasurements { .. } | E::BadRoot { .. } => LocalCode::LocalFile,
+            E::Io { path, .. } if !path.ends_with(trust::TRUST_FILE) => LocalCode::LocalFile,
+            _ => LocalCode::TrustStore,
+        };
+        fail(code, crate::error_chain(&e))
+    }
 }
 
 /// Signs tenant API requests with the tenant key; the key never leaves this process.
@@ -53,77 +81,92 @@ impl RequestSigner for KeySigner {
 }
 
 pub(crate) fn load_key(dir: &Path) -> Result<TenantKey, CliError> {
-    tenant::load(dir).map_err(user)
+    Ok(tenant::load(dir)?)
 }
 
-pub fn tenant(c: TenantCommand, dir: &Path) -> Result<(), CliError> {
+pub fn tenant(c: TenantCommand, dir: &Path, format: Format) -> Result<(), CliError> {
     match c {
         TenantCommand::Init => {
-            let public = tenant::init(dir).map_err(user)?;
-            println!(
+            let public = tenant::init(dir)?;
+            if format.is_json() {
+                return crate::output::json(&serde_json::json!({
+                    "key_file": dir.join(tenant::KEY_FILE),
+                    "mode": "0600",
+                    "public_key": to_hex(&public),
+                }));
+            }
+            say!(
                 "created {} (mode 0600)",
                 dir.join(tenant::KEY_FILE).display()
             );
-            println!("tenant public key {}", to_hex(&public));
+            say!("tenant public key {}", to_hex(&public));
             Ok(())
         }
     }
 }
 
 /// `nitrosync trust …`
-pub fn trust_command(c: crate::TrustCommand, dir: &Path) -> Result<(), CliError> {
+pub fn trust_command(c: crate::TrustCommand, dir: &Path, format: Format) -> Result<(), CliError> {
     use crate::TrustCommand;
+    let json = format.is_json();
     match c {
-        TrustCommand::Add { file, name, json } => {
-            let e = trust::add_image(dir, &file, name.as_deref()).map_err(user)?;
+        TrustCommand::Add { file, name } => {
+            let e = trust::add_image(dir, &file, name.as_deref())?;
             if json {
-                return print_json(&e);
+                return crate::output::json(&e);
             }
             let kind = format!("{:?}", e.measurements.kind).to_lowercase();
-            println!("trusting {} ({kind} image)", e.name);
-            println!("  PCR0 {}", e.measurements.pcr0);
-            println!("  PCR1 {}", e.measurements.pcr1);
-            println!("  PCR2 {}", e.measurements.pcr2);
+            say!("trusting {} ({kind} image)", e.name);
+            say!("  PCR0 {}", e.measurements.pcr0);
+            say!("  PCR1 {}", e.measurements.pcr1);
+            say!("  PCR2 {}", e.measurements.pcr2);
             if let Some(p8) = &e.measurements.pcr8 {
-                println!("  PCR8 {p8}");
+                say!("  PCR8 {p8}");
             }
             Ok(())
         }
-        TrustCommand::AddRoot { file, name, json } => {
-            let e = trust::add_root(dir, &file, name.as_deref()).map_err(user)?;
+        TrustCommand::AddRoot { file, name } => {
+            let e = trust::add_root(dir, &file, name.as_deref())?;
             if json {
-                return print_json(&e);
+                return crate::output::json(&e);
             }
-            println!("trusting root {} (sha256 {})", e.name, e.sha256);
+            say!("trusting root {} (sha256 {})", e.name, e.sha256);
             Ok(())
         }
-        TrustCommand::List { json } => {
-            let store = trust::load(dir).map_err(user)?;
+        TrustCommand::List => {
+            let store = trust::load(dir)?;
             if json {
-                return print_json(&store);
+                return crate::output::json(&store);
             }
             if store.images.is_empty() {
-                println!("no enclave image is trusted: {}", trust::HOW_TO_PIN);
+                say!("no enclave image is trusted: {}", trust::HOW_TO_PIN);
             }
             for i in &store.images {
                 let kind = format!("{:?}", i.measurements.kind).to_lowercase();
-                println!(
+                say!(
                     "image {:<24} {kind:<9} PCR0 {} (added {})",
-                    i.name, i.measurements.pcr0, i.added
+                    i.name,
+                    i.measurements.pcr0,
+                    i.added
                 );
             }
-            println!("root  {:<24} built in (AWS Nitro Enclaves Root G1)", "aws");
+            say!("root  {:<24} built in (AWS Nitro Enclaves Root G1)", "aws");
             for r in &store.roots {
-                println!(
+                say!(
                     "root  {:<24} sha256 {} (added {})",
-                    r.name, r.sha256, r.added
+                    r.name,
+                    r.sha256,
+                    r.added
                 );
             }
             Ok(())
         }
         TrustCommand::Remove { name } => {
-            trust::remove(dir, &name).map_err(user)?;
-            println!("no longer trusting {name}");
+            trust::remove(dir, &name)?;
+            if json {
+                return crate::output::json(&serde_json::json!({"removed": name}));
+            }
+            say!("no longer trusting {name}");
             Ok(())
         }
     }
@@ -136,27 +179,12 @@ fn parse_tags(tags: &[String]) -> Result<BTreeMap<String, String>, CliError> {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| {
                     fail(
-                        crate::EXIT_USAGE,
+                        LocalCode::InvalidFlag,
                         format!("--tag {t:?}: expected KEY=VALUE"),
                     )
                 })
         })
         .collect()
-}
-
-/// The region of `destination create` without `--region`, as the AWS CLI finds it
-/// ([`nitrosync_iam::apply::default_region`]), checked as `--region` is; none is a usage error.
-async fn default_region() -> Result<String, CliError> {
-    let Some((region, source)) = nitrosync_iam::apply::default_region().await else {
-        return Err(fail(
-            crate::EXIT_USAGE,
-            "--region is required: it was not given, and neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile's region is set",
-        ));
-    };
-    nitrosync_shared::names::known_region(&region)
-        .map_err(|e| fail(crate::EXIT_USAGE, format!("--region from {source}: {e}")))?;
-    eprintln!("nitrosync: region {region} (from {source}; --region overrides it)");
-    Ok(region)
 }
 
 /// `destination create`: checks the flags (a region AWS has: exit 2 naming the flag otherwise),
@@ -166,14 +194,9 @@ pub(crate) async fn create(
     a: CreateArgs,
     dir: &Path,
     api: Option<&ApiClient>,
+    format: Format,
 ) -> Result<(), CliError> {
-    let region = match a.region {
-        Some(r) => {
-            crate::region_flag(&r)?;
-            r
-        }
-        None => default_region().await?,
-    };
+    let region = crate::region_or_default(a.region).await?;
     let key = load_key(dir)?;
     let delete_policy = match (a.delete_policy, a.recovery_days) {
         (DeletePolicyArg::Retain, None) => DeletePolicy::Retain,
@@ -185,7 +208,7 @@ pub(crate) async fn create(
         },
         (_, Some(_)) => {
             return Err(fail(
-                crate::EXIT_USAGE,
+                LocalCode::InvalidFlag,
                 "--recovery-days goes with --delete-policy delete",
             ));
         }
@@ -208,24 +231,24 @@ pub(crate) async fn create(
             _ if e.field == "tags" => "--tag".to_owned(),
             _ => format!("--{}", e.field.replace('_', "-")),
         };
-        fail(crate::EXIT_USAGE, format!("{flag}: {}", e.reason))
+        fail(LocalCode::InvalidFlag, format!("{flag}: {}", e.reason))
     })?;
-    let path = tenant::save_destination(dir, &d, a.force).map_err(user)?;
+    let path = tenant::save_destination(dir, &d, a.force)?;
     if let Some(api) = api
         && let Some(warning) = relay_region_warning(api, &d.region).await
     {
-        eprintln!("nitrosync: warning: {warning}");
+        note!("nitrosync: warning: {warning}");
     }
     let subject = saml_subject(&key.public(), &d.id);
-    if a.json {
-        return print_json(
+    if format.is_json() {
+        return crate::output::json(
             &serde_json::json!({"destination": d, "saml_subject": subject, "file": path}),
         );
     }
-    println!("saved destination {} to {}", d.id, path.display());
-    println!("SAML subject: {subject}");
-    println!("Pin it in the role's trust policy (saml:sub), e.g. with:");
-    println!(
+    say!("saved destination {} to {}", d.id, path.display());
+    say!("SAML subject: {subject}");
+    say!("Pin it in the role's trust policy (saml:sub), e.g. with:");
+    say!(
         "  nitrosync iam template --destination {} --format cloudformation",
         d.id
     );
@@ -270,13 +293,21 @@ pub(crate) struct Trust {
 /// roots of the trust store; `--pcr` (and `NITROSYNC_EXPECT_PCR0`) as one image when given, else
 /// the trust store's images. No image at all is an error that says how to pin.
 pub(crate) fn trust_for(args: &AttestationArgs, dir: &Path) -> Result<Trust, CliError> {
-    let store = trust::load(dir).map_err(user)?;
+    let store = trust::load(dir)?;
     let roots = match &args.root {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| user(format!("cannot read --root {}: {e}", path.display())))?;
-            let root = TrustRoot::from_pem_or_der(&bytes)
-                .map_err(|e| user(format!("--root {}: {e}", path.display())))?;
+            let bytes = std::fs::read(path).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("cannot read --root {}: {e}", path.display()),
+                )
+            })?;
+            let root = TrustRoot::from_pem_or_der(&bytes).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("--root {}: {e}", path.display()),
+                )
+            })?;
             vec![(path.display().to_string(), root)]
         }
         None => {
@@ -295,18 +326,22 @@ pub(crate) fn trust_for(args: &AttestationArgs, dir: &Path) -> Result<Trust, Cli
     };
     let mut explicit: Vec<PcrPin> = args.pcrs.clone();
     if let Ok(pcr0) = std::env::var("NITROSYNC_EXPECT_PCR0") {
-        explicit.push(
-            format!("0={pcr0}")
-                .parse()
-                .map_err(|e| fail(crate::EXIT_USAGE, format!("NITROSYNC_EXPECT_PCR0: {e}")))?,
-        );
+        explicit.push(format!("0={pcr0}").parse().map_err(|e| {
+            fail(
+                LocalCode::InvalidFlag,
+                format!("NITROSYNC_EXPECT_PCR0: {e}"),
+            )
+        })?);
     }
     let images = if explicit.is_empty() {
         if store.images.is_empty() {
-            return Err(user(format!(
-                "no enclave image is pinned, so nothing can be sealed or registered: {}",
-                trust::HOW_TO_PIN
-            )));
+            return Err(fail(
+                LocalCode::AttestationRefused,
+                format!(
+                    "no enclave image is pinned, so nothing can be sealed or registered: {}",
+                    trust::HOW_TO_PIN
+                ),
+            ));
         }
         store
             .images
@@ -315,10 +350,13 @@ pub(crate) fn trust_for(args: &AttestationArgs, dir: &Path) -> Result<Trust, Cli
             .collect()
     } else {
         nitrosync_shared::pcr::check_complete(&explicit).map_err(|e| {
-            user(format!(
-                "--pcr pins too little ({e}): PCR0 alone does not identify an image; {}",
-                trust::HOW_TO_PIN
-            ))
+            fail(
+                LocalCode::AttestationRefused,
+                format!(
+                    "--pcr pins too little ({e}): PCR0 alone does not identify an image; {}",
+                    trust::HOW_TO_PIN
+                ),
+            )
         })?;
         vec![("--pcr".to_owned(), explicit)]
     };
@@ -347,7 +385,7 @@ pub(crate) fn verify_trusted(
     }
     let rejected = |e: &dyn std::fmt::Display| {
         fail(
-            EXIT_FAILED,
+            LocalCode::AttestationRefused,
             format!("the enclave's attestation failed verification: {e}"),
         )
     };
@@ -371,7 +409,7 @@ pub(crate) fn verify_trusted(
         };
         check_identity_images(&v, trust).map_err(|e| rejected(&e))?;
         let pcr0 = v.pcrs.get(&0).map(|p| to_hex(p)).unwrap_or_default();
-        eprintln!(
+        note!(
             "enclave verified: trusted image {image} (PCR0 {}…), root {root_name}",
             pcr0.get(..16).unwrap_or(&pcr0)
         );
@@ -434,11 +472,11 @@ pub(crate) async fn attested(
     // Before any network call: no pins, no request.
     let trust = trust_for(args, dir)?;
     let mut nonce = vec![0u8; 32];
-    getrandom::fill(&mut nonce).map_err(user)?;
+    getrandom::fill(&mut nonce).map_err(internal)?;
     let body = serde_json::to_vec(&AttestRequest {
         nonce: Some(to_hex(&nonce)),
     })
-    .map_err(user)?;
+    .map_err(internal)?;
     let a: AttestationReply = api
         .call(
             http::Method::POST,
@@ -450,9 +488,10 @@ pub(crate) async fn attested(
     let doc = base64::engine::general_purpose::STANDARD
         .decode(&a.document)
         .map_err(|e| {
-            user(format!(
-                "the daemon sent an attestation that is not base64: {e}"
-            ))
+            fail(
+                LocalCode::BadAnswer,
+                format!("the daemon sent an attestation that is not base64: {e}"),
+            )
         })?;
     verify_trusted(&doc, &trust, Some(nonce), Duration::from_secs(300))
 }
@@ -473,7 +512,7 @@ fn bundle_key(v: &VerifiedDocument) -> Result<[u8; 32], CliError> {
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
         .ok_or_else(|| {
             fail(
-                EXIT_FAILED,
+                LocalCode::AttestationRefused,
                 "the attestation document carries no 32-byte bundle key",
             )
         })
@@ -508,7 +547,7 @@ fn seal_terms(
     enclave_key: &[u8; 32],
 ) -> Result<SealedBundle, CliError> {
     let key = load_key(dir)?;
-    let d = tenant::load_destination(dir, destination).map_err(user)?;
+    let d = tenant::load_destination(dir, destination)?;
     nitrosync_bundle::seal(
         &key,
         enclave_key,
@@ -517,7 +556,7 @@ fn seal_terms(
         vars,
         &mut getrandom::rand_core::UnwrapErr(getrandom::SysRng),
     )
-    .map_err(|e| user(format!("cannot seal: {e}")))
+    .map_err(|e| fail(LocalCode::Internal, format!("cannot seal: {e}")))
 }
 
 /// `destination test` and `destination delete`: the tenant signs the operation (a test for the
@@ -531,7 +570,7 @@ pub(crate) async fn signed_operation(
     attestation: &AttestationArgs,
 ) -> Result<SyncReport, CliError> {
     load_key(dir)?;
-    tenant::load_destination(dir, id).map_err(user)?;
+    tenant::load_destination(dir, id)?;
     let enclave_key = attested_key(api, attestation, dir).await?;
     let version = next_version();
     let terms = match operation {
@@ -540,7 +579,7 @@ pub(crate) async fn signed_operation(
         Operation::Write => Terms::write(version, version),
     };
     let bundle = seal_terms(dir, id, &Variables::default(), terms, &enclave_key)?;
-    let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
+    let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(internal)?;
     let action = if operation == Operation::Delete {
         "delete"
     } else {
@@ -555,7 +594,12 @@ pub(crate) async fn signed_operation(
         .await?)
 }
 
-async fn submit(api: &ApiClient, bundle: Vec<u8>, wait: bool, json: bool) -> Result<(), CliError> {
+async fn submit(
+    api: &ApiClient,
+    bundle: Vec<u8>,
+    wait: bool,
+    format: Format,
+) -> Result<(), CliError> {
     let reply: SubmitReply = api
         .call_with(
             http::Method::POST,
@@ -565,16 +609,21 @@ async fn submit(api: &ApiClient, bundle: Vec<u8>, wait: bool, json: bool) -> Res
         )
         .await?;
     if wait {
-        return wait::wait(api, &reply, json).await;
+        return wait::wait(api, &reply, format).await;
     }
-    if json {
-        return print_json(&reply);
+    if format.is_json() {
+        return crate::output::json(&reply);
     }
-    println!("submitted {} version {}", reply.destination, reply.version);
+    say!("submitted {} version {}", reply.destination, reply.version);
     Ok(())
 }
 
-pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
+pub async fn env(
+    c: EnvCommand,
+    api: &ApiClient,
+    dir: &Path,
+    format: Format,
+) -> Result<(), CliError> {
     match c {
         EnvCommand::Push {
             destination,
@@ -582,21 +631,25 @@ pub async fn env(c: EnvCommand, api: &ApiClient, dir: &Path) -> Result<(), CliEr
             allow_empty,
             wait,
             attestation,
-            json,
         } => {
             // Check the local inputs before talking to anyone; the input is read once.
             load_key(dir)?;
-            tenant::load_destination(dir, &destination).map_err(user)?;
+            tenant::load_destination(dir, &destination)?;
             let vars = input::read_environment(&EnvSource::from_arg(&file), allow_empty)?;
             let key = attested_key(api, &attestation, dir).await?;
             let bundle = seal(dir, &destination, &vars, &key)?;
-            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
-            submit(api, bytes, wait, json).await
+            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(internal)?;
+            submit(api, bytes, wait, format).await
         }
     }
 }
 
-pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(), CliError> {
+pub async fn bundle(
+    c: BundleCommand,
+    api: &ApiClient,
+    dir: &Path,
+    format: Format,
+) -> Result<(), CliError> {
     match c {
         BundleCommand::Seal {
             destination,
@@ -609,17 +662,32 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
         } => {
             // As for `env push`: the local files first, then the input, read once.
             load_key(dir)?;
-            tenant::load_destination(dir, &destination).map_err(user)?;
+            tenant::load_destination(dir, &destination)?;
             let vars = input::read_environment(&EnvSource::from_arg(&file), allow_empty)?;
             let trust = trust_for(&checks, dir)?;
-            let doc = std::fs::read(&attestation)
-                .map_err(|e| user(format!("cannot read {}: {e}", attestation.display())))?;
+            let doc = std::fs::read(&attestation).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("cannot read {}: {e}", attestation.display()),
+                )
+            })?;
             let key = bundle_key(&verify_trusted(&doc, &trust, None, max_age)?.doc)?;
             let bundle = seal(dir, &destination, &vars, &key)?;
-            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(user)?;
-            std::fs::write(&out, &bytes)
-                .map_err(|e| user(format!("cannot write {}: {e}", out.display())))?;
-            println!(
+            let bytes = nitrosync_shared::frame::encode_payload(&bundle).map_err(internal)?;
+            std::fs::write(&out, &bytes).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("cannot write {}: {e}", out.display()),
+                )
+            })?;
+            if format.is_json() {
+                return crate::output::json(&serde_json::json!({
+                    "destination": destination,
+                    "version": bundle.header.version,
+                    "file": out,
+                }));
+            }
+            say!(
                 "sealed {} version {} to {}",
                 destination,
                 bundle.header.version,
@@ -627,13 +695,21 @@ pub async fn bundle(c: BundleCommand, api: &ApiClient, dir: &Path) -> Result<(),
             );
             Ok(())
         }
-        BundleCommand::Submit { file, wait, json } => {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| user(format!("cannot read {}: {e}", file.display())))?;
+        BundleCommand::Submit { file, wait } => {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?;
             // Checked here for a clear error; submitted as the bytes the tenant signed.
-            nitrosync_shared::frame::decode_payload::<SealedBundle>(&bytes)
-                .map_err(|e| user(format!("{} is not a sealed bundle: {e}", file.display())))?;
-            submit(api, bytes, wait, json).await
+            nitrosync_shared::frame::decode_payload::<SealedBundle>(&bytes).map_err(|e| {
+                fail(
+                    LocalCode::LocalFile,
+                    format!("{} is not a sealed bundle: {e}", file.display()),
+                )
+            })?;
+            submit(api, bytes, wait, format).await
         }
     }
 }

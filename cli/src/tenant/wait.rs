@@ -13,14 +13,14 @@
 //!   time are shown: as a line redrawn with `\r` on a terminal, and as one plain line per phase
 //!   change otherwise (pipes, logs, CI).
 
-use crate::{CliError, EXIT_FAILED, explained, fail, print_report};
+use crate::{CliError, EXIT_FAILED, Format, LocalCode, explained, fail, print_report};
 use nitrosync_api::records::{DestinationRecord, DestinationState, HistoryRecord};
 use nitrosync_api::{ApiClient, SubmitReply};
 use nitrosync_shared::ErrorCode;
 use nitrosync_shared::control::{SyncError, SyncReport};
 use nitrosync_shared::error_code::Resolution;
 use std::fmt;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 /// How long `--wait` waits at most for a version that is still expected to be written.
@@ -116,8 +116,17 @@ pub(crate) fn step<'a>(
     Step::Waiting(phase, failed)
 }
 
-/// One line for a failed attempt: the code, the message, what to do and, when waiting will
-/// not help, who must act.
+/// The error that ends a wait on a failed attempt: its code, and [`failure_line`].
+fn failure(e: &SyncError, resolution: Resolution) -> CliError {
+    CliError::reported(
+        e.code.as_str(),
+        failure_line(e, Some(resolution)),
+        EXIT_FAILED,
+    )
+}
+
+/// One line for a failed attempt (after its code): the message, what to do and, when waiting
+/// will not help, who must act.
 pub(crate) fn failure_line(e: &SyncError, resolution: Option<Resolution>) -> String {
     let what = explained(e.code, &e.message);
     match resolution {
@@ -152,9 +161,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(json: bool) -> Self {
+    fn new(format: Format) -> Self {
         Progress {
-            terminal: !json && std::io::stderr().is_terminal(),
+            terminal: !format.is_json() && std::io::stderr().is_terminal(),
             drawn: false,
             shown: None,
             frame: 0,
@@ -169,12 +178,11 @@ impl Progress {
                 "{} waiting for {what}: {phase}, {secs:.1} s",
                 frames[self.frame % 4]
             );
-            eprint!("\r{line:<78}\r");
-            let _ = std::io::stderr().flush();
+            crate::output::redraw_stderr(&line, 78);
             self.frame += 1;
             self.drawn = true;
         } else if self.shown != Some(phase) {
-            eprintln!("waiting for {what}: {phase} ({secs:.1} s)");
+            note!("waiting for {what}: {phase} ({secs:.1} s)");
         }
         self.shown = Some(phase);
     }
@@ -182,13 +190,12 @@ impl Progress {
     /// A line that stays: clears the redrawn line first.
     fn line(&mut self, text: &str) {
         self.clear();
-        eprintln!("{text}");
+        note!("{text}");
     }
 
     fn clear(&mut self) {
         if self.drawn {
-            eprint!("\r{:78}\r", "");
-            let _ = std::io::stderr().flush();
+            crate::output::redraw_stderr("", 78);
             self.drawn = false;
         }
     }
@@ -206,12 +213,16 @@ fn poll_interval(elapsed: Duration) -> Duration {
 }
 
 /// Waits for the sync of the version `reply` acknowledges; see the module's documentation.
-pub(crate) async fn wait(api: &ApiClient, reply: &SubmitReply, json: bool) -> Result<(), CliError> {
+pub(crate) async fn wait(
+    api: &ApiClient,
+    reply: &SubmitReply,
+    format: Format,
+) -> Result<(), CliError> {
     let base = format!("/v1/destinations/{}/{}", reply.tenant, reply.destination);
     let history_path = format!("{base}/history?limit=5");
     let what = format!("{} v{}", reply.destination, reply.version);
     let started = Instant::now();
-    let mut progress = Progress::new(json);
+    let mut progress = Progress::new(format);
     progress.phase(&what, Phase::Submitted, started.elapsed());
     let mut reported_seq = None;
     loop {
@@ -220,17 +231,17 @@ pub(crate) async fn wait(api: &ApiClient, reply: &SubmitReply, json: bool) -> Re
         match step(reply.version, &history, Some(&destination)) {
             Step::Synced(r) => {
                 progress.clear();
-                return print_report(&report_of(reply, r), json);
+                return print_report(&report_of(reply, r), format);
             }
             Step::Stopped(r, e, resolution) => {
                 progress.clear();
-                print_report(&report_of(reply, r), json)?;
-                return Err(fail(EXIT_FAILED, failure_line(e, Some(resolution))));
+                print_report(&report_of(reply, r), format)?;
+                return Err(failure(e, resolution));
             }
             Step::Disabled => {
                 progress.clear();
                 return Err(fail(
-                    EXIT_FAILED,
+                    LocalCode::DestinationDisabled,
                     format!(
                         "destination {} is disabled: version {} is stored but will not be written until the operator enables it (`nitrosync destination enable {}`)",
                         reply.destination, reply.version, reply.destination
@@ -244,9 +255,10 @@ pub(crate) async fn wait(api: &ApiClient, reply: &SubmitReply, json: bool) -> Re
                 {
                     reported_seq = Some(r.seq);
                     progress.line(&format!(
-                        "{} v{}: attempt failed: {}",
+                        "{} v{}: attempt failed: {}: {}",
                         reply.destination,
                         r.version,
+                        e.code,
                         failure_line(e, None)
                     ));
                     progress.shown = None;
@@ -258,7 +270,7 @@ pub(crate) async fn wait(api: &ApiClient, reply: &SubmitReply, json: bool) -> Re
             progress.clear();
             let phase = progress.shown.unwrap_or(Phase::Submitted);
             return Err(fail(
-                EXIT_FAILED,
+                LocalCode::WaitTimeout,
                 format!(
                     "{what} is still {phase} after {} s; it stays submitted: see `nitrosync destination history {}`",
                     WAIT_TIMEOUT.as_secs(),
@@ -413,7 +425,7 @@ mod tests {
             (r.seq, e.code, who),
             (4, ErrorCode::RelayRefused, Resolution::Operator)
         );
-        let line = failure_line(e, Some(who));
+        let line = failure(e, who).to_string();
         assert!(line.starts_with("RelayRefused: "), "{line}");
         assert!(line.contains(ErrorCode::RelayRefused.remedy()), "{line}");
         assert!(line.contains("the operator"), "{line}");

@@ -5,7 +5,9 @@
 //! 1. the JSON must fit AWS's 65,536 bytes, checked before any AWS call;
 //! 2. credentials come from the [`session::SessionCache`] or one `AssumeRoleWithSAML` (a role
 //!    that refused the assertion is not asked again for [`session::REFUSAL_TTL`]);
-//! 3. `DescribeSecret` (paced in its own group, [`pacing::ReadGroup`]) decides: absent → `CreateSecret` with the ownership tags; present but not
+//! 3. `DescribeSecret` (paced in its own group, [`pacing::ReadGroup`]) decides: absent →
+//!    `CreateSecret` with the ownership tags, if the bundle is within its creation window
+//!    ([`creation`]: an hour after sealing) and `CreationWindowClosed` otherwise; present but not
 //!    owned by this destination, or pending deletion → `SecretNameConflict`; otherwise see
 //!    [`decide`]: older than the floor, or the same version with other content → `StaleVersion`;
 //!    the same content → no value write (and no write at all if the tags say this version);
@@ -21,6 +23,7 @@
 //! `TestConnection` is budgeted per destination ([`budget`]) before any AWS call.
 
 pub mod budget;
+mod creation;
 pub mod errors;
 pub mod locks;
 pub mod mac;
@@ -425,6 +428,13 @@ impl SyncEngine {
 
         let described = self.describe(dest, sm, costs).await?;
         let Some(d) = described else {
+            // An absent secret holds no version floor (a tombstone or an expired recovery
+            // window took it away): only a freshly sealed bundle may create it. The clock has
+            // just been corrected by DescribeSecret's answer.
+            creation::may_create(
+                &opened.header,
+                nitrosync_shared::unix_ms(self.aws.http.clock().now()),
+            )?;
             let mut tags: Vec<Tag> = dest.tags.iter().map(|(k, v)| tag(k, v)).collect();
             tags.extend(managed_tags(dest, version, &mac));
             let created = self

@@ -2,11 +2,12 @@
 //! bundle's lifetime are inside what the tenant signs, and a tombstone is a floor. Each test
 //! plays the parent, which holds every bundle the tenant ever sealed and writes the control
 //! connection's bytes, and asserts from the simulator's state that nothing was written,
-//! deleted or rolled back.
+//! deleted or rolled back. An absent secret holds no floor, so an old bundle may not create
+//! it: only one sealed within the hour (`bundle::CREATION_WINDOW_MS`) does.
 
 use crate::sync::{World, code};
 use nitrosync_shared::ErrorCode;
-use nitrosync_shared::bundle::{DeletePolicy, Operation, Terms};
+use nitrosync_shared::bundle::{DeletePolicy, Operation, SealedBundle, Terms};
 use nitrosync_shared::control::{ResponseBody, SyncMode, SyncOutcome};
 use serde_json::Value;
 use std::time::SystemTime;
@@ -211,5 +212,191 @@ async fn a_refused_role_is_not_asked_again_for_every_bogus_bundle() {
         assumes,
         "no STS call for a cached refusal"
     );
+    w.stack.stop().await.unwrap();
+}
+
+const MINUTE_MS: u64 = 60 * 1000;
+
+/// Successful `CreateSecret` calls on `name` the simulator saw.
+async fn creates(w: &World, name: &str) -> usize {
+    w.writes(name)
+        .await
+        .iter()
+        .filter(|x| x["action"] == "CreateSecret" && x["status"] == "200")
+        .count()
+}
+
+/// The secret's value as the customer reads it.
+async fn value_of(w: &World, name: &str) -> Value {
+    let s = w.secret(name).await;
+    serde_json::from_str(s["value"].as_str().unwrap()).unwrap()
+}
+
+/// A write of `version` that the tenant sealed `age_ms` ago, live for the default 30 days:
+/// the parent kept it.
+fn sealed_ago(
+    w: &World,
+    d: &crate::sync::Dest,
+    version: u64,
+    age_ms: u64,
+    k: &str,
+) -> SealedBundle {
+    w.seal_terms(
+        &d.config,
+        Terms::write(version, now_ms() - age_ms),
+        &[("K", k)],
+    )
+}
+
+#[tokio::test]
+async fn a_kept_bundle_cannot_bring_back_a_force_deleted_secret() {
+    let mut w = World::start().await;
+    let mut d = w.destination("erased", "erased/env", &[]).await;
+    d.config.delete_policy = DeletePolicy::Delete {
+        recovery_days: None,
+    };
+    // v1, sealed now: the first push creates the secret.
+    let r = w.sync(&w.seal(&d.config, 1, &[("K", "v1")])).await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    // v2, sealed ninety minutes ago and still live: past its creation window, it updates the
+    // secret that exists.
+    let v2 = sealed_ago(&w, &d, 2, 90 * MINUTE_MS, "v2");
+    let r = w.sync(&v2).await;
+    assert_eq!(r.outcome, SyncOutcome::Updated, "{r:?}");
+    assert_eq!(value_of(&w, "erased/env").await["K"], "v2");
+    // v3: the tenant's tombstone. Force-deleted, the secret and its version floor are gone.
+    let r = w
+        .sync(&w.seal_op(Operation::Delete, &d.config, 3, &[]))
+        .await;
+    assert_eq!(r.outcome, SyncOutcome::Deleted, "{r:?}");
+    assert_eq!(w.secret("erased/env").await["exists"], false);
+    let before = actions(&w, "erased/env").await.len();
+    assert_eq!(creates(&w, "erased/env").await, 1);
+
+    // The parent replays v2, which it kept: refused before CreateSecret.
+    let r = w.sync(&v2).await;
+    assert_eq!(code(&r), Some(ErrorCode::CreationWindowClosed), "{r:?}");
+    let e = r.error.as_ref().unwrap();
+    assert!(!e.retryable, "{r:?}");
+    assert!(e.message.contains("Nothing was created"), "{r:?}");
+    // So does any other live bundle sealed more than an hour ago.
+    let r = w.sync(&sealed_ago(&w, &d, 4, 2 * 3600 * 1000, "old")).await;
+    assert_eq!(code(&r), Some(ErrorCode::CreationWindowClosed), "{r:?}");
+    assert_eq!(w.secret("erased/env").await["exists"], false);
+    let after: Vec<String> = actions(&w, "erased/env").await.split_off(before);
+    assert!(after.is_empty(), "no write after the tombstone: {after:?}");
+    assert_eq!(creates(&w, "erased/env").await, 1, "no CreateSecret");
+    let requests = nitrosync_tests::simctl(w.dir.path(), &["sim", "GET", "requests"])
+        .await
+        .unwrap();
+    assert_eq!(
+        requests["by_action"]["secretsmanager:CreateSecret"], 1,
+        "no CreateSecret reached the simulator, refused or not: {requests}"
+    );
+
+    // The tenant pushes again: a bundle sealed now creates the secret anew.
+    let r = w.sync(&w.seal(&d.config, 5, &[("K", "v5")])).await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    assert_eq!(value_of(&w, "erased/env").await["K"], "v5");
+    w.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kept_bundle_cannot_bring_back_a_secret_whose_recovery_window_ended() {
+    let mut w = World::start().await;
+    let mut d = w.destination("lapsed", "lapsed/env", &[]).await;
+    d.config.delete_policy = DeletePolicy::Delete {
+        recovery_days: Some(7),
+    };
+    let r = w.sync(&w.seal(&d.config, 1, &[("K", "v1")])).await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    let v2 = sealed_ago(&w, &d, 2, 90 * MINUTE_MS, "v2");
+    assert_eq!(w.sync(&v2).await.outcome, SyncOutcome::Updated);
+    let r = w
+        .sync(&w.seal_op(Operation::Delete, &d.config, 3, &[]))
+        .await;
+    assert_eq!(r.outcome, SyncOutcome::Deleted, "{r:?}");
+    // Within the window the name is held, with the tombstone's floor.
+    assert_eq!(
+        code(&w.sync(&v2).await),
+        Some(ErrorCode::SecretNameConflict)
+    );
+    // The window ends: AWS removes the secret, tags and all. (moto keeps a deleted secret for
+    // ever; the administrator's force-delete of the pending secret is the same end state.)
+    nitrosync_tests::simctl(w.dir.path(), &["delete-secret", "--name", "lapsed/env"])
+        .await
+        .unwrap();
+    assert_eq!(w.secret("lapsed/env").await["exists"], false);
+    let before = actions(&w, "lapsed/env").await.len();
+
+    let r = w.sync(&v2).await;
+    assert_eq!(code(&r), Some(ErrorCode::CreationWindowClosed), "{r:?}");
+    assert_eq!(w.secret("lapsed/env").await["exists"], false);
+    let after: Vec<String> = actions(&w, "lapsed/env").await.split_off(before);
+    assert!(after.is_empty(), "nothing written: {after:?}");
+    assert_eq!(creates(&w, "lapsed/env").await, 1);
+    w.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_a_bundle_sealed_within_the_hour_creates_its_secret() {
+    let mut w = World::start().await;
+    // The first push arrives fifty minutes after sealing (a parent outage): it creates.
+    let d = w.destination("late-ok", "on-time/secret", &[]).await;
+    let r = w.sync(&sealed_ago(&w, &d, 1, 50 * MINUTE_MS, "v1")).await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    assert_eq!(value_of(&w, "on-time/secret").await["K"], "v1");
+    // Seventy minutes: refused, nothing created.
+    let d = w.destination("too-late", "too-late/secret", &[]).await;
+    let r = w.sync(&sealed_ago(&w, &d, 1, 70 * MINUTE_MS, "v1")).await;
+    assert_eq!(code(&r), Some(ErrorCode::CreationWindowClosed), "{r:?}");
+    // Sealed on a machine whose clock is ten minutes fast: refused, and the message says so.
+    let ahead = Terms::write(2, now_ms() + 10 * MINUTE_MS);
+    let r = w
+        .sync(&w.seal_terms(&d.config, ahead, &[("K", "v2")]))
+        .await;
+    assert_eq!(code(&r), Some(ErrorCode::CreationWindowClosed), "{r:?}");
+    assert!(r.error.unwrap().message.contains("clock is ahead"));
+    assert_eq!(w.secret("too-late/secret").await["exists"], false);
+    assert!(w.writes("too-late/secret").await.is_empty());
+    // A minute fast is tolerated.
+    let fast = Terms::write(3, now_ms() + MINUTE_MS);
+    let r = w.sync(&w.seal_terms(&d.config, fast, &[("K", "v3")])).await;
+    assert_eq!(r.outcome, SyncOutcome::Created, "{r:?}");
+    w.stack.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_daemon_gives_up_on_a_bundle_too_old_to_create_its_secret() {
+    let w = World::start().await;
+    let d = w.destination("outage", "outage/env", &[]).await;
+    // The tenant sealed it two hours ago; the parent submits it only now.
+    let old = sealed_ago(&w, &d, 1, 2 * 3600 * 1000, "v1");
+    let api = nitrosync_api::AdminClient::new(w.stack.sockets.admin.clone());
+    crate::fleet::submit(&api, &old).await.unwrap();
+    let path = nitrosync_api::paths::destination(&old.header.tenant_key, "outage");
+    let record = nitrosync_tests::wait_for(
+        "the destination's failure",
+        std::time::Duration::from_secs(30),
+        || {
+            let (api, path) = (&api, &path);
+            async move {
+                let r: Value = api.call(http::Method::GET, path, None).await.ok()?;
+                (r["state"] != "pending" && r["state"] != "syncing").then_some(r)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    // Terminal: the scheduler will not try again on its own; the tenant must push again.
+    assert_eq!(record["state"], "failed_terminal", "{record}");
+    assert_eq!(
+        record["last_error"]["code"], "CreationWindowClosed",
+        "{record}"
+    );
+    assert_eq!(record["attempts"], 1, "{record}");
+    assert!(record["next_attempt_at_ms"].is_null(), "{record}");
+    assert_eq!(w.secret("outage/env").await["exists"], false);
+    assert!(w.writes("outage/env").await.is_empty());
     w.stack.stop().await.unwrap();
 }
