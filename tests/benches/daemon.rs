@@ -173,7 +173,8 @@ async fn main() -> Result<()> {
     let parent_rss = rss_kib(parent_pid)?;
 
     println!(
-        "daemon benchmark: release binaries, simulator mode, AWS simulator = moto behind the strict front"
+        "daemon benchmark: {} binaries, simulator mode, AWS simulator = moto behind the strict front",
+        nitrosync_tests::bin_profile("nitrosync-enclave")
     );
     println!(
         "  submit -> secret written, one destination, {writes} writes: p50 {:.1} ms, p99 {:.1} ms",
@@ -187,6 +188,11 @@ async fn main() -> Result<()> {
         "  RSS: parent {} KiB with {n} destinations stored; enclave {} KiB after {writes} writes",
         parent_rss, enclave_rss
     );
+    println!(
+        "BENCH daemon.submit_to_written_p50_ms {:.2}",
+        pct(&latencies, 0.5)
+    );
+    println!("BENCH daemon.submits_per_s {concurrent:.0}");
     stack.parent.stop(Duration::from_secs(5)).await?;
     stack.aws.proc.stop(Duration::from_secs(5)).await?;
     Ok(())

@@ -431,7 +431,8 @@ async fn main() -> Result<()> {
     hash.sort_unstable();
 
     println!(
-        "identity benchmark: release binaries, simulator mode, AWS simulator = moto behind the strict front, {restarts} restarts of each kind (alternating)"
+        "identity benchmark: {} binaries, simulator mode, AWS simulator = moto behind the strict front, {restarts} restarts of each kind (alternating)",
+        nitrosync_tests::bin_profile("nitrosync-enclave")
     );
     println!(
         "  note: the simulated enclave reads and hashes its own {binary_mib:.1} MiB binary (PCR0) before it listens;"
@@ -487,6 +488,20 @@ async fn main() -> Result<()> {
         rss_s as f64 / rss_e as f64,
         mib(rss_s) - mib(rss_e),
         hwm_s as f64 / hwm_e as f64,
+    );
+    let mut unseal_sorted = sealed_starts
+        .iter()
+        .filter_map(|s| s.unseal)
+        .collect::<Vec<_>>();
+    unseal_sorted.sort_unstable();
+    println!(
+        "BENCH identity.unseal_restart_p50_ms {:.2}",
+        ms(quantile(&unseal_sorted, 0.5))
+    );
+    println!("BENCH identity.startup_restart_p50_ms {:.2}", ms(ready_s));
+    println!(
+        "BENCH identity.hwm_restart_max_mib {:.1}",
+        mib(sealed_starts.iter().map(|s| s.hwm_kib).max().unwrap_or(0))
     );
     Ok(())
 }

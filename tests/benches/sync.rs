@@ -27,19 +27,54 @@ struct Run {
     signed: usize,
 }
 
+fn pct<T: Copy>(sorted: &[T], p: f64) -> T {
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
 fn summary(name: &str, n: usize, r: &Run) {
     let mut wall = r.wall.clone();
     wall.sort_unstable();
     let mut aws = r.aws_us.clone();
     aws.sort_unstable();
     println!(
-        "  {name:<22} enclave CPU {:>7.0} us/sync   wall p50 {:>6.2} ms p99 {:>6.2} ms   AWS (sim) p50 {:>6.2} ms   signed {}",
+        "  {name:<22} enclave CPU {:>7.0} us/sync   wall p50 {:>6.2} ms p99 {:>6.2} ms   AWS (sim, as the enclave timed it) p50 {:>6.2} ms p99 {:>6.2} ms   signed {}",
         r.cpu.as_secs_f64() * 1e6 / n as f64,
-        wall[n / 2].as_secs_f64() * 1e3,
-        wall[(n * 99) / 100].as_secs_f64() * 1e3,
-        aws[n / 2] as f64 / 1e3,
+        pct(&wall, 0.5).as_secs_f64() * 1e3,
+        pct(&wall, 0.99).as_secs_f64() * 1e3,
+        pct(&aws, 0.5) as f64 / 1e3,
+        pct(&aws, 0.99) as f64 / 1e3,
         r.signed,
     );
+}
+
+/// The stalls of a run: syncs whose wall time is over 4 times the median, and how much of each
+/// the AWS calls (simulator, relay and TLS, as the enclave timed them) account for. Writes each
+/// sync's times to `csv` for the plot.
+fn stalls(name: &str, r: &Run, csv: &std::path::Path) -> Result<()> {
+    let mut sorted = r.wall.clone();
+    sorted.sort_unstable();
+    let p50 = pct(&sorted, 0.5);
+    let mut out = String::from("sync,wall_us,aws_us\n");
+    let (mut count, mut wall_sum, mut aws_sum) = (0usize, 0f64, 0f64);
+    for (i, (w, a)) in r.wall.iter().zip(&r.aws_us).enumerate() {
+        out.push_str(&format!("{i},{},{a}\n", w.as_micros()));
+        if *w > p50 * 4 {
+            count += 1;
+            wall_sum += w.as_secs_f64() * 1e6;
+            aws_sum += *a as f64;
+        }
+    }
+    std::fs::write(csv, out)?;
+    if count == 0 {
+        println!("  {name}: no stall (no sync over 4 x p50)");
+    } else {
+        println!(
+            "  {name}: {count} stall(s) over 4 x p50, mean {:.1} ms, of which AWS calls {:.0}% (the rest is the enclave and the control connection)",
+            wall_sum / count as f64 / 1e3,
+            100.0 * aws_sum / wall_sum
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -208,7 +243,8 @@ async fn main() -> Result<()> {
     let f = measure(&mut ctl, &fresh, SyncOutcome::Created).await?;
 
     println!(
-        "sync benchmark: release enclave in simulator mode, {n} syncs per kind, 10 variables (~600 B of JSON)"
+        "sync benchmark: {} enclave in simulator mode, {n} syncs per kind, 10 variables (~600 B of JSON)",
+        nitrosync_tests::bin_profile("nitrosync-enclave")
     );
     println!(
         "(enclave CPU from /proc/{pid}/stat, 10 ms tick resolution; AWS time is the simulator's, measured by the enclave)"
@@ -216,6 +252,12 @@ async fn main() -> Result<()> {
     summary("write (cached creds)", n, &w);
     summary("no-op (unchanged)", n, &u);
     summary("first sync + refresh", refreshes, &f);
+    // NITROSYNC_BENCH_OUT: where make bench keeps the per-sync times for its plot.
+    let out = std::env::var_os("NITROSYNC_BENCH_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    std::fs::create_dir_all(&out)?;
+    stalls("writes", &w, &out.join("sync-writes.csv"))?;
     let per = |r: &Run, k: usize| r.cpu.as_secs_f64() * 1e6 / k as f64;
     println!(
         "  TLS connections opened during the {n} writes: {} (pooled connections are reused)",
@@ -225,6 +267,13 @@ async fn main() -> Result<()> {
         "  credential refresh costs about {:.0} us of enclave CPU (first sync of a new role minus a cached write; includes one RSA-2048 signature and one STS call)",
         per(&f, refreshes) - per(&w, n)
     );
+    println!("BENCH sync.cpu_per_write_us {:.1}", per(&w, n));
+    println!("BENCH sync.cpu_per_noop_us {:.1}", per(&u, n));
+    println!(
+        "BENCH sync.signatures_in_cached_writes {}",
+        w.signed + u.signed
+    );
+    println!("BENCH sync.writes {n}");
     stack.stop().await?;
     Ok(())
 }
