@@ -53,11 +53,30 @@ struct Args {
     /// Also log to stderr (the enclave console), as text or json. Logs always go to the parent.
     #[arg(long, value_parser = ["text", "json"])]
     log_stderr: Option<String>,
+    /// Threads that run syncs. 1 (the default) runs everything on one thread: a sync waits on
+    /// AWS far longer than it computes, and a second thread costs more CPU per write in wake-ups
+    /// and context switches than it saves (`make bench`, sync). Raise it when one enclave serves
+    /// more writes a second than one core computes.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    worker_threads: u16,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = if args.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(args.worker_threads))
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = EnclaveConfig::new(
         &args.control,
         &args.relay,
