@@ -22,7 +22,7 @@
 //! allow = []                      # extra "host:port" entries, exact match
 //! max_connections = 4096          # tunnels open at once (2 fds each)
 //! max_queued = 8192               # more tunnels accepted, waiting unread for a slot (1 fd each)
-//! buffer_bytes = 65536            # largest copy buffer per direction per tunnel (starts at 4 KiB)
+//! buffer_bytes = 131072           # largest copy buffer per direction per tunnel (starts at 4 KiB)
 //! preface_timeout_ms = 5000       # time for the enclave to send its Connect frame
 //! connect_timeout_ms = 10000      # DNS resolution plus TCP connect
 //! idle_timeout_ms = 300000        # a tunnel with no bytes either way for this long is closed
@@ -441,7 +441,7 @@ impl RawConfig {
                 "must be 0 to 1000000",
             ));
         }
-        let buffer_bytes = self.relay.buffer_bytes.unwrap_or(64 * 1024);
+        let buffer_bytes = self.relay.buffer_bytes.unwrap_or(128 * 1024);
         if !(4096..=16 * 1024 * 1024).contains(&buffer_bytes) {
             return Err(ParentError::setting(
                 "relay.buffer_bytes",
@@ -624,7 +624,7 @@ mod tests {
             .unwrap();
         assert_eq!(cfg.control, "unix:/b".parse().unwrap());
         assert!(cfg.relay.policy.allows("sts.eu-west-1.amazonaws.com", 443));
-        assert_eq!(cfg.relay.buffer_bytes, 65536);
+        assert_eq!(cfg.relay.buffer_bytes, 131_072);
     }
 
     /// The defaults hold 10,000 concurrent tunnels (open or waiting) within the fds they ask
