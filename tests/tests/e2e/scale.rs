@@ -328,3 +328,52 @@ async fn one_accounts_backlog_does_not_hold_up_another_account() {
     assert!(s["arn"].as_str().unwrap().contains(OTHER), "{s}");
     stack.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_enclave_with_two_worker_threads_syncs_concurrent_destinations() {
+    // The shipped enclave runs on one thread; `--worker-threads 2` is the multi-thread runtime
+    // (the sync bench's baseline). It must sync as the default does: 30 destinations at once,
+    // each secret created exactly once with its own values.
+    const N: usize = 30;
+    let Fleet {
+        dir,
+        stack,
+        api,
+        desc,
+        tenant,
+    } = Fleet::start_configured("", &["--worker-threads", "2"]).await;
+    let dests: Vec<_> = (0..N).map(|i| destination("threads", i)).collect();
+    create_roles(dir.path(), &desc.saml_metadata, &tenant, &dests).await;
+    for (i, d) in dests.iter().enumerate() {
+        submit(&api, &seal_one(&tenant, &desc.bundle_key, d, i, 1))
+            .await
+            .unwrap();
+    }
+    nitrosync_tests::wait_for(
+        "every destination synced",
+        Duration::from_secs(120),
+        || async {
+            let s: Status = api.call(http::Method::GET, "/v1/status", None).await.ok()?;
+            (s.destinations.as_ref().expect("the store answered")["synced"]
+                == u64::try_from(N).unwrap())
+            .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let writes = successful_writes(dir.path()).await;
+    assert_eq!(writes.len(), N);
+    for (i, d) in dests.iter().enumerate() {
+        let actions: Vec<&str> = writes[&d.secret_name]
+            .iter()
+            .map(|(a, _)| a.as_str())
+            .collect();
+        assert_eq!(actions, ["CreateSecret"], "{}", d.secret_name);
+        let s = simctl(dir.path(), &["get-secret", "--name", &d.secret_name])
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_str(s["value"].as_str().unwrap()).unwrap();
+        assert_eq!(v["VAR_2"], format!("v2-{i}-1"));
+    }
+    stack.stop().await.unwrap();
+}
